@@ -1,0 +1,23 @@
+"""The recurrence engine: one ``CellSpec``, canonical weights, kernels, and ``choose``.
+
+See ``shared/DESIGN.md``. Front-ends call :func:`run`; tests compare every kernel
+with :func:`run_reference`.
+"""
+
+from .dispatch import available_kernels, choose, register_kernel
+from .reference import run_reference
+from .run import analyze_mask, run
+from .spec import CellSpec, Dropout, Weights, check_weights
+
+__all__ = [
+    "CellSpec",
+    "Dropout",
+    "Weights",
+    "analyze_mask",
+    "available_kernels",
+    "check_weights",
+    "choose",
+    "register_kernel",
+    "run",
+    "run_reference",
+]

@@ -1,0 +1,105 @@
+"""Kernel dispatch: one pure function, ``choose``, says which kernel runs a call and why.
+
+An explicit ``kernel=`` choice wins; a kernel that cannot run the call exactly
+raises ``ValueError`` (never a silent fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+from .spec import CellSpec
+
+MaskKind = Literal["none", "right_padded", "general"]
+DropoutKind = Literal["none", "shared_input", "other"]
+KernelName = str
+
+#: Kernels known to the engine, best first. Other modules may register more
+#: (``register_kernel``); each entry maps a name to a predicate that returns
+#: ``None`` when the kernel can run the call exactly, else the reason it cannot.
+_KERNELS: dict[str, Callable[..., str | None]] = {}
+_RUNNERS: dict[str, Callable] = {}
+_PRIORITY: list[str] = []
+
+
+def register_kernel(name: str, runner: Callable, cannot: Callable[..., str | None],
+                    priority: int | None = None) -> None:
+    """Register a kernel ``runner`` with its ``cannot(...) -> reason | None`` predicate."""
+    _KERNELS[name] = cannot
+    _RUNNERS[name] = runner
+    if name in _PRIORITY:
+        _PRIORITY.remove(name)
+    _PRIORITY.insert(len(_PRIORITY) if priority is None else priority, name)
+
+
+def available_kernels() -> list[str]:
+    """Names of the registered kernels, in order of preference."""
+    return list(_PRIORITY)
+
+
+def runner(name: str) -> Callable:
+    return _RUNNERS[name]
+
+
+def native_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                  mask_kind: MaskKind, dropout_kind: DropoutKind, reverse: bool) -> str | None:
+    """Why ``torch.lstm`` cannot compute this call exactly, or ``None`` when it can."""
+    if spec.recurrent_activation != "sigmoid":
+        return f"recurrent_activation={spec.recurrent_activation!r} (torch.lstm gates are sigmoid)"
+    if spec.activation != "tanh":
+        return f"activation={spec.activation!r} (torch.lstm uses tanh)"
+    if spec.use_peepholes:
+        return "peepholes"
+    if spec.cell_clip is not None:
+        return "cell_clip"
+    if spec.proj_clip is not None:
+        return "proj_clip"
+    if spec.num_proj is not None and spec.num_proj >= spec.units:
+        return f"num_proj={spec.num_proj} >= units={spec.units} (torch.lstm needs proj_size < hidden_size)"
+    if dropout_kind == "other":
+        return "per-gate or recurrent dropout masks"
+    if mask_kind == "general":
+        return "a mask that is not a right-padded prefix of length >= 1"
+    if mask_kind == "right_padded" and reverse:
+        return "a mask with reversed processing"
+    if not dtype.is_floating_point:
+        return f"dtype {dtype}"
+    return None
+
+
+def reference_cannot(spec: CellSpec, **_: object) -> str | None:
+    return None
+
+
+def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
+           dtype: torch.dtype = torch.float32, mask_kind: MaskKind = "none",
+           dropout_kind: DropoutKind = "none", reverse: bool = False,
+           kernel: KernelName | None = None) -> tuple[KernelName, str]:
+    """Pick the kernel for a call: ``(name, reason)``.
+
+    Pure: it looks only at its arguments. ``kernel`` forces a choice; a forced
+    kernel that cannot run the call exactly raises ``ValueError``.
+    """
+    device = torch.device(device)
+    ctx = dict(device=device, dtype=dtype, mask_kind=mask_kind, dropout_kind=dropout_kind,
+               reverse=reverse)
+    if kernel is not None:
+        if kernel not in _KERNELS:
+            raise ValueError(
+                f"Unknown `kernel` {kernel!r}; available kernels: {available_kernels()}."
+            )
+        why = _KERNELS[kernel](spec, **ctx)
+        if why is not None:
+            raise ValueError(f"`kernel={kernel!r}` cannot run this call exactly: {why}.")
+        return kernel, f"{kernel}: requested explicitly"
+    rejected = []
+    for name in _PRIORITY:
+        why = _KERNELS[name](spec, **ctx)
+        if why is None:
+            tail = f" ({'; '.join(rejected)})" if rejected else ""
+            return name, f"{name}: the fastest kernel that is exact for this call{tail}"
+        rejected.append(f"not {name}: {why}")
+    raise RuntimeError("no kernel registered")  # unreachable: reference takes everything

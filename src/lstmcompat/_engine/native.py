@@ -1,0 +1,72 @@
+"""The ``native`` kernel: PyTorch's own fused LSTM (``torch.lstm``).
+
+oneDNN on CPU, cuDNN on GPU. It has the reference's semantics for the specs that
+:func:`lstmcompat._engine.dispatch.choose` admits: sigmoid gates, tanh
+activation, no peepholes or clips, a projection smaller than ``units``, the
+forget bias folded into the bias, no dropout mask or one shared input mask
+(applied to the inputs first), and masks that are right-padded (every
+sequence a valid prefix of length >= 1), run as a packed sequence. In
+``"carry"`` mode the padded steps then repeat the last valid output, as Keras
+does. ``torch.nn.LSTM`` is never held or subclassed: this is a functional call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .spec import CellSpec, Dropout, Weights
+
+
+def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:
+    params = [w.W.t(), w.R.t()]
+    has_bias = w.b is not None or spec.forget_bias != 0.0
+    if has_bias:
+        u = spec.units
+        b = w.b if w.b is not None else w.W.new_zeros(4 * u)
+        if spec.forget_bias != 0.0:
+            fb = torch.zeros_like(b)
+            fb[u:2 * u] = spec.forget_bias
+            b = b + fb
+        params += [b, torch.zeros_like(b)]
+    if spec.num_proj is not None:
+        params.append(w.P.t())
+    return params, has_bias
+
+
+def run_native(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch.Tensor,
+               *, lengths: torch.Tensor | None = None, reverse: bool = False,
+               dropout: Dropout | None = None, batch_first: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Same contract as :func:`~lstmcompat._engine.reference.run_reference`, except that
+    a mask is given as ``lengths`` (``(B,)`` int64 on CPU, all >= 1, right-padded)."""
+    time_dim = 1 if batch_first else 0
+    if dropout is not None and dropout.x is not None:
+        x = x * dropout.x[0].unsqueeze(time_dim)
+    if reverse:
+        x = x.flip(time_dim)
+    params, has_bias = _params(spec, w)
+    hx = (h0.unsqueeze(0), c0.unsqueeze(0))
+    if lengths is None:
+        out, h, c = torch.lstm(x, hx, params, has_bias, 1, 0.0, False, False, batch_first)
+        return out, h[0], c[0]
+    T = x.shape[time_dim]
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+    sorted_idx, unsorted_idx = packed.sorted_indices, packed.unsorted_indices
+    hx = (hx[0].index_select(1, sorted_idx), hx[1].index_select(1, sorted_idx))
+    data, h, c = torch.lstm(packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0,
+                            False, False)
+    out, _ = pad_packed_sequence(
+        packed._replace(data=data), batch_first=batch_first, total_length=T
+    )
+    h, c = h[0].index_select(0, unsorted_idx), c[0].index_select(0, unsorted_idx)
+    if spec.mask_mode == "carry":
+        # Padded steps repeat the last valid output (Keras), not zeros.
+        steps = torch.arange(T, device=lengths.device)
+        last = (lengths - 1).to(steps.device)
+        idx = torch.minimum(steps.unsqueeze(1), last.unsqueeze(0))  # (T, B)
+        if batch_first:
+            idx = idx.t()
+        idx = idx.to(out.device).unsqueeze(-1).expand_as(out)
+        out = out.gather(time_dim, idx)
+    return out, h, c

@@ -1,0 +1,65 @@
+"""The engine's entry point: ``run`` one LSTM recurrence over a sequence."""
+
+from __future__ import annotations
+
+import torch
+
+from .dispatch import DropoutKind, MaskKind, choose, register_kernel, runner
+from .dispatch import native_cannot, reference_cannot
+from .native import run_native
+from .reference import run_reference
+from .spec import CellSpec, Dropout, Weights
+
+register_kernel("native", run_native, native_cannot)
+register_kernel("reference", run_reference, reference_cannot)
+
+
+def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, torch.Tensor | None]:
+    """Classify a bool mask: ``("none", None)`` when absent or all true,
+    ``("right_padded", lengths)`` when each sequence is a valid prefix of length
+    >= 1, else ``("general", None)``."""
+    if mask is None:
+        return "none", None
+    if bool(mask.all()):
+        return "none", None
+    lengths = mask.sum(dim=time_dim)
+    T = mask.shape[time_dim]
+    steps = torch.arange(T, device=mask.device)
+    prefix = steps.unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    if time_dim == 1:
+        prefix = prefix.t()
+    if bool((lengths > 0).all()) and bool((prefix == mask).all()):
+        return "right_padded", lengths.to("cpu", torch.int64)
+    return "general", None
+
+
+def dropout_kind(dropout: Dropout | None) -> DropoutKind:
+    if dropout is None or (dropout.x is None and dropout.h is None):
+        return "none"
+    if dropout.h is None and dropout.x.shape[0] == 1:
+        return "shared_input"
+    return "other"
+
+
+def run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch.Tensor, *,
+        mask: torch.Tensor | None = None, reverse: bool = False,
+        dropout: Dropout | None = None, batch_first: bool = False,
+        kernel: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the recurrence with the fastest exact kernel (or the one named by ``kernel``).
+
+    Contract as :func:`lstmcompat._engine.reference.run_reference`; ``mask`` is a
+    bool tensor ``(T, B)`` (``(B, T)`` when ``batch_first``).
+    """
+    time_dim = 1 if batch_first else 0
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.bool()
+    mask_kind, lengths = analyze_mask(mask, time_dim)
+    dkind = dropout_kind(dropout)
+    name, _ = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
+                     dropout_kind=dkind, reverse=reverse, kernel=kernel)
+    fn = runner(name)
+    if name == "native":
+        return fn(spec, x, w, h0, c0, lengths=lengths, reverse=reverse, dropout=dropout,
+                  batch_first=batch_first)
+    return fn(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
+              reverse=reverse, dropout=dropout, batch_first=batch_first)
