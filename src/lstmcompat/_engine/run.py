@@ -6,12 +6,14 @@ import torch
 
 from .dispatch import DropoutKind, MaskKind, choose, register_kernel, runner
 from .dispatch import native_cannot, reference_cannot
+from .fused import fused_cannot, run_fused
 from .native import run_native
 from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights
 
 register_kernel("native", run_native, native_cannot)
 register_kernel("reference", run_reference, reference_cannot)
+register_kernel("fused", run_fused, fused_cannot, priority=1)
 
 
 def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, torch.Tensor | None]:

@@ -1,0 +1,115 @@
+"""The ``fused`` kernel (see :mod:`._function`): whole-sequence autograd.Function,
+hand-written backward, compiled time loop when a C++ compiler is available.
+
+Public to the engine: :func:`run_fused` (kernel contract of
+:func:`lstmcompat._engine.reference.run_reference`), :func:`fused_cannot`
+(dispatch predicate), :func:`fused_step` (streaming single step) and
+:func:`backend_for` / :func:`extension_status` (which time loop runs, and why).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..spec import CellSpec, Dropout, Weights
+from . import _acts
+from ._function import TORCH_BACKEND, Backend, FusedLSTMFunction, run_sequence
+
+__all__ = [
+    "FusedLSTMFunction",
+    "backend_for",
+    "extension_status",
+    "fused_cannot",
+    "fused_describe",
+    "fused_step",
+    "run_fused",
+]
+
+
+def extension_status() -> tuple[bool, str]:
+    """``(available, why)`` for the compiled extension (builds it on first call)."""
+    from . import _build
+
+    return _build.status()
+
+
+def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> tuple[Backend, str]:
+    """The time-loop backend that runs ``spec``, and why: the compiled extension
+    when it is available and implements both activations, else pure PyTorch."""
+    from . import _build
+
+    if torch.device(device).type != "cpu":
+        return TORCH_BACKEND, "pure-PyTorch loop (not a CPU tensor)"
+    for act in (spec.activation, spec.recurrent_activation):
+        if _acts.code(act) is None:  # type: ignore[arg-type]
+            return TORCH_BACKEND, f"pure-PyTorch loop (activation {act!r} is not compiled)"
+    ext = _build.backend()
+    if ext is None:
+        return TORCH_BACKEND, f"pure-PyTorch loop ({_build.status()[1]})"
+    return ext, "compiled C++ time loop"
+
+
+def fused_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                 mask_kind: str, dropout_kind: str, reverse: bool) -> str | None:
+    """Why ``fused`` cannot run this call exactly, or ``None`` when it can.
+
+    It runs every spec whose activations are element-wise with a known
+    derivative, on CPU, in float32/float64. User callables (unknown
+    derivative) and ``softmax`` go to ``reference``; CUDA tensors to
+    ``native``/``reference``.
+    """
+    if torch.device(device).type != "cpu":
+        return f"device {torch.device(device).type!r} (fused runs on CPU only)"
+    if dtype not in (torch.float32, torch.float64):
+        return f"dtype {dtype} (fused runs float32 and float64)"
+    for field in ("activation", "recurrent_activation"):
+        act = getattr(spec, field)
+        if not _acts.known(act):
+            what = repr(act) if isinstance(act, str) else "a callable"
+            return f"{field}={what} has no hand-written derivative"
+    return None
+
+
+def fused_describe(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                   **_: object) -> str:
+    """Which time loop ``fused`` uses for this call (for ``choose``'s reason)."""
+    return backend_for(spec, dtype, device)[1]
+
+
+def run_fused(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
+              c0: torch.Tensor, *, mask: torch.Tensor | None = None, reverse: bool = False,
+              dropout: Dropout | None = None, batch_first: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the recurrence with the ``fused`` kernel.
+
+    Same contract and semantics as
+    :func:`lstmcompat._engine.reference.run_reference` (outputs, final state and
+    gradients w.r.t. ``x``, every weight, ``h0`` and ``c0``).
+    """
+    backend, _ = backend_for(spec, x.dtype, x.device)
+    return run_sequence(spec, backend, x, w, h0, c0, mask=mask, reverse=reverse,
+                        dropout=dropout, batch_first=batch_first)
+
+
+def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
+               c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step ``(x (B, depth), h, c) -> (h', c')`` with low overhead.
+
+    The semantics of :func:`lstmcompat._engine.reference.step` applied to
+    ``x @ W + b``. Without autograd (inference, streaming) the compiled
+    extension runs the whole step in one call; with autograd it is the
+    sequence kernel on one step.
+    """
+    from . import _build
+
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f,
+                                                    w.w_o, w.P))
+    if not needs_grad and x.device.type == "cpu":
+        ext = _build.backend()
+        if ext is not None and _acts.code(spec.activation) is not None and \
+                _acts.code(spec.recurrent_activation) is not None:  # type: ignore[arg-type]
+            return ext.step(spec, x, w, h, c)
+    out, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
+    return h1, c1

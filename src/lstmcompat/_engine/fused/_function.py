@@ -1,0 +1,223 @@
+"""The ``fused`` kernel: one ``torch.autograd.Function`` over the whole sequence.
+
+:func:`run_fused` has exactly the semantics of
+:func:`lstmcompat._engine.reference.run_reference` (same arguments, same
+results, same gradients up to floating-point rounding), for every
+:class:`~lstmcompat._engine.spec.CellSpec` whose activations have a
+hand-written derivative (:mod:`._acts`).
+
+Forward: one GEMM projects the inputs of all steps (per-gate or shared input
+dropout masks applied), then a time loop does, per step, one recurrent GEMM
+and one fused pointwise pass and keeps what backward needs (gate
+pre-activations, cell states, and the pre-clip values when clipping). Backward
+runs the loop in reverse (pointwise gradient plus ``dh = dz @ R.T`` per step)
+and then forms ``dW``, ``dR``, ``db``, ``dx``, ``dP`` and the peephole gradients
+as single large GEMMs or sums over all steps. Without autograd, an inference
+path runs the same loop and saves nothing.
+
+The two time loops come from a *backend*: the compiled C++ extension
+(:mod:`._build`) when it is available and implements the activations, else the
+pure-PyTorch loops of :mod:`._loops`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from ..spec import CellSpec, Dropout, Weights
+from . import _loops
+
+
+class Backend(Protocol):
+    name: str
+
+    def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
+                     c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
+                     ) -> tuple[torch.Tensor, ...]: ...
+
+    def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
+                      Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
+                      dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                      P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+class TorchBackend:
+    """The pure-PyTorch time loops (:mod:`._loops`); runs wherever torch runs."""
+
+    name = "torch"
+    forward_loop = staticmethod(_loops.forward_loop)
+    backward_loop = staticmethod(_loops.backward_loop)
+
+
+TORCH_BACKEND = TorchBackend()
+
+
+def _effective_bias(spec: CellSpec, b: torch.Tensor | None, like: torch.Tensor
+                    ) -> torch.Tensor | None:
+    """The bias with the forget bias folded in (``None`` when there is neither)."""
+    if spec.forget_bias == 0.0:
+        return b
+    u = spec.units
+    fb = like.new_zeros(4 * u)
+    fb[u:2 * u] = spec.forget_bias
+    return fb if b is None else b + fb
+
+
+def _project(spec: CellSpec, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
+             dmx: torch.Tensor | None) -> torch.Tensor:
+    """``Z = (x * dmx[k]) @ W_k + b_k`` for all steps at once: ``(T, B, 4u)``, fresh memory."""
+    T, B, D = x.shape
+    u = spec.units
+    if dmx is not None and dmx.shape[0] == 1:
+        x = x * dmx[0]
+        dmx = None
+    if dmx is None:
+        x2 = x.reshape(T * B, D)
+        Z = torch.addmm(b, x2, W) if b is not None else torch.mm(x2, W)
+    else:
+        parts = []
+        for k in range(4):
+            xk = (x * dmx[k]).reshape(T * B, D)
+            Wk = W[:, k * u:(k + 1) * u]
+            parts.append(torch.addmm(b[k * u:(k + 1) * u], xk, Wk) if b is not None
+                         else torch.mm(xk, Wk))
+        Z = torch.cat(parts, dim=1)
+    return Z.view(T, B, 4 * u)
+
+
+def _peep(spec: CellSpec, w_i: Any, w_f: Any, w_o: Any) -> torch.Tensor | None:
+    if not spec.use_peepholes:
+        return None
+    return torch.stack([w_i, w_f, w_o])
+
+
+class FusedLSTMFunction(torch.autograd.Function):
+    """Whole-sequence LSTM with a hand-written backward (see the module docstring).
+
+    ``x`` is time-major in processing order; ``mask`` (bool ``(T, B)``) too.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, W: torch.Tensor, R: torch.Tensor,
+                b: torch.Tensor | None, h0: torch.Tensor, c0: torch.Tensor,
+                w_i: torch.Tensor | None, w_f: torch.Tensor | None, w_o: torch.Tensor | None,
+                P: torch.Tensor | None, dmx: torch.Tensor | None, dmh: torch.Tensor | None,
+                mask: torch.Tensor | None, spec: CellSpec, backend: Backend
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        peep = _peep(spec, w_i, w_f, w_o)
+        Z = _project(spec, x, W, _effective_bias(spec, b, W), dmx)
+        outputs, hT, cT, C, Cpre, Hs, Rpre = backend.forward_loop(
+            spec, Z, R, h0, c0, dmh, peep, P, mask, True)
+        ctx.spec, ctx.backend = spec, backend
+        ctx.has_b = b is not None
+        ctx.hs_is_out = Hs is outputs
+        ctx.save_for_backward(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre,
+                              outputs if ctx.hs_is_out else Hs, Rpre)
+        return outputs, hT, cT
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor | None, dhT: torch.Tensor | None,
+                 dcT: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        (x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre) = ctx.saved_tensors
+        spec: CellSpec = ctx.spec
+        u = spec.units
+        T, B, D = x.shape
+        p = R.shape[0]
+        if dout is None:
+            dout = x.new_zeros(T, B, p)
+        if dhT is None:
+            dhT = h0.new_zeros(B, p)
+        if dcT is None:
+            dcT = c0.new_zeros(B, u)
+        dZ, dh0, dc0, HU, dRp = ctx.backend.backward_loop(
+            spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout.contiguous(),
+            dhT.contiguous(), dcT.contiguous())
+        need = ctx.needs_input_grad
+        dZ2 = dZ.view(T * B, 4 * u)
+        dx = dW = dR = db = dwi = dwf = dwo = dP = None
+        # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
+        # each gate has its own input dropout mask.
+        if dmx is None or dmx.shape[0] == 1:
+            xm = x if dmx is None else x * dmx[0]
+            if need[1]:
+                dW = xm.reshape(T * B, D).t() @ dZ2
+            if need[0]:
+                dx = (dZ2 @ W.t()).view(T, B, D)
+                if dmx is not None:
+                    dx = dx * dmx[0]
+        else:
+            if need[1]:
+                dW = torch.cat([(x * dmx[k]).reshape(T * B, D).t() @ dZ2[:, k * u:(k + 1) * u]
+                                for k in range(4)], dim=1)
+            if need[0]:
+                dx = sum(((dZ2[:, k * u:(k + 1) * u] @ W[:, k * u:(k + 1) * u].t()).view(T, B, D)
+                          * dmx[k]) for k in range(4))
+        if need[2]:
+            Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).view(T * B, p)
+            if dmh is None:
+                dR = Hprev.t() @ dZ2
+            elif dmh.shape[0] == 1:
+                dR = (Hprev.view(T, B, p) * dmh[0]).view(T * B, p).t() @ dZ2
+            else:
+                dR = torch.cat([(Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t()
+                                @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
+        if need[3] and ctx.has_b:
+            db = dZ2.sum(0)
+        if peep is not None and any(need[6:9]):
+            Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
+            dwi = (dZ[..., :u] * Cprev).sum((0, 1))
+            dwf = (dZ[..., u:2 * u] * Cprev).sum((0, 1))
+            dwo = (dZ[..., 3 * u:] * C).sum((0, 1))
+        if P is not None and need[9]:
+            dP = HU.view(T * B, u).t() @ dRp.view(T * B, p)
+        return (dx, dW, dR, db, dh0 if need[4] else None, dc0 if need[5] else None,
+                dwi, dwf, dwo, dP, None, None, None, None, None)
+
+
+def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
+                 h0: torch.Tensor, c0: torch.Tensor, *, mask: torch.Tensor | None = None,
+                 reverse: bool = False, dropout: Dropout | None = None,
+                 batch_first: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`run_fused` with an explicit backend."""
+    if batch_first:
+        x = x.transpose(0, 1)
+        mask = None if mask is None else mask.transpose(0, 1)
+    T = x.shape[0]
+    if T == 0:
+        return run_empty(spec, x, h0, c0, batch_first)
+    if reverse:
+        x = x.flip(0)
+        mask = None if mask is None else mask.flip(0)
+    if mask is not None:
+        mask = mask.to(torch.bool).contiguous()
+    dmx = dropout.x if dropout is not None else None
+    dmh = dropout.h if dropout is not None else None
+    tensors = (x, w.W, w.R, w.b, h0, c0, w.w_i, w.w_f, w.w_o, w.P)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        outputs, h, c = FusedLSTMFunction.apply(
+            x, w.W, w.R, w.b, h0, c0, w.w_i if spec.use_peepholes else None,
+            w.w_f if spec.use_peepholes else None, w.w_o if spec.use_peepholes else None,
+            w.P if spec.num_proj is not None else None, dmx, dmh, mask, spec, backend)
+    else:
+        with torch.no_grad():
+            Z = _project(spec, x, w.W, _effective_bias(spec, w.b, w.W), dmx)
+            peep = _peep(spec, w.w_i, w.w_f, w.w_o)
+            P = w.P if spec.num_proj is not None else None
+            outputs, h, c = backend.forward_loop(spec, Z, w.R, h0, c0, dmh, peep, P, mask,
+                                                 False)[:3]
+    if batch_first:
+        outputs = outputs.transpose(0, 1)
+    return outputs, h, c
+
+
+def run_empty(spec: CellSpec, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+              batch_first: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A sequence of no steps, as the reference: empty outputs, the initial state."""
+    outputs = x.new_zeros(0, x.shape[1], spec.output_size)
+    if batch_first:
+        outputs = outputs.transpose(0, 1)
+    return outputs, h0, c0
