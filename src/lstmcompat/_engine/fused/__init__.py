@@ -110,6 +110,10 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
         ext = _build.backend()
         if ext is not None and _acts.code(spec.activation) is not None and \
                 _acts.code(spec.recurrent_activation) is not None:  # type: ignore[arg-type]
-            return ext.step(spec, x, w, h, c)
+            from ._function import _effective_bias, _peep
+
+            P = w.P if spec.num_proj is not None else None
+            return ext.step(spec, x, w.W, w.R, _effective_bias(spec, w.b, w.W), h, c,
+                            _peep(spec, w.w_i, w.w_f, w.w_o), P)
     out, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
     return h1, c1

@@ -1,10 +1,293 @@
-"""Placeholder: the compiled extension is not built yet."""
+"""Build, cache and load the compiled time loops of the ``fused`` kernel.
+
+The C++ sources under ``csrc/`` are compiled on first use into a shared
+library that registers ``torch.ops.lstmcompat_fused.{forward,backward,step}``
+(``TORCH_LIBRARY``; no pybind11, no Python headers), then loaded with
+``torch.ops.load_library``. No ninja or other build tool is needed: the C++
+compiler (``$CXX``, else ``c++``/``g++``/``clang++`` on ``PATH``) is invoked
+directly with torch's include and library paths.
+
+The library is cached under ``$LSTMCOMPAT_CACHE_DIR`` (default
+``~/.cache/lstmcompat``; ``$XDG_CACHE_HOME/lstmcompat`` when set), keyed by a
+hash of the sources, the torch version, the compiler, the flags and the CPU
+(it is built with ``-march=native``). A file lock serialises concurrent
+builds; the result is moved into place atomically.
+
+``LSTMCOMPAT_NO_EXT=1`` disables the extension (the pure-PyTorch loops run).
+Any failure (no compiler, a compile error) is remembered with its reason and
+the pure-PyTorch loops run instead; :func:`status` says why.
+"""
+
 from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from ..spec import CellSpec
+from . import _acts
+
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = ("fused_lstm.cpp",)
+_OPS_NAMESPACE = "lstmcompat_fused"
+
+_lock = threading.Lock()
+_state: tuple[ExtensionBackend | None, str] | None = None
+#: Seconds the last compilation in this process took (``None``: loaded from cache).
+last_build_seconds: float | None = None
+
+
+def _disabled() -> bool:
+    return os.environ.get("LSTMCOMPAT_NO_EXT", "").strip() not in ("", "0", "false", "False")
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("LSTMCOMPAT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmcompat"
+
+
+def find_compiler() -> str | None:
+    cxx = os.environ.get("CXX")
+    if cxx:
+        return shutil.which(cxx) or (cxx if os.path.exists(cxx) else None)
+    for name in ("c++", "g++", "clang++"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _torch_lib_dir() -> str:
+    from torch.utils import cpp_extension
+
+    return cpp_extension.library_paths()[0]
+
+
+def _has_blas_symbols() -> bool:
+    """Whether libtorch_cpu exports the Fortran BLAS ``sgemm_``/``dgemm_`` (MKL builds do)."""
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        path = os.path.join(_torch_lib_dir(), name)
+        if os.path.exists(path):
+            try:
+                lib = ctypes.CDLL(path)
+                return hasattr(lib, "sgemm_") and hasattr(lib, "dgemm_")
+            except OSError:
+                return False
+    return False
+
+
+def _cpu_fingerprint() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.machine() + platform.processor()
+
+
+def _flags(native: bool, blas: bool) -> list[str]:
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-DNDEBUG", "-w",
+             # keep a*b+c as two roundings, as PyTorch's eager ops do
+             "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
+    if native:
+        flags.append("-march=native")
+    if blas:
+        flags.append("-DLSTMCOMPAT_BLAS")
+    return flags
+
+
+def _command(cxx: str, flags: list[str], out: Path) -> list[str]:
+    from torch.utils import cpp_extension
+
+    cmd = [cxx, *flags]
+    cmd += [f"-I{p}" for p in cpp_extension.include_paths()]
+    cmd += [str(CSRC / s) for s in SOURCES]
+    lib = _torch_lib_dir()
+    cmd += [f"-L{lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{lib}", "-o", str(out)]
+    return cmd
+
+
+def _key(cxx: str, flags: list[str]) -> str:
+    h = hashlib.sha256()
+    for s in SOURCES:
+        h.update((CSRC / s).read_bytes())
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = cxx
+    for part in (torch.__version__, version, " ".join(flags), _cpu_fingerprint()):
+        h.update(part.encode())
+    return h.hexdigest()[:20]
+
+
+class _FileLock:
+    """An exclusive advisory lock on ``path`` (a no-op where ``fcntl`` is missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> _FileLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+def build(force: bool = False) -> Path:
+    """Compile the extension into the cache (unless cached) and return its path.
+
+    Raises ``RuntimeError`` (with the compiler's output) when it cannot.
+    """
+    global last_build_seconds
+    cxx = find_compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
+    blas = _has_blas_symbols()
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        directory = Path(tempfile.gettempdir()) / "lstmcompat-cache"
+        directory.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for native in (True, False):
+        flags = _flags(native, blas)
+        target = directory / f"fused_lstm-{_key(cxx, flags)}.so"
+        if target.exists() and not force:
+            return target
+        with _FileLock(directory / (target.name + ".lock")):
+            if target.exists() and not force:
+                return target
+            tmp = directory / f"{target.name}.{os.getpid()}.tmp"
+            start = time.perf_counter()
+            try:
+                proc = subprocess.run(_command(cxx, flags, tmp), capture_output=True, text=True,
+                                      timeout=900)
+            except (OSError, subprocess.SubprocessError) as e:
+                errors.append(f"{cxx}: {e}")
+                continue
+            if proc.returncode == 0 and tmp.exists():
+                os.replace(tmp, target)
+                last_build_seconds = time.perf_counter() - start
+                return target
+            tmp.unlink(missing_ok=True)
+            errors.append(proc.stderr[-4000:] or proc.stdout[-4000:])
+    raise RuntimeError("compiling the fused LSTM extension failed:\n" + "\n".join(errors))
+
+
+def _load() -> tuple[ExtensionBackend | None, str]:
+    if _disabled():
+        return None, "compiled extension disabled by LSTMCOMPAT_NO_EXT"
+    try:
+        path = build()
+        torch.ops.load_library(str(path))
+        getattr(torch.ops, _OPS_NAMESPACE).forward  # noqa: B018 - check registration
+    except Exception as e:  # any failure means: run the pure-PyTorch loops
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, f"compiled extension unavailable: {first}"
+    return ExtensionBackend(), f"compiled extension loaded from {path}"
 
 
 def status() -> tuple[bool, str]:
-    return False, "compiled extension not implemented"
+    """``(available, why)``; builds or loads the extension on first call."""
+    ext, why = _get()
+    return ext is not None, why
 
 
-def backend() -> None:
-    return None
+def backend() -> ExtensionBackend | None:
+    """The compiled backend, or ``None`` when it is unavailable (see :func:`status`)."""
+    return _get()[0]
+
+
+def _get() -> tuple[ExtensionBackend | None, str]:
+    global _state
+    if _state is None:
+        with _lock:
+            if _state is None:
+                _state = _load()
+    return _state
+
+
+def _reset() -> None:
+    """Forget the load result (tests use it to re-read ``LSTMCOMPAT_NO_EXT``)."""
+    global _state
+    _state = None
+
+
+def _opt(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+class ExtensionBackend:
+    """The compiled time loops, same contract as :mod:`._loops`."""
+
+    name = "cpp"
+
+    def __init__(self) -> None:
+        self.ops = getattr(torch.ops, _OPS_NAMESPACE)
+
+    @staticmethod
+    def _codes(spec: CellSpec) -> tuple[int, int]:
+        return _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
+
+    def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
+                     c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
+                     ) -> tuple[torch.Tensor, ...]:
+        act, ract = self._codes(spec)
+        res = self.ops.forward(Z, R.contiguous(), h0.contiguous(), c0.contiguous(), _opt(dmh),
+                               _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
+                               spec.proj_clip, spec.mask_mode == "carry", save)
+        outputs, h, c, C, Cpre, Hs, Rpre = res
+        if save and mask is None:
+            Hs = outputs
+        return outputs, h, c, C, Cpre, Hs, Rpre
+
+    def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
+                      Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
+                      dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                      P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        act, ract = self._codes(spec)
+        return tuple(self.ops.backward(
+            Z, C, Cpre, Rpre, c0.contiguous(), R.contiguous(), _opt(dmh), _opt(peep), _opt(P),
+            mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
+            spec.mask_mode == "carry"))
+
+    def step(self, spec: CellSpec, x: torch.Tensor, W: torch.Tensor, R: torch.Tensor,
+             b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
+             peep: torch.Tensor | None, P: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One inference step; ``b`` already holds the forget bias."""
+        act, ract = self._codes(spec)
+        h1, c1 = self.ops.step(x.contiguous(), W.contiguous(), R.contiguous(), _opt(b),
+                               h.contiguous(), c.contiguous(), _opt(peep), _opt(P), act, ract,
+                               spec.cell_clip, spec.proj_clip)
+        return h1, c1

@@ -133,7 +133,7 @@ class FusedLSTMFunction(torch.autograd.Function):
             dhT = h0.new_zeros(B, p)
         if dcT is None:
             dcT = c0.new_zeros(B, u)
-        dZ, dh0, dc0, HU, dRp = ctx.backend.backward_loop(
+        dZ, dh0, dc0, HU, dRp, dpeep = ctx.backend.backward_loop(
             spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout.contiguous(),
             dhT.contiguous(), dcT.contiguous())
         need = ctx.needs_input_grad
@@ -167,11 +167,8 @@ class FusedLSTMFunction(torch.autograd.Function):
                                 @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
         if need[3] and ctx.has_b:
             db = dZ2.sum(0)
-        if peep is not None and any(need[6:9]):
-            Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
-            dwi = (dZ[..., :u] * Cprev).sum((0, 1))
-            dwf = (dZ[..., u:2 * u] * Cprev).sum((0, 1))
-            dwo = (dZ[..., 3 * u:] * C).sum((0, 1))
+        if peep is not None:
+            dwi, dwf, dwo = dpeep.unbind(0)
         if P is not None and need[9]:
             dP = HU.view(T * B, u).t() @ dRp.view(T * B, p)
         return (dx, dW, dR, db, dh0 if need[4] else None, dc0 if need[5] else None,

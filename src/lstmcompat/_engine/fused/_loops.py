@@ -114,8 +114,9 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
 
     Returns ``dZ (T, B, 4u)`` (gradient w.r.t. the gate pre-activations, zero on
     masked steps), ``dh0``, ``dc0``, ``HU (T, B, u)`` (the unprojected outputs,
-    with ``P``) and ``dRp (T, B, p)`` (gradient w.r.t. the projected output
-    before its clip, with ``P``); absent tensors are empty.
+    with ``P``), ``dRp (T, B, p)`` (gradient w.r.t. the projected output
+    before its clip, with ``P``) and ``dpeep (3, u)`` (gradients of ``w_i, w_f,
+    w_o``, with peepholes); absent tensors are empty.
     """
     T, B, _ = Z.shape
     u = spec.units
@@ -185,4 +186,10 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
             keep = ~m
             dh = dhp + dh * keep
             dc = dcp + dc * keep
-    return dZ, dh, dc, HU, dRp
+    dpeep = Z.new_empty(0)
+    if peep is not None:
+        Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
+        dpeep = torch.stack([(dZ[..., :u] * Cprev).sum((0, 1)),
+                             (dZ[..., u:2 * u] * Cprev).sum((0, 1)),
+                             (dZ[..., 3 * u:] * C).sum((0, 1))])
+    return dZ, dh, dc, HU, dRp, dpeep
