@@ -1,0 +1,272 @@
+"""The ``fused`` kernel against the ``reference`` oracle.
+
+Both time-loop backends (pure PyTorch, and the compiled extension when it can
+be built here) on a randomized matrix of specs: outputs, final states and the
+gradients w.r.t. every input (x, h0, c0, W, R, b, peepholes, projection),
+float64 ``gradcheck``, both masking rules, reverse, dropout masks,
+batch-first, the inference path and the streaming step.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from lstmcompat._engine import CellSpec, Dropout, Weights, choose, run, run_reference
+from lstmcompat._engine.fused import _acts, _build, fused_cannot, fused_step, run_fused
+from lstmcompat._engine.fused._function import TORCH_BACKEND, run_sequence
+from lstmcompat._engine.reference import step as reference_step
+
+ALL_ACTS = sorted(_acts.KNOWN)
+COMPILED_ACTS = sorted(a for a in _acts.KNOWN if _acts.code(a) is not None)
+
+
+def _ext():
+    ext = _build.backend()
+    if ext is None:
+        pytest.skip(f"compiled extension unavailable: {_build.status()[1]}")
+    return ext
+
+
+@pytest.fixture(params=["torch", "cpp"])
+def backend(request):
+    return TORCH_BACKEND if request.param == "torch" else _ext()
+
+
+def make_case(spec: CellSpec, T: int, B: int, D: int, *, dtype=torch.float64, seed: int = 0,
+              mask: str = "none", dropout: str = "none", batch_first: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    u, p = spec.units, spec.output_size
+
+    def t(*shape, scale=0.5):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
+
+    w = Weights(t(D, 4 * u), t(p, 4 * u), t(4 * u), t(u), t(u), t(u),
+                t(u, p) if spec.num_proj is not None else None)
+    x = t(B, T, D) if batch_first else t(T, B, D)
+    h0, c0 = t(B, p), t(B, u)
+    m = None
+    if mask == "right_padded":
+        lengths = torch.randint(1, T + 1, (B,), generator=g) if T else torch.zeros(B)
+        m = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)
+    elif mask == "general":
+        m = torch.rand(T, B, generator=g) < 0.6
+    if m is not None and batch_first:
+        m = m.t().contiguous()
+    dr = None
+    if dropout != "none":
+        G = 1 if dropout == "shared" else 4
+        dx = (torch.rand(G, B, D, generator=g) < 0.7).to(dtype) / 0.7
+        dh = (torch.rand(G, B, p, generator=g) < 0.7).to(dtype) / 0.7
+        dr = Dropout(dx, None if dropout == "shared_input" else dh)
+    return x, w, h0, c0, m, dr
+
+
+def outputs_and_grads(fn, spec, x, w, h0, c0, **kw):
+    out, h, c = fn(spec, x, w, h0, c0, **kw)
+    inputs = [t for t in (x, h0, c0, *w) if t is not None]
+    g = torch.Generator().manual_seed(1)
+    loss = ((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+            + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
+            + (c * torch.randn(c.shape, generator=g, dtype=c.dtype)).sum())
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(t) if gr is None else gr for t, gr in zip(inputs, grads, strict=True)]
+    return [out, h, c, *grads]
+
+
+def assert_close_all(got, want, rtol, atol):
+    names = ["outputs", "h", "c", "dx", "dh0", "dc0", "dW", "dR", "db", "dw_i", "dw_f", "dw_o",
+             "dP"]
+    for name, a, b in zip(names, got, want, strict=False):
+        assert a.shape == b.shape, name
+        finite = b[torch.isfinite(b)]
+        scale = max(1.0, finite.abs().max().item()) if finite.numel() else 1.0
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol * scale, equal_nan=True,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def with_backend(backend):
+    def fn(spec, x, w, h0, c0, **kw):
+        return run_sequence(spec, backend, x, w, h0, c0, **kw)
+    return fn
+
+
+@st.composite
+def cases(draw, acts):
+    units = draw(st.integers(1, 5))
+    num_proj = draw(st.sampled_from([None, None, 1, 3, 6]))
+    spec = CellSpec(
+        units,
+        activation=draw(st.sampled_from(acts)),
+        recurrent_activation=draw(st.sampled_from(acts)),
+        forget_bias=draw(st.sampled_from([0.0, 1.0, -0.5])),
+        use_peepholes=draw(st.booleans()),
+        cell_clip=draw(st.sampled_from([None, 0.3, 2.0])),
+        num_proj=num_proj,
+        proj_clip=draw(st.sampled_from([None, 0.2, 1.5])),
+        mask_mode=draw(st.sampled_from(["carry", "zero"])),
+    )
+    return dict(spec=spec, T=draw(st.integers(0, 6)), B=draw(st.integers(1, 3)),
+                D=draw(st.integers(1, 4)), seed=draw(st.integers(0, 2**16)),
+                mask=draw(st.sampled_from(["none", "right_padded", "general"])),
+                dropout=draw(st.sampled_from(["none", "shared_input", "shared", "per_gate"])),
+                batch_first=draw(st.booleans()), reverse=draw(st.booleans()))
+
+
+def check_case(backend, c, dtype=torch.float64, rtol=1e-9, atol=1e-10):
+    spec = c["spec"]
+    x, w, h0, c0, m, dr = make_case(spec, c["T"], c["B"], c["D"], dtype=dtype, seed=c["seed"],
+                                    mask=c["mask"], dropout=c["dropout"],
+                                    batch_first=c["batch_first"])
+    kw = dict(mask=m, reverse=c["reverse"], dropout=dr, batch_first=c["batch_first"])
+    want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
+    # exponential/selu cells can overflow; where they do, inf * 0 in the
+    # reference's masked branches is NaN: compare only overflow-free cases.
+    assume(all(bool(torch.isfinite(t).all()) for t in want))
+    got = outputs_and_grads(with_backend(backend), spec, x, w, h0, c0, **kw)
+    assert_close_all(got, want, rtol, atol)
+
+
+HYP = settings(max_examples=150, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@HYP
+@given(c=cases(ALL_ACTS))
+def test_torch_loops_match_reference_float64(c):
+    check_case(TORCH_BACKEND, c)
+
+
+@HYP
+@given(c=cases(COMPILED_ACTS))
+def test_compiled_loops_match_reference_float64(c):
+    check_case(_ext(), c)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(c=cases(["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign"]))
+def test_compiled_loops_match_reference_float32(c):
+    # float32 exp/tanh in the extension are Cephes approximations (1-2 ulp).
+    check_case(_ext(), c, dtype=torch.float32, rtol=1e-4, atol=2e-5)
+
+
+GRADCHECK_SPECS = [
+    CellSpec(3, recurrent_activation="hard_sigmoid"),
+    CellSpec(3, use_peepholes=True, cell_clip=0.4, num_proj=2, proj_clip=0.3, forget_bias=1.0,
+             mask_mode="zero"),
+    CellSpec(2, activation="elu", recurrent_activation="softsign", num_proj=3),
+]
+
+
+@pytest.mark.parametrize("spec", GRADCHECK_SPECS, ids=["keras", "tf1-peep-proj-clip", "elu"])
+@pytest.mark.parametrize("mask", ["none", "general"])
+def test_gradcheck_float64(backend, spec, mask):
+    x, w, h0, c0, m, dr = make_case(spec, 4, 2, 3, mask=mask, dropout="per_gate", seed=3)
+    tensors = [t for t in (x, h0, c0, *w) if t is not None]
+
+    def f(x, h0, c0, *ws):
+        ws = list(ws)
+        wt = Weights(*ws[:6], ws[6] if spec.num_proj is not None else None)
+        return run_sequence(spec, backend, x, wt, h0, c0, mask=m, dropout=dr, reverse=True)
+
+    assert torch.autograd.gradcheck(f, tensors, eps=1e-6, atol=1e-6)
+
+
+def test_inference_path_saves_nothing(backend):
+    spec = CellSpec(4, use_peepholes=True, num_proj=2, cell_clip=1.0)
+    x, w, h0, c0, m, _ = make_case(spec, 5, 2, 3, mask="general")
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.no_grad():
+            out, h, c = run_sequence(spec, backend, x, w, h0, c0, mask=m)
+        assert out.grad_fn is None and not packed
+        want = run_reference(spec, x, w, h0, c0, mask=m)
+        # and with autograd the kernel does save tensors
+        run_sequence(spec, backend, x, w, h0, c0, mask=m)[0].sum()
+        assert packed
+    for a, b in zip((out, h, c), want, strict=True):
+        torch.testing.assert_close(a, b.detach())
+
+
+def test_backward_twice_with_retain_graph(backend):
+    spec = CellSpec(3, recurrent_activation="hard_sigmoid", use_peepholes=True)
+    x, w, h0, c0, _, _ = make_case(spec, 4, 2, 3)
+    out, h, c = run_sequence(spec, backend, x, w, h0, c0)
+    loss = out.pow(2).sum() + c.sum()
+    g1 = torch.autograd.grad(loss, [x, w.R, w.w_f], retain_graph=True)
+    g2 = torch.autograd.grad(loss, [x, w.R, w.w_f])
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_only_some_outputs_used(backend):
+    spec = CellSpec(3, num_proj=2)
+    x, w, h0, c0, _, _ = make_case(spec, 4, 2, 3)
+    for pick in range(3):
+        got = run_sequence(spec, backend, x, w, h0, c0)[pick].sum()
+        want = run_reference(spec, x, w, h0, c0)[pick].sum()
+        gg = torch.autograd.grad(got, [x, w.W, w.P, h0])
+        gw = torch.autograd.grad(want, [x, w.W, w.P, h0])
+        for a, b in zip(gg, gw, strict=True):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("spec", [
+    CellSpec(5, recurrent_activation="hard_sigmoid", forget_bias=1.0),
+    CellSpec(5, use_peepholes=True, cell_clip=0.5, num_proj=3, proj_clip=0.4),
+    CellSpec(5, activation="gelu"),
+])
+@pytest.mark.parametrize("grad", [False, True])
+def test_fused_step_matches_reference_step(spec, grad):
+    x, w, h, c, _, _ = make_case(spec, 1, 1, 4, dtype=torch.float32)
+    x = x[0]
+    zx = x @ w.W + w.b
+    want_h, want_c = reference_step(spec, zx, h, c, w)
+    ctx = torch.enable_grad() if grad else torch.no_grad()
+    with ctx:
+        got_h, got_c = fused_step(spec, x, w, h, c)
+    torch.testing.assert_close(got_h, want_h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_c, want_c, rtol=1e-5, atol=1e-6)
+    assert (got_h.grad_fn is not None) == grad
+
+
+def test_fused_cannot_and_choose():
+    ctx = dict(device=torch.device("cpu"), dtype=torch.float32, mask_kind="none",
+               dropout_kind="none", reverse=False)
+    assert fused_cannot(CellSpec(4, recurrent_activation="hard_sigmoid"), **ctx) is None
+    assert "callable" in fused_cannot(CellSpec(4, activation=lambda t: t * 2), **ctx)
+    assert "softmax" in fused_cannot(CellSpec(4, activation="softmax"), **ctx)
+    assert "CPU" in fused_cannot(CellSpec(4), **{**ctx, "device": torch.device("cuda")})
+    assert "dtype" in fused_cannot(CellSpec(4), **{**ctx, "dtype": torch.float16})
+    name, why = choose(CellSpec(4, recurrent_activation="hard_sigmoid"))
+    assert name == "fused" and "native" in why
+    assert choose(CellSpec(4, activation=lambda t: t))[0] == "reference"
+    assert choose(CellSpec(4))[0] == "native"
+    assert choose(CellSpec(4), device="cuda")[0] in ("native", "reference")
+
+
+def test_engine_run_with_fused_forced():
+    spec = CellSpec(4, use_peepholes=True, num_proj=3, proj_clip=0.5, mask_mode="zero")
+    x, w, h0, c0, m, dr = make_case(spec, 6, 3, 2, dtype=torch.float32, mask="right_padded",
+                                    dropout="per_gate", batch_first=True)
+    kw = dict(mask=m, dropout=dr, batch_first=True, reverse=True)
+    got = outputs_and_grads(lambda *a, **k: run(*a, kernel="fused", **k), spec, x, w, h0, c0, **kw)
+    want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
+    assert_close_all(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_run_fused_picks_a_backend_for_every_activation():
+    for act in ALL_ACTS:
+        spec = CellSpec(2, activation=act, recurrent_activation="sigmoid")
+        x, w, h0, c0, _, _ = make_case(spec, 3, 2, 2)
+        got = outputs_and_grads(run_fused, spec, x, w, h0, c0)
+        want = outputs_and_grads(run_reference, spec, x, w, h0, c0)
+        assert_close_all(got, want, rtol=1e-9, atol=1e-10)
