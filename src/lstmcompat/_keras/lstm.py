@@ -80,6 +80,10 @@ class LSTM(torch.nn.Module):
             give the feature size the weights are built at construction.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
         dtype: ``torch.dtype`` or its name; default float32.
+        trainable: whether the weights require gradients.
+        engine_kernel: force an engine kernel (``"native"``, ``"reference"``, ...);
+            ``None`` lets :func:`lstmcompat.choose` pick the fastest exact one. A
+            kernel that cannot run a call exactly raises ``ValueError``.
 
     Shapes:
         ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``,
@@ -127,7 +131,7 @@ class LSTM(torch.nn.Module):
         name: str | None = None,
         dtype: Any = None,
         trainable: bool = True,
-        kernel: str | None = None,
+        engine_kernel: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
@@ -165,7 +169,7 @@ class LSTM(torch.nn.Module):
         self.trainable = bool(trainable)
         self.name = name if name is not None else _unique_name("lstm")
         self.dtype = resolve_dtype(dtype)
-        self.kernel_choice = kernel  # engine kernel override (None: automatic)
+        self.engine_kernel = engine_kernel  # force an engine kernel (None: `choose` decides)
 
         # Keras's base Layer: input_dim / input_length -> input_shape -> batch_input_shape.
         if input_shape is None and (input_dim is not None or input_length is not None):
@@ -480,7 +484,7 @@ class LSTM(torch.nn.Module):
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
         w = Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)
         outputs, h, c = run(self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards,
-                            dropout=dropout, batch_first=batch_first, kernel=self.kernel_choice)
+                            dropout=dropout, batch_first=batch_first, kernel=self.engine_kernel)
         if self.stateful:
             self._set_states(h, c)
         if self.return_sequences:
