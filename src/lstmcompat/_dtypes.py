@@ -22,6 +22,8 @@ def resolve_dtype(dtype: Any, default: torch.dtype | None = torch.float32,
         return default
     if isinstance(dtype, torch.dtype):
         return dtype
+    if isinstance(dtype, dict):  # a Keras mixed-precision Policy config
+        dtype = dtype.get("config", {}).get("name", dtype)
     name = getattr(dtype, "name", dtype)  # tf.DType / np.dtype expose .name
     if isinstance(dtype, type) and issubclass(dtype, np.generic):
         name = np.dtype(dtype).name
