@@ -7,4 +7,28 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-__all__ = ["__version__"]
+from ._tf1 import (
+    AUTO_REUSE,
+    Graph,
+    LSTMCell,
+    LSTMStateTuple,
+    MultiRNNCell,
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    static_rnn,
+    variable_scope,
+)
+
+__all__ = [
+    "__version__",
+    # TF1 front-end (API.md §2-§3)
+    "AUTO_REUSE",
+    "Graph",
+    "LSTMCell",
+    "LSTMStateTuple",
+    "MultiRNNCell",
+    "bidirectional_dynamic_rnn",
+    "dynamic_rnn",
+    "static_rnn",
+    "variable_scope",
+]
