@@ -456,12 +456,112 @@ def naming_cases() -> dict:
     return {k: _scenario(fn) for k, fn in sc.items()}
 
 
+def _error(fn, session: bool = False) -> dict:
+    g = tf.Graph()
+    with g.as_default():
+        try:
+            r = fn()
+            if session:
+                with v1.Session(graph=g) as sess:
+                    sess.run(v1.global_variables_initializer())
+                    sess.run(r)
+        except Exception as e:  # noqa: BLE001 - we record what TF raises
+            return {"type": type(e).__name__, "message": str(e).splitlines()[0]}
+    return {"type": None, "message": None}
+
+
+def error_cases() -> dict:
+    LSTM = v1.nn.rnn_cell.LSTMCell
+    Multi = v1.nn.rnn_cell.MultiRNNCell
+    f32 = tf.float32
+
+    def x3():
+        return tf.zeros([2, 3, 4])
+
+    def x2():
+        return tf.zeros([2, 4])
+
+    def set_w(ws):
+        c = LSTM(5)
+        c.build(tf.TensorShape([None, 4]))
+        c.set_weights(ws)
+
+    e: dict = {}
+    e["dynamic_no_dtype"] = _error(lambda: v1.nn.dynamic_rnn(LSTM(5), x3()))
+    e["static_no_dtype"] = _error(lambda: v1.nn.static_rnn(LSTM(5), tf.unstack(x3(), axis=1)))
+    e["bidi_no_dtype"] = _error(lambda: v1.nn.bidirectional_dynamic_rnn(LSTM(5), LSTM(5), x3()))
+    e["dynamic_seq_len_rank2"] = _error(lambda: v1.nn.dynamic_rnn(
+        LSTM(5), x3(), sequence_length=[[1, 2]], dtype=f32))
+    e["dynamic_seq_len_wrong_size"] = _error(lambda: v1.nn.dynamic_rnn(
+        LSTM(5), x3(), sequence_length=[1, 2, 3], dtype=f32), session=True)
+    e["dynamic_rank2_inputs"] = _error(lambda: v1.nn.dynamic_rnn(LSTM(5), x2(), dtype=f32))
+    e["static_not_a_list"] = _error(lambda: v1.nn.static_rnn(LSTM(5), x3(), dtype=f32))
+    e["static_empty"] = _error(lambda: v1.nn.static_rnn(LSTM(5), [], dtype=f32))
+    e["static_seq_len_rank2"] = _error(lambda: v1.nn.static_rnn(
+        LSTM(5), tf.unstack(x3(), axis=1), sequence_length=[[1, 2]], dtype=f32))
+    e["bidi_seq_len_over_time"] = _error(lambda: v1.nn.bidirectional_dynamic_rnn(
+        LSTM(5), LSTM(5), x3(), sequence_length=[4, 1], dtype=f32)[0], session=True)
+    e["multi_empty"] = _error(lambda: Multi([]))
+    e["multi_not_a_list"] = _error(lambda: Multi(LSTM(5)))
+    e["multi_concat_with_tuple_cells"] = _error(lambda: Multi([LSTM(5)], state_is_tuple=False))
+    e["multi_tuple_state_not_nested"] = _error(lambda: Multi([LSTM(5)])(x2(), tf.zeros([2, 10])))
+    e["initial_state_batch_mismatch"] = _error(lambda: LSTM(5).get_initial_state(
+        inputs=x2(), batch_size=3, dtype=f32))
+    e["initial_state_dtype_mismatch"] = _error(lambda: LSTM(5).get_initial_state(
+        inputs=x2(), batch_size=2, dtype=tf.float64))
+    e["initial_state_nothing"] = _error(lambda: LSTM(5).get_initial_state())
+    e["cell_int_dtype"] = _error(lambda: LSTM(5, dtype="int32"))
+    e["cell_rank3_input"] = _error(lambda: LSTM(5)(x3(), LSTM(5).zero_state(2, f32)))
+    e["cell_int_input"] = _error(lambda: LSTM(5)(tf.zeros([2, 4], tf.int32),
+                                                 LSTM(5).zero_state(2, f32)))
+    e["build_unknown_depth"] = _error(lambda: LSTM(5).build(tf.TensorShape([None, None])))
+    e["set_weights_count"] = _error(lambda: set_w([np.zeros((9, 20), np.float32)]))
+    e["set_weights_shape"] = _error(lambda: set_w([np.zeros((9, 20), np.float32),
+                                                   np.zeros((21,), np.float32)]))
+    e["scope_bad_reuse"] = _error(lambda: v1.variable_scope("a", reuse="yes").__enter__())
+    e["scope_no_name"] = _error(lambda: v1.variable_scope(None))
+    e["scope_default_name_reuse"] = _error(
+        lambda: v1.variable_scope(None, default_name="a", reuse=True).__enter__())
+    e["state_tuple_dtype"] = _error(lambda: v1.nn.rnn_cell.LSTMStateTuple(
+        tf.zeros([1], tf.float32), tf.zeros([1], tf.float64)).dtype)
+    return e
+
+
+def zero_state_cases() -> dict:
+    LSTM = v1.nn.rnn_cell.LSTMCell
+    Multi = v1.nn.rnn_cell.MultiRNNCell
+    cells = {
+        "plain": lambda: LSTM(5),
+        "proj": lambda: LSTM(5, num_proj=3),
+        "concat_proj": lambda: LSTM(5, num_proj=7, state_is_tuple=False),
+        "multi": lambda: Multi([LSTM(5), LSTM(4, num_proj=2)]),
+        "multi_concat": lambda: Multi([LSTM(5, state_is_tuple=False),
+                                       LSTM(4, num_proj=2, state_is_tuple=False)],
+                                      state_is_tuple=False),
+    }
+    out = {}
+    for k, make in cells.items():
+        with tf.Graph().as_default():
+            c = make()
+            z = c.zero_state(3, tf.float64)
+            out[k] = {
+                "state_size": json.loads(json.dumps(c.state_size)),
+                "output_size": c.output_size,
+                "shapes": [t.shape.as_list() for t in tf.nest.flatten(z)],
+                "dtypes": [t.dtype.name for t in tf.nest.flatten(z)],
+            }
+    return out
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for f in OUT.glob("*.npz"):
         f.unlink()
     numeric_cases()
     (OUT / "naming.json").write_text(json.dumps(naming_cases(), indent=1, sort_keys=True) + "\n")
+    (OUT / "errors.json").write_text(json.dumps(error_cases(), indent=1, sort_keys=True) + "\n")
+    (OUT / "zero_state.json").write_text(
+        json.dumps(zero_state_cases(), indent=1, sort_keys=True) + "\n")
     files = sorted(OUT.iterdir())
     total = sum(f.stat().st_size for f in files)
     print(f"wrote {len(files)} files, {total / 1024:.0f} KiB, TF {tf.__version__}",

@@ -113,15 +113,16 @@ class RNNCellBase(nn.Module):
         if len(params) != len(weights):
             raise ValueError(
                 f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
-                f"of length {len(weights)}, but the layer was expecting {len(params)} weights."
+                f"of length {len(weights)}, but the layer was expecting {len(params)} weights. "
+                f"Provided weights: {str(weights)[:50]}..."
             )
         values = []
         for p, w in zip(params, weights, strict=True):
             t = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
             if tuple(t.shape) != tuple(p.shape):
                 raise ValueError(
-                    f"Layer {self.name} weight shape {tuple(p.shape)} is not compatible with "
-                    f"provided weight shape {tuple(t.shape)}."
+                    f"Layer weight shape {tuple(p.shape)} not compatible with provided weight "
+                    f"shape {tuple(t.shape)}"
                 )
             values.append(t)
         with torch.no_grad():

@@ -175,7 +175,9 @@ class LSTMCell(RNNCellBase):
                 f"Expected inputs.shape[-1] to be known, received shape: {input_shape}"
             )
         check_floating(self._dtype)
-        dtype = self._dtype or torch.float32
+        if self._dtype is None:
+            self._dtype = torch.float32
+        dtype = self._dtype
         depth = int(shape[-1])
         u, p = self._num_units, self.output_size
         specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
