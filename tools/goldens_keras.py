@@ -143,7 +143,7 @@ def forward_case(
         tape.watch([xt, ht, ct])
         outs = run_forward(layer, xt, mt, ht, ct, state)
         lw = [(rng.standard_normal(o.shape.as_list())).astype(o.dtype.name) for o in outs]
-        loss = tf.add_n([tf.reduce_sum(o * w) for o, w in zip(outs, lw)])
+        loss = tf.add_n([tf.reduce_sum(o * w) for o, w in zip(outs, lw, strict=True)])
     srcs = [xt] + ([ht, ct] if state else []) + list(layer.trainable_weights)
     grads = tape.gradient(loss, srcs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     arrays = {"x": x, "loss": _np(loss)}
@@ -151,13 +151,13 @@ def forward_case(
         arrays["mask"] = m
     if state:
         arrays["h0"], arrays["c0"] = h0, c0
-    for n, w in zip(weight_names(layer), weights):
+    for n, w in zip(weight_names(layer), weights, strict=True):
         arrays[n] = w
-    for i, (o, w) in enumerate(zip(outs, lw)):
+    for i, (o, w) in enumerate(zip(outs, lw, strict=True)):
         arrays[f"out_{i}"] = _np(o)
         arrays[f"w_{i}"] = w
     gnames = ["x"] + (["h0", "c0"] if state else []) + weight_names(layer)
-    for n, g in zip(gnames, grads):
+    for n, g in zip(gnames, grads, strict=True):
         arrays[f"grad_{n}"] = _np(g)
     entry = {
         "name": name,
@@ -269,7 +269,7 @@ def stateful_case(name, layer_kwargs, ops, *, B=2, T=4, F=3, U=4, dtype="float32
     layer(tf.zeros((B, T, F), dtype), training=False)  # build
     layer.reset_states()
     layer.set_weights(weights)
-    for n, w in zip(weight_names(layer), weights):
+    for n, w in zip(weight_names(layer), weights, strict=True):
         arrays[n] = w
     for k, (op, arg) in enumerate(ops):
         step = {"op": op}
@@ -354,7 +354,7 @@ def reg_case(name, layer_kwargs, batches, *, T=4, F=3, U=4, time_major=False,
     b0 = batches[0]
     layer(tf.zeros((T, b0, F) if time_major else (b0, T, F), dtype), training=False)
     layer.set_weights(weights)
-    for n, w in zip(weight_names(layer), weights):
+    for n, w in zip(weight_names(layer), weights, strict=True):
         arrays[n] = w
     # losses after build, before any call with our weights (activity losses of
     # the build call are still there: record them too)
@@ -413,27 +413,27 @@ def constraint_cases():
     layer(tf.constant(x), training=False)
     layer.set_weights(weights)
     after_set = layer.get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(after_set, weights)), "set_weights constrained"
+    assert all(np.array_equal(a, b) for a, b in zip(after_set, weights, strict=True)), "set_weights constrained"
     lw = rng.standard_normal((B, T, U)).astype(dtype)
     with tf.GradientTape() as tape:
         out = layer(tf.constant(x), training=False)
         loss = tf.reduce_sum(out * lw)
-    assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), weights)), \
+    assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), weights, strict=True)), \
         "forward constrained"
     grads = tape.gradient(loss, layer.trainable_weights)
     opt = tf.keras.optimizers.SGD(learning_rate=lr)
-    opt.apply_gradients(zip(grads, layer.trainable_weights))
+    opt.apply_gradients(zip(grads, layer.trainable_weights, strict=True))
     stepped = layer.get_weights()
     cons = [layer.kernel_constraint, layer.recurrent_constraint, layer.bias_constraint]
-    direct = [_np(c(tf.constant(w))) for c, w in zip(cons, weights)]
-    manual = [_np(c(tf.constant(w - lr * _np(g)))) for c, w, g in zip(cons, weights, grads)]
-    for a, b in zip(stepped, manual):
+    direct = [_np(c(tf.constant(w))) for c, w in zip(cons, weights, strict=True)]
+    manual = [_np(c(tf.constant(w - lr * _np(g)))) for c, w, g in zip(cons, weights, grads, strict=True)]
+    for a, b in zip(stepped, manual, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # the constraints really bite on these weights
-    for a, b in zip(direct, weights):
+    for a, b in zip(direct, weights, strict=True):
         assert not np.allclose(a, b)
     arrays = {"x": x, "w_0": lw, "out_0": _np(out), "loss": _np(loss)}
-    for n, w, g, s, d in zip(weight_names(layer), weights, grads, stepped, direct):
+    for n, w, g, s, d in zip(weight_names(layer), weights, grads, stepped, direct, strict=True):
         arrays[n] = w
         arrays[f"grad_{n}"] = _np(g)
         arrays[f"sgd_{n}"] = s
