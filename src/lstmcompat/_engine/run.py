@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import DropoutKind, MaskKind, choose, register_kernel, runner
-from .dispatch import native_cannot, reference_cannot
+from .dispatch import (
+    DropoutKind,
+    MaskKind,
+    choose,
+    native_cannot,
+    reference_cannot,
+    register_kernel,
+    runner,
+)
 from .native import run_native
 from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights
