@@ -94,6 +94,14 @@ def test_inference_equals_no_dropout(name):
                  "training=False")
     layer.eval()
     assert_close(layer(torch.tensor(d["x"])), d["out_0"], "float32", "eval()")
+    # exactly (bit for bit) the output of the same layer without dropout
+    plain_spec = {k: v for k, v in case["layer"].items() if "dropout" not in k}
+    plain_spec["implementation"] = layer.implementation
+    plain = make_layer(plain_spec, case["dtype"])
+    plain.build(d["x"].shape)
+    plain.set_weights([d[n] for n in weight_names(d)])
+    x = torch.tensor(d["x"])
+    assert torch.equal(layer(x, training=False), plain(x, training=False))
     torch.manual_seed(0)
     layer.train()
     got = layer(torch.tensor(d["x"])).detach().numpy()

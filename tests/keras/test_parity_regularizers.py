@@ -41,7 +41,7 @@ def _values(layer):
     losses = list(layer.losses)
     for v in losses:
         assert isinstance(v, torch.Tensor) and v.dim() == 0, f"not a scalar tensor: {v!r}"
-    return np.array([float(v) for v in losses])
+    return np.array([float(v.detach()) for v in losses])
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
