@@ -75,7 +75,7 @@ def test_weight_penalties_before_any_call_and_differentiable():
     layer.set_weights([k, np.zeros((4, 16), "float32"), np.zeros(16, "float32")])
     losses = list(layer.losses)
     assert len(losses) == 1
-    assert float(losses[0]) == pytest.approx(0.01 * float((k.astype("float64") ** 2).sum()),
+    assert float(losses[0].detach()) == pytest.approx(0.01 * float((k.astype("float64") ** 2).sum()),
                                              rel=1e-6)
     losses[0].backward()
     np.testing.assert_allclose(layer.kernel.grad.numpy(), 0.02 * k, rtol=1e-6, atol=1e-7)
