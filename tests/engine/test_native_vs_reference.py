@@ -38,7 +38,8 @@ def run_both(spec, w, x, h0, c0, **kw):
 def grads(outs, inputs):
     loss = sum((o * torch.linspace(0.5, 1.5, o.numel(), dtype=o.dtype).view_as(o)).sum()
                for o in outs)
-    return torch.autograd.grad(loss, [t for t in inputs if t is not None])
+    return torch.autograd.grad(loss, [t for t in inputs if t is not None], allow_unused=True,
+                               materialize_grads=True)
 
 
 @pytest.mark.parametrize("proj,fb,bias,batch_first,mode", list(itertools.product(
@@ -48,11 +49,11 @@ def test_native_equals_reference(proj, fb, bias, batch_first, mode):
     w, x, h0, c0 = make(spec, bias=bias)
     if batch_first:
         x = x.detach().transpose(0, 1).contiguous().requires_grad_()
-    lengths = torch.tensor([5, 2, 3])
-    mask = torch.arange(5).unsqueeze(1) < lengths.unsqueeze(0)
-    if batch_first:
-        mask = mask.t()
-    for m in (None, mask):
+    masks = []
+    for lengths in (torch.tensor([5, 2, 3]), torch.tensor([0, 2, 3]), torch.tensor([0, 0, 0])):
+        mask = torch.arange(5).unsqueeze(1) < lengths.unsqueeze(0)
+        masks.append(mask.t() if batch_first else mask)
+    for m in (None, *masks):
         ref, nat = run_both(spec, w, x, h0, c0, mask=m, batch_first=batch_first)
         assert_same(ref, nat)
         params = [x, h0, c0, *w]
@@ -98,7 +99,8 @@ def test_analyze_mask_kinds():
     left = right.flip(0)
     assert analyze_mask(left, 0)[0] == "general"
     empty = torch.tensor([[1, 0], [0, 0]], dtype=torch.bool)
-    assert analyze_mask(empty, 0)[0] == "general"  # a length-0 sequence
+    kind, lengths = analyze_mask(empty, 0)  # a length-0 sequence is still a prefix
+    assert kind == "right_padded" and lengths.tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("kw,reason", [
@@ -135,3 +137,19 @@ def test_choose_unknown_kernel():
 def test_spec_rejects_bad_mask_mode():
     with pytest.raises(ValueError, match="mask_mode"):
         CellSpec(units=3, mask_mode="hold")
+
+
+def test_empty_sequences_are_safe():
+    from lstmcompat._engine import run_explained
+    spec = CellSpec(units=4)
+    w, x, h0, c0 = make(spec, steps=0)
+    out, h, c, (name, _) = run_explained(spec, x, w, h0, c0)
+    assert out.shape == (0, 3, 4) and h is h0 and c is c0
+
+
+def test_run_explained_reports_choice():
+    from lstmcompat._engine import run_explained
+    spec = CellSpec(units=4, recurrent_activation="hard_sigmoid")
+    w, x, h0, c0 = make(spec)
+    *_, (name, reason) = run_explained(spec, x, w, h0, c0)
+    assert name == choose(spec)[0] and "hard_sigmoid" in reason

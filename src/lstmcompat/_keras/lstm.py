@@ -18,7 +18,7 @@ import torch
 
 from .. import _activations
 from .._dtypes import as_tensor, dtype_name, resolve_dtype
-from .._engine import CellSpec, Dropout, Weights, run
+from .._engine import CellSpec, Dropout, Weights, run_explained
 from . import constraints as _constraints_mod
 from . import initializers as _initializers
 from . import regularizers as _regularizers
@@ -190,6 +190,8 @@ class LSTM(torch.nn.Module):
         self._input_features: int | None = None
         self._batch: int | None = None
         self._activity_losses: list[torch.Tensor] = []
+        #: ``(kernel_name, reason)`` of the engine's choice in the latest call.
+        self.last_kernel: tuple[str, str] | None = None
         self._constraints: dict[str, Callable] = {
             n: c for n, c in (("kernel", self.kernel_constraint),
                               ("recurrent_kernel", self.recurrent_constraint),
@@ -483,8 +485,9 @@ class LSTM(torch.nn.Module):
             training = self.training
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
         w = Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)
-        outputs, h, c = run(self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards,
-                            dropout=dropout, batch_first=batch_first, kernel=self.engine_kernel)
+        outputs, h, c, self.last_kernel = run_explained(
+            self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
+            batch_first=batch_first, kernel=self.engine_kernel)
         if self.stateful:
             self._set_states(h, c)
         if self.return_sequences:

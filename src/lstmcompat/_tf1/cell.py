@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._engine import CellSpec, Weights, analyze_mask, choose, run
+from .._engine import CellSpec, Weights, run_explained
 from .._engine.gates import permute
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
@@ -355,39 +355,16 @@ def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tenso
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One engine call over the whole sequence, with TF1 ``sequence_length`` semantics.
 
-    Rows of length 0 are left out of the engine call (they output zeros and keep
-    their initial state), so the remaining rows are a right-padded batch that
-    the ``native`` kernel can take.
+    ``lengths`` becomes a right-padded mask (rows of length 0 output zeros and
+    keep their initial state); the engine's choice is kept in ``cell.last_kernel``.
     """
-    bdim, tdim = (0, 1) if batch_first else (1, 0)
-    p = cell.output_size
-    out_shape = (B, T, p) if batch_first else (T, B, p)
-    if T == 0 or B == 0:
-        return x.new_zeros(out_shape), h0, c0
     mask = None
     if lengths is not None:
         lengths = lengths.to(torch.int64).clamp(0, T)
-        nonzero = lengths > 0
-        if not bool(nonzero.all()):
-            if not bool(nonzero.any()):
-                return x.new_zeros(out_shape), h0, c0
-            idx = nonzero.nonzero().squeeze(1)
-            xi = x.index_select(bdim, idx.to(x.device))
-            out_i, h_i, c_i = _run_lstm(cell, xi, h0.index_select(0, idx.to(x.device)),
-                                        c0.index_select(0, idx.to(x.device)),
-                                        lengths.index_select(0, idx), batch_first,
-                                        int(idx.numel()), T)
-            dev_idx = idx.to(x.device)
-            out = x.new_zeros(out_shape).index_copy(bdim, dev_idx, out_i)
-            return out, h0.index_copy(0, dev_idx, h_i), c0.index_copy(0, dev_idx, c_i)
         steps = torch.arange(T, device=x.device)
         mask = steps.unsqueeze(1) < lengths.to(x.device).unsqueeze(0)  # (T, B)
         if batch_first:
             mask = mask.t()
-    spec = cell.cell_spec()
-    mask_kind, _ = analyze_mask(mask, tdim)
-    name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind)
-    cell.last_kernel = (name, reason)
-    return run(spec, x, cell.engine_weights(), h0, c0, mask=mask, batch_first=batch_first,
-               kernel=name)
-
+    outputs, h, c, cell.last_kernel = run_explained(
+        cell.cell_spec(), x, cell.engine_weights(), h0, c0, mask=mask, batch_first=batch_first)
+    return outputs, h, c
