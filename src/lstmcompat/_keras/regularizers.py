@@ -72,7 +72,7 @@ class Regularizer:
         return 0.0
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError(f"{self} does not implement get_config()")
+        raise NotImplementedError(f"{object.__repr__(self)} does not implement get_config()")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Regularizer:
