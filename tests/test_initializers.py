@@ -139,7 +139,7 @@ def test_distribution_matches_tf(case):
     assert abs(x.mean().item() - case["mean"]) <= 6 * sd * math.sqrt(2.0 / n)
     assert abs(x.std(unbiased=False).item() / sd - 1.0) <= 0.02
     qs = torch.quantile(x[:100_000], torch.tensor(STATS["quantile_levels"], dtype=torch.float64))
-    for ours, tf_q in zip(qs.tolist(), case["quantiles"]):
+    for ours, tf_q in zip(qs.tolist(), case["quantiles"], strict=True):
         assert abs(ours - tf_q) <= 0.06 * sd, (ours, tf_q)
     if case["lo"] is not None:
         lo, hi = case["lo"], case["hi"]

@@ -85,8 +85,11 @@ def activation_grid() -> np.ndarray:
     special = [-20, -15, -14, -13.9, -6, -5, -3, -2.5, -2, -1.5, -1, -0.5, -1e-3, -1e-6, 0,
                1e-6, 1e-3, 0.5, 1, 1.5, 2, 2.5, 3, 5, 6, 13.9, 14, 15, 20]
     pts = [f32(s) for s in special]
-    for k in (-2.5, 2.5, 6.0, 0.0, 0.5, 1.0):  # float32 neighbours of kinks/thresholds
+    # float32 neighbours of kinks/thresholds. Not those of 0: they are denormals, which
+    # TF's CPU kernels flush to zero (so TF treats them as 0), torch does not.
+    for k in (-2.5, 2.5, 6.0, 0.5, 1.0, 3.0):
         pts += [np.nextafter(f32(k), f32(-np.inf)), np.nextafter(f32(k), f32(np.inf))]
+    pts += [f32(-1e-30), f32(1e-30)]
     pts = np.array(pts, dtype=f32)
     fill = np.linspace(-7.0, 7.0, 80 - len(pts), dtype=f32)
     return np.concatenate([pts, fill]).astype(f32).reshape(2, 40)

@@ -95,9 +95,37 @@ def leaky_relu(x: torch.Tensor, alpha: float = 0.2) -> torch.Tensor:
     return F.leaky_relu(x, alpha)
 
 
+class _ExpLinear(torch.autograd.Function):
+    """``y = pos * x`` for ``x >= 0``, ``neg * (exp(x) - 1)`` for ``x < 0``, with TF's gradient.
+
+    TF's ``EluGrad``/``SeluGrad`` compute the slope from the *output*:
+    ``y < 0 ? y + neg : pos``. It differs from ``d/dx`` where ``exp(x) - 1`` rounds
+    to 0 (tiny negative ``x``: slope ``pos``, not ``neg``) or to ``-1`` (very
+    negative ``x``: slope exactly 0). The backward uses differentiable ops on the
+    saved output, so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, pos: float, neg: float) -> torch.Tensor:
+        y = torch.where(x < 0, neg * (torch.exp(torch.clamp(x, max=0.0)) - 1.0), pos * x)
+        ctx.save_for_backward(y)
+        ctx.pos, ctx.neg = pos, neg
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        slope = torch.where(y < 0, y + ctx.neg, torch.full_like(y, ctx.pos))
+        return grad * slope, None, None
+
+
 def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """``tf.keras.activations.elu``: ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
-    res = torch.where(x < 0, torch.exp(torch.clamp(x, max=0.0)) - 1.0, x)
+    """``tf.keras.activations.elu``: ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``.
+
+    As ``backend.elu``: ``tf.nn.elu`` (TF's output-based gradient), then
+    ``where(x > 0, res, alpha * res)`` when ``alpha != 1``.
+    """
+    res = _ExpLinear.apply(x, 1.0, 1.0)
     if alpha == 1:
         return res
     return torch.where(x > 0, res, alpha * res)
@@ -107,11 +135,11 @@ def selu(x: torch.Tensor) -> torch.Tensor:
     """``tf.keras.activations.selu`` (``tf.nn.selu``).
 
     ``scale * x`` if ``x >= 0`` else ``scale * alpha * (exp(x) - 1)``, with
-    ``alpha = 1.6732632...`` and ``scale = 1.0507009...``; the slope at 0 is
-    ``scale``, as TF (``torch.nn.functional.selu`` gives ``scale * alpha`` there).
+    ``alpha = 1.6732632...`` and ``scale = 1.0507009...``; the gradient is TF's,
+    computed from the output: ``scale`` at 0 and wherever the output rounds to 0
+    (``torch.nn.functional.selu`` gives ``scale * alpha`` at 0).
     """
-    neg = _SELU_SCALE_ALPHA * (torch.exp(torch.clamp(x, max=0.0)) - 1.0)
-    return torch.where(x < 0, neg, _SELU_SCALE * x)
+    return _ExpLinear.apply(x, _SELU_SCALE, _SELU_SCALE_ALPHA)
 
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
