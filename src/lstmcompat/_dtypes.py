@@ -12,6 +12,8 @@ _NAMES = {
     "bfloat16": torch.bfloat16,
     "float32": torch.float32, "float": torch.float32,
     "float64": torch.float64, "double": torch.float64,
+    # Integer names resolve so that callers can reject them with their own message.
+    "int32": torch.int32, "int64": torch.int64,
 }
 
 
@@ -32,7 +34,7 @@ def resolve_dtype(dtype: Any, default: torch.dtype | None = torch.float32,
         if key in _NAMES:
             return _NAMES[key]
     raise TypeError(
-        f"`{arg}` must be a floating torch.dtype or its name ({', '.join(sorted(_NAMES))}), "
+        f"`{arg}` must be a torch.dtype or its name ({', '.join(sorted(_NAMES))}), "
         f"got {dtype!r}."
     )
 
