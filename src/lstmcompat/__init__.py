@@ -1,10 +1,55 @@
-"""lstmcompat: TensorFlow 1.x / Keras 2 LSTM semantics, exact, on PyTorch."""
+"""lstmcompat: TensorFlow 1.x / Keras 2 LSTM semantics, exact, on PyTorch.
+
+Public API (see ``shared/API.md``):
+
+* :class:`LSTM` -- ``tf.compat.v1.keras.layers.LSTM``.
+* :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
+* :class:`LSTMCell`, :class:`LSTMStateTuple`, :class:`MultiRNNCell` -- ``tf.compat.v1.nn.rnn_cell``.
+* :func:`dynamic_rnn`, :func:`static_rnn`, :func:`bidirectional_dynamic_rnn` -- ``tf.compat.v1.nn``.
+* :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
+* :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+
+from ._engine import CellSpec, available_kernels, choose
+from ._keras.constraints import apply_constraints, attach_constraints
+from ._keras.lstm import LSTM
+from ._tf1 import (
+    AUTO_REUSE,
+    Graph,
+    LSTMCell,
+    LSTMStateTuple,
+    MultiRNNCell,
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    static_rnn,
+    variable_scope,
+)
 
 try:
     __version__ = version("lstmcompat")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    # Keras front-end (API.md §1)
+    "LSTM",
+    "apply_constraints",
+    "attach_constraints",
+    # TF1 front-end (API.md §2-§3)
+    "AUTO_REUSE",
+    "Graph",
+    "LSTMCell",
+    "LSTMStateTuple",
+    "MultiRNNCell",
+    "bidirectional_dynamic_rnn",
+    "dynamic_rnn",
+    "static_rnn",
+    "variable_scope",
+    # engine introspection
+    "CellSpec",
+    "available_kernels",
+    "choose",
+]

@@ -6,7 +6,7 @@ with :func:`run_reference`.
 
 from .dispatch import available_kernels, choose, register_kernel
 from .reference import run_reference
-from .run import analyze_mask, run
+from .run import analyze_mask, run, run_explained
 from .spec import CellSpec, Dropout, Weights, check_weights
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "choose",
     "register_kernel",
     "run",
+    "run_explained",
     "run_reference",
 ]

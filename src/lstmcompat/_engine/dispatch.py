@@ -62,7 +62,7 @@ def native_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
     if dropout_kind == "other":
         return "per-gate or recurrent dropout masks"
     if mask_kind == "general":
-        return "a mask that is not a right-padded prefix of length >= 1"
+        return "a mask that is not a right-padded prefix"
     if mask_kind == "right_padded" and reverse:
         return "a mask with reversed processing"
     if not dtype.is_floating_point:

@@ -5,7 +5,8 @@ oneDNN on CPU, cuDNN on GPU. It has the reference's semantics for the specs that
 activation, no peepholes or clips, a projection smaller than ``units``, the
 forget bias folded into the bias, no dropout mask or one shared input mask
 (applied to the inputs first), and masks that are right-padded (every
-sequence a valid prefix of length >= 1), run as a packed sequence. In
+sequence a valid prefix), run as a packed sequence; length-0 sequences are
+left out of the call (zero outputs, initial state). In
 ``"carry"`` mode the padded steps then repeat the last valid output, as Keras
 does. ``torch.nn.LSTM`` is never held or subclassed: this is a functional call.
 """
@@ -39,8 +40,10 @@ def run_native(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0
                dropout: Dropout | None = None, batch_first: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Same contract as :func:`~lstmcompat._engine.reference.run_reference`, except that
-    a mask is given as ``lengths`` (``(B,)`` int64 on CPU, all >= 1, right-padded)."""
+    a mask is given as ``lengths`` (``(B,)`` int64 on CPU, right-padded)."""
     time_dim = 1 if batch_first else 0
+    if lengths is not None and not bool((lengths > 0).all()):
+        return _without_empty_rows(spec, x, w, h0, c0, lengths, reverse, dropout, batch_first)
     if dropout is not None and dropout.x is not None:
         x = x * dropout.x[0].unsqueeze(time_dim)
     if reverse:
@@ -70,3 +73,24 @@ def run_native(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0
         idx = idx.to(out.device).unsqueeze(-1).expand_as(out)
         out = out.gather(time_dim, idx)
     return out, h, c
+
+
+def _without_empty_rows(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
+                        c0: torch.Tensor, lengths: torch.Tensor, reverse: bool,
+                        dropout: Dropout | None, batch_first: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Length-0 rows output zeros (both mask modes) and keep their initial state."""
+    bdim = 0 if batch_first else 1
+    shape = list(x.shape[:2]) + [spec.output_size]
+    keep = (lengths > 0).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        return x.new_zeros(shape), h0, c0
+    idx = keep.to(x.device)
+    sub_dropout = None
+    if dropout is not None:
+        sub_dropout = Dropout(*(None if m is None else m.index_select(1, idx) for m in dropout))
+    out, h, c = run_native(spec, x.index_select(bdim, idx), w, h0.index_select(0, idx),
+                           c0.index_select(0, idx), lengths=lengths.index_select(0, keep),
+                           reverse=reverse, dropout=sub_dropout, batch_first=batch_first)
+    return (x.new_zeros(shape).index_copy(bdim, idx, out), h0.index_copy(0, idx, h),
+            c0.index_copy(0, idx, c))

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import DropoutKind, MaskKind, choose, register_kernel, runner
-from .dispatch import native_cannot, reference_cannot
+from .dispatch import (
+    DropoutKind,
+    MaskKind,
+    choose,
+    native_cannot,
+    reference_cannot,
+    register_kernel,
+    runner,
+)
 from .fused import fused_cannot, run_fused
 from .native import run_native
 from .reference import run_reference
@@ -18,8 +25,8 @@ register_kernel("fused", run_fused, fused_cannot, priority=1)
 
 def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, torch.Tensor | None]:
     """Classify a bool mask: ``("none", None)`` when absent or all true,
-    ``("right_padded", lengths)`` when each sequence is a valid prefix of length
-    >= 1, else ``("general", None)``."""
+    ``("right_padded", lengths)`` when each sequence is a valid prefix (length 0
+    included), else ``("general", None)``."""
     if mask is None:
         return "none", None
     if bool(mask.all()):
@@ -30,7 +37,7 @@ def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, to
     prefix = steps.unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
     if time_dim == 1:
         prefix = prefix.t()
-    if bool((lengths > 0).all()) and bool((prefix == mask).all()):
+    if bool((prefix == mask).all()):
         return "right_padded", lengths.to("cpu", torch.int64)
     return "general", None
 
@@ -52,16 +59,32 @@ def run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch
     Contract as :func:`lstmcompat._engine.reference.run_reference`; ``mask`` is a
     bool tensor ``(T, B)`` (``(B, T)`` when ``batch_first``).
     """
+    outputs, h, c, _ = run_explained(spec, x, w, h0, c0, mask=mask, reverse=reverse,
+                                     dropout=dropout, batch_first=batch_first, kernel=kernel)
+    return outputs, h, c
+
+
+def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
+                  c0: torch.Tensor, *, mask: torch.Tensor | None = None, reverse: bool = False,
+                  dropout: Dropout | None = None, batch_first: bool = False,
+                  kernel: str | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, str]]:
+    """:func:`run`, also returning ``(kernel_name, reason)`` as given by :func:`choose`."""
     time_dim = 1 if batch_first else 0
+    if x.shape[time_dim] == 0 or x.shape[1 - time_dim] == 0:
+        shape = list(x.shape[:2]) + [spec.output_size]
+        return x.new_zeros(shape), h0, c0, ("none", "empty input: nothing to run")
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.bool()
     mask_kind, lengths = analyze_mask(mask, time_dim)
     dkind = dropout_kind(dropout)
-    name, _ = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
+    name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
                      dropout_kind=dkind, reverse=reverse, kernel=kernel)
     fn = runner(name)
     if name == "native":
-        return fn(spec, x, w, h0, c0, lengths=lengths, reverse=reverse, dropout=dropout,
-                  batch_first=batch_first)
-    return fn(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
-              reverse=reverse, dropout=dropout, batch_first=batch_first)
+        out = fn(spec, x, w, h0, c0, lengths=lengths, reverse=reverse, dropout=dropout,
+                 batch_first=batch_first)
+    else:
+        out = fn(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
+                 reverse=reverse, dropout=dropout, batch_first=batch_first)
+    return (*out, (name, reason))

@@ -1,0 +1,67 @@
+"""Dtype names and array-like conversion shared by both front-ends (API.md §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+_NAMES = {
+    "float16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32, "float": torch.float32,
+    "float64": torch.float64, "double": torch.float64,
+    # Integer names resolve so that callers can reject them with their own message.
+    "int32": torch.int32, "int64": torch.int64,
+}
+
+
+def resolve_dtype(dtype: Any, default: torch.dtype | None = torch.float32,
+                  arg: str = "dtype") -> torch.dtype | None:
+    """A ``torch.dtype`` from a dtype, its name (``"float32"``), a NumPy dtype, or ``None``."""
+    if dtype is None:
+        return default
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, dict):  # a Keras mixed-precision Policy config
+        dtype = dtype.get("config", {}).get("name", dtype)
+    name = getattr(dtype, "name", dtype)  # tf.DType / np.dtype expose .name
+    if isinstance(dtype, type) and issubclass(dtype, np.generic):
+        name = np.dtype(dtype).name
+    if isinstance(name, str):
+        key = name.replace("torch.", "")
+        if key in _NAMES:
+            return _NAMES[key]
+    raise TypeError(
+        f"`{arg}` must be a torch.dtype or its name ({', '.join(sorted(_NAMES))}), "
+        f"got {dtype!r}."
+    )
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
+              device: torch.device | None = None) -> torch.Tensor:
+    """Convert an array-like to a tensor (cast to ``dtype`` when given).
+
+    Raises ``ValueError`` naming ``arg`` when it cannot be converted, or when a
+    non-floating array is passed where ``dtype`` is floating (TensorFlow raises
+    ``InvalidArgumentError`` there).
+    """
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"`{arg}` must be a tensor or an array-like of numbers: {e}") from None
+    if dtype is not None and dtype.is_floating_point and not x.dtype.is_floating_point:
+        raise ValueError(
+            f"`{arg}` must be a floating tensor (the layer computes in {dtype_name(dtype)}), "
+            f"got dtype {dtype_name(x.dtype)}."
+        )
+    if dtype is not None or device is not None:
+        x = x.to(device=device if device is not None else x.device,
+                 dtype=dtype if dtype is not None else x.dtype)
+    return x

@@ -1,0 +1,553 @@
+"""``lstmcompat.LSTM``: the Keras v1 LSTM layer (``tf.compat.v1.keras.layers.LSTM``).
+
+The layer translates its arguments into one engine call
+(:func:`lstmcompat._engine.run`): a :class:`~lstmcompat._engine.CellSpec`,
+its weights (already in the engine's canonical ``i, f, c, o`` order, which is
+Keras's), the sequence, the initial state, a Keras mask (``mask_mode="carry"``)
+and the variational dropout masks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import _activations
+from .._dtypes import as_tensor, dtype_name, resolve_dtype
+from .._engine import CellSpec, Dropout, Weights, run_explained
+from . import constraints as _constraints_mod
+from . import initializers as _initializers
+from . import regularizers as _regularizers
+
+_UIDS: dict[str, itertools.count] = {}
+
+
+def _unique_name(base: str) -> str:
+    """Keras-style default layer names: ``lstm``, ``lstm_1``, ``lstm_2``, ..."""
+    n = next(_UIDS.setdefault(base, itertools.count()))
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _shape_str(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+class LSTM(torch.nn.Module):
+    """Long Short-Term Memory layer with the exact semantics of ``tf.compat.v1.keras.layers.LSTM``.
+
+    TensorFlow equivalent: ``tf.compat.v1.keras.layers.LSTM`` (tf_keras
+    ``lstm_v1.LSTM``), i.e. ``RNN(LSTMCell(...))`` without cuDNN.
+
+    For input ``x_t`` and previous state ``(h, c)`` (gate order ``i, f, c, o``
+    in every fused weight)::
+
+        i = recurrent_activation(x_t W_i + h U_i + b_i)
+        f = recurrent_activation(x_t W_f + h U_f + b_f)
+        c = f * c + i * activation(x_t W_c + h U_c + b_c)
+        o = recurrent_activation(x_t W_o + h U_o + b_o)
+        h = o * activation(c)
+
+    ``recurrent_activation`` defaults to Keras's ``hard_sigmoid``,
+    ``clip(0.2 * x + 0.5, 0, 1)``.
+
+    Args:
+        units: positive int, the size of ``h`` and ``c``.
+        activation, recurrent_activation: Keras name, callable, or ``None`` (linear).
+        use_bias: whether the layer has ``bias``.
+        kernel_initializer, recurrent_initializer, bias_initializer: Keras name,
+            ``{"class_name", "config"}`` dict, or callable ``(shape, dtype) -> Tensor``;
+            drawn from torch's global RNG.
+        unit_forget_bias: initialise the forget slice of ``bias`` to ones.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            activity_regularizer: Keras regularizers (their penalties are in ``losses``).
+        kernel_constraint, recurrent_constraint, bias_constraint: Keras
+            constraints, applied by :func:`lstmcompat.apply_constraints` after an
+            optimizer step (never in forward or ``set_weights``).
+        dropout, recurrent_dropout: variational dropout rates, clamped to ``[0, 1]``.
+        return_sequences: return the whole output sequence instead of the last output.
+        return_state: also return the final ``h`` and ``c`` (a list ``[output, h, c]``).
+        go_backwards: process the sequence backwards; the output sequence is in
+            processing order (as Keras), not re-reversed.
+        stateful: keep the final state of each call as the next call's initial state.
+        unroll: accepted for compatibility; the numerics are identical.
+        time_major: inputs (and masks) are ``(time, batch, ...)``.
+        implementation: 1 (per-gate dropout masks) or 2 (one shared input mask).
+        input_shape, input_dim, batch_input_shape, batch_size: as Keras; when they
+            give the feature size the weights are built at construction.
+        name: layer name (default ``lstm``, ``lstm_1``, ...).
+        dtype: ``torch.dtype`` or its name; default float32.
+        trainable: whether the weights require gradients.
+        engine_kernel: force an engine kernel (``"native"``, ``"reference"``, ...);
+            ``None`` lets :func:`lstmcompat.choose` pick the fastest exact one. A
+            kernel that cannot run a call exactly raises ``ValueError``.
+
+    Shapes:
+        ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``,
+        ``bias (4*units,)``.
+
+    Example:
+        >>> import torch, lstmcompat
+        >>> layer = lstmcompat.LSTM(8, return_sequences=True, input_shape=(None, 3))
+        >>> layer(torch.zeros(2, 5, 3)).shape
+        torch.Size([2, 5, 8])
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "hard_sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        time_major: bool = False,
+        implementation: int = 1,
+        *,
+        input_shape: Sequence[int | None] | None = None,
+        input_dim: int | None = None,
+        input_length: int | None = None,
+        batch_input_shape: Sequence[int | None] | None = None,
+        batch_size: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        engine_kernel: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(
+                "Received an invalid value for argument `units`, "
+                f"expected a positive integer, got {units}."
+            )
+        self.units = int(units)
+        self.activation = _activations.get(activation)
+        self.recurrent_activation = _activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.recurrent_initializer = _initializers.get(recurrent_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = _regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self.activity_regularizer = _regularizers.get(activity_regularizer)
+        self.kernel_constraint = _constraints_mod.get(kernel_constraint)
+        self.recurrent_constraint = _constraints_mod.get(recurrent_constraint)
+        self.bias_constraint = _constraints_mod.get(bias_constraint)
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        if implementation not in (0, 1, 2):
+            raise ValueError(f"`implementation` must be 1 or 2, got {implementation!r}.")
+        # Keras: recurrent dropout forces implementation 1.
+        self.implementation = 1 if self.recurrent_dropout != 0 else int(implementation)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.time_major = bool(time_major)
+        self.trainable = bool(trainable)
+        self.name = name if name is not None else _unique_name("lstm")
+        self.dtype = resolve_dtype(dtype)
+        self.engine_kernel = engine_kernel  # force an engine kernel (None: `choose` decides)
+
+        # Keras's base Layer: input_dim / input_length -> input_shape -> batch_input_shape.
+        if input_shape is None and (input_dim is not None or input_length is not None):
+            input_shape = (input_length, input_dim)
+        if batch_input_shape is None and input_shape is not None:
+            batch_input_shape = (batch_size,) + tuple(input_shape)
+        self.batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+        if self.batch_input_shape is not None and len(self.batch_input_shape) != 3:
+            raise ValueError(
+                "`batch_input_shape` (or `input_shape` plus a batch) must have 3 dimensions "
+                f"(batch, time, features), got {self.batch_input_shape}."
+            )
+
+        self.kernel: torch.nn.Parameter | None = None
+        self.recurrent_kernel: torch.nn.Parameter | None = None
+        self.bias: torch.nn.Parameter | None = None
+        self.built = False
+        self._input_features: int | None = None
+        self._batch: int | None = None
+        self._activity_losses: list[torch.Tensor] = []
+        #: ``(kernel_name, reason)`` of the engine's choice in the latest call.
+        self.last_kernel: tuple[str, str] | None = None
+        self._constraints: dict[str, Callable] = {
+            n: c for n, c in (("kernel", self.kernel_constraint),
+                              ("recurrent_kernel", self.recurrent_constraint),
+                              ("bias", self.bias_constraint)) if c is not None
+        }
+        if self.batch_input_shape is not None and self.batch_input_shape[-1] is not None:
+            self.build(self.batch_input_shape)
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create the weights for inputs of ``input_shape`` (``(batch, time, features)``)."""
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"ndim=3, found ndim={len(input_shape)}. Full shape received: {_shape_str(input_shape)}"
+            )
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                "The last dimension of the inputs to `LSTM` should be defined. Found `None`."
+            )
+        if self.built:
+            return
+        u, dt = self.units, self.dtype
+        self._input_features = int(features)
+        kernel = self.kernel_initializer((self._input_features, 4 * u), dtype=dt)
+        recurrent = self.recurrent_initializer((u, 4 * u), dtype=dt)
+        self.kernel = torch.nn.Parameter(torch.as_tensor(kernel, dtype=dt),
+                                         requires_grad=self.trainable)
+        self.recurrent_kernel = torch.nn.Parameter(torch.as_tensor(recurrent, dtype=dt),
+                                                   requires_grad=self.trainable)
+        if self.use_bias:
+            if self.unit_forget_bias:
+                bias = torch.cat([
+                    torch.as_tensor(self.bias_initializer((u,), dtype=dt), dtype=dt),
+                    torch.ones(u, dtype=dt),
+                    torch.as_tensor(self.bias_initializer((2 * u,), dtype=dt), dtype=dt),
+                ])
+            else:
+                bias = torch.as_tensor(self.bias_initializer((4 * u,), dtype=dt), dtype=dt)
+            self.bias = torch.nn.Parameter(bias, requires_grad=self.trainable)
+        self.built = True
+        if self.stateful:
+            batch_index = 1 if self.time_major else 0
+            self._batch = input_shape[batch_index]
+            if self._batch is not None:
+                self.reset_states()
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def weights(self) -> list[torch.nn.Parameter]:
+        """``[kernel, recurrent_kernel, bias]`` (no bias when ``use_bias=False``)."""
+        if not self.built:
+            return []
+        return [p for p in (self.kernel, self.recurrent_kernel, self.bias) if p is not None]
+
+    @property
+    def trainable_weights(self) -> list[torch.nn.Parameter]:
+        return self.weights if self.trainable else []
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy arrays, in the order of :attr:`weights`."""
+        return [p.detach().cpu().numpy().copy() for p in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked)."""
+        params = self.weights
+        weights = list(weights)
+        if len(weights) != len(params):
+            raise ValueError(
+                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
+                f"of length {len(weights)}, but the layer was expecting {len(params)} weights."
+            )
+        values = []
+        for p, w in zip(params, weights):
+            t = as_tensor(w, "weights")
+            if tuple(t.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"Layer {self.name} weight shape {tuple(p.shape)} is not compatible with "
+                    f"provided weight shape {tuple(t.shape)}."
+                )
+            values.append(t)
+        with torch.no_grad():
+            for p, t in zip(params, values):
+                p.copy_(t.to(p.dtype))
+
+    # ----------------------------------------------------------------- losses
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Activity penalties of the latest call, then the weight penalties of the current weights."""
+        out = list(self._activity_losses)
+        if self.built:
+            for reg, p in ((self.kernel_regularizer, self.kernel),
+                           (self.recurrent_regularizer, self.recurrent_kernel),
+                           (self.bias_regularizer, self.bias)):
+                if reg is not None and p is not None:
+                    out.append(reg(p))
+        return out
+
+    # ----------------------------------------------------------------- states
+    @property
+    def states(self) -> list[torch.Tensor | None]:
+        """``[h, c]`` of a stateful layer (``[None, None]`` before they exist)."""
+        h = getattr(self, "states_h", None)
+        c = getattr(self, "states_c", None)
+        return [h, c]
+
+    def reset_states(self, states: Sequence[Any] | None = None) -> None:
+        """Reset the stored states of a stateful layer to zeros, or to ``states`` (``[h, c]``).
+
+        Raises:
+            AttributeError: the layer is not stateful.
+            ValueError: the batch size is unknown, or ``states`` has the wrong
+                number of arrays or shapes.
+        """
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful.")
+        if not self._batch:
+            raise ValueError(
+                "If a RNN is stateful, it needs to know its batch size. Specify the batch "
+                "size of your input tensors: pass `batch_input_shape` (or `batch_size` with "
+                "`input_shape`) to the layer, or call it once on a batch."
+            )
+        shape = (self._batch, self.units)
+        device = self.kernel.device if self.kernel is not None else None
+        if states is None:
+            values = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in range(2)]
+        else:
+            if isinstance(states, (np.ndarray, torch.Tensor)):
+                states = [states]
+            states = list(states)
+            if len(states) != 2:
+                raise ValueError(
+                    f"Layer {self.name} expects 2 states, but it received {len(states)} "
+                    "state values."
+                )
+            values = []
+            for i, s in enumerate(states):
+                t = as_tensor(s, "states")
+                if tuple(t.shape) != shape:
+                    raise ValueError(
+                        f"State {i} is incompatible with layer {self.name}: expected "
+                        f"shape={shape} but found shape={tuple(t.shape)}"
+                    )
+                values.append(t.to(device=device, dtype=self.dtype))
+        self._set_states(values[0], values[1])
+
+    def _set_states(self, h: torch.Tensor, c: torch.Tensor) -> None:
+        h, c = h.detach().clone(), c.detach().clone()
+        if hasattr(self, "states_h"):
+            self.states_h = h
+            self.states_c = c
+        else:
+            self.register_buffer("states_h", h)
+            self.register_buffer("states_c", c)
+
+    # ------------------------------------------------------------------- call
+    def _spec(self) -> CellSpec:
+        return CellSpec(units=self.units, activation=self.activation,
+                        recurrent_activation=self.recurrent_activation, mask_mode="carry")
+
+    def _dropout_masks(self, batch: int, features: int, training: bool,
+                       device: torch.device) -> Dropout | None:
+        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
+            return None
+        for rate, arg in ((self.dropout, "dropout"), (self.recurrent_dropout, "recurrent_dropout")):
+            if rate >= 1.0:
+                raise ValueError(
+                    f"`{arg}` rate must be a float in the range [0, 1) in training, got "
+                    f"rate={rate}. (TensorFlow's dropout raises the same error.)"
+                )
+
+        def masks(rate: float, count: int, size: int) -> torch.Tensor:
+            keep = torch.rand(count, batch, size, device=device, dtype=self.dtype) >= rate
+            return keep.to(self.dtype) * (1.0 / (1.0 - rate))
+
+        dx = dh = None
+        if self.dropout > 0:
+            dx = masks(self.dropout, 4, features)
+            if self.implementation != 1:
+                dx = dx[:1]
+        if self.recurrent_dropout > 0:
+            dh = masks(self.recurrent_dropout, 4, self.units)
+        return Dropout(x=dx, h=dh)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 3:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"ndim=3, found ndim={x.dim()}. Full shape received: {_shape_str(tuple(x.shape))}"
+            )
+        batch_index = 1 if self.time_major else 0
+        expected: list[int | None] = [None, None, self._input_features]
+        if self.stateful and self._batch:
+            expected[batch_index] = self._batch
+        actual = tuple(x.shape)
+        if any(e is not None and e != a for e, a in zip(expected, actual)):
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"shape={_shape_str(expected)}, found shape={_shape_str(actual)}"
+            )
+
+    def _initial_state(self, initial_state: Any, batch: int,
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (batch, self.units)
+        if initial_state is not None:
+            if isinstance(initial_state, (torch.Tensor, np.ndarray)):
+                initial_state = [initial_state]
+            initial_state = list(initial_state)
+            if len(initial_state) != 2:
+                raise ValueError(
+                    f"Layer has 2 states but was passed {len(initial_state)} initial states. "
+                    "Pass `initial_state=[h, c]`."
+                )
+            state = []
+            for i, s in enumerate(initial_state):
+                t = as_tensor(s, "initial_state", dtype=self.dtype, device=device)
+                if tuple(t.shape) != shape:
+                    raise ValueError(
+                        "An `initial_state` was passed that is not compatible with "
+                        f"`cell.state_size`: state {i} has shape {tuple(t.shape)}, expected "
+                        f"{shape} (batch, units)."
+                    )
+                state.append(t)
+            initial = (state[0], state[1])
+        else:
+            initial = None
+        if self.stateful:
+            stored = (self.states_h, self.states_c)
+            # Keras: a passed initial_state is used only while the stored states are all zero.
+            if initial is None or bool(stored[0].any()) or bool(stored[1].any()):
+                return stored[0].to(self.dtype), stored[1].to(self.dtype)
+            return initial
+        if initial is not None:
+            return initial
+        zeros = torch.zeros(shape, dtype=self.dtype, device=device)
+        return zeros, zeros
+
+    def forward(self, inputs: Any, mask: Any = None, training: bool | None = None,
+                initial_state: Any = None) -> torch.Tensor | list[torch.Tensor]:
+        """Run the layer.
+
+        Args:
+            inputs: ``(batch, time, features)`` (``(time, batch, features)`` when
+                ``time_major``), or a list ``[inputs, h, c]``.
+            mask: bool or 0/1 ``(batch, time)`` (``(time, batch)`` when ``time_major``).
+            training: apply dropout; ``None`` uses ``self.training``.
+            initial_state: ``[h, c]``, each ``(batch, units)``.
+
+        Returns:
+            The last output ``(batch, units)``, or the sequence with
+            ``return_sequences``; with ``return_state`` the list ``[output, h, c]``.
+        """
+        if isinstance(inputs, list):
+            if len(inputs) > 1:
+                if initial_state is not None:
+                    raise ValueError(
+                        "`initial_state` was given both in the `inputs` list and as a keyword."
+                    )
+                initial_state = inputs[1:]
+            inputs = inputs[0]
+        device = self.kernel.device if self.kernel is not None else None
+        x = as_tensor(inputs, "inputs", dtype=self.dtype, device=device)
+        if x.dim() != 3:
+            self._check_input(x)
+        if not self.built:
+            self.build(tuple(x.shape))
+        elif self.stateful and not self._batch:
+            self._batch = x.shape[1 if self.time_major else 0]
+            self.reset_states()
+        self._check_input(x)
+        batch_first = not self.time_major
+        batch = x.shape[0 if batch_first else 1]
+        steps = x.shape[1 if batch_first else 0]
+
+        m = None
+        if mask is not None:
+            m = as_tensor(mask, "mask", device=x.device)
+            expected = (batch, steps) if batch_first else (steps, batch)
+            if tuple(m.shape) != expected:
+                raise ValueError(
+                    f"`mask` must have shape {expected} "
+                    f"({'batch, time' if batch_first else 'time, batch'}), "
+                    f"got {tuple(m.shape)}."
+                )
+            m = m.bool()
+
+        h0, c0 = self._initial_state(initial_state, batch, x.device)
+        if training is None:
+            training = self.training
+        dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
+        w = Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)
+        outputs, h, c, self.last_kernel = run_explained(
+            self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
+            batch_first=batch_first, kernel=self.engine_kernel)
+        if self.stateful:
+            self._set_states(h, c)
+        if self.return_sequences:
+            output = outputs
+        else:
+            output = outputs[:, -1] if batch_first else outputs[-1]
+        result: torch.Tensor | list[torch.Tensor] = [output, h, c] if self.return_state else output
+        self._activity_losses = []
+        if self.activity_regularizer is not None:
+            for t in (result if isinstance(result, list) else [result]):
+                self._activity_losses.append(self.activity_regularizer(t) / t.shape[0])
+        return result
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict[str, Any]:
+        """The Keras config dict (same keys and values as TensorFlow's)."""
+        config: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": dtype_name(self.dtype),
+        }
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = self.batch_input_shape
+        config.update({
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "time_major": self.time_major,
+            "units": self.units,
+            "activation": _activations.serialize(self.activation),
+            "recurrent_activation": _activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": _initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": _regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": _regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": _regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": _constraints_mod.serialize(self.kernel_constraint),
+            "recurrent_constraint": _constraints_mod.serialize(self.recurrent_constraint),
+            "bias_constraint": _constraints_mod.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "implementation": self.implementation,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LSTM:
+        """Re-create a layer from :meth:`get_config` (or a TensorFlow config dict)."""
+        config = dict(config)
+        if config.get("implementation") == 0:
+            config["implementation"] = 1
+        config.pop("enable_caching_device", None)
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        feats = self._input_features
+        return f"name={self.name!r}, units={self.units}, input_features={feats}"

@@ -1,0 +1,21 @@
+"""The TF1 front-end: ``LSTMCell``, ``MultiRNNCell``, ``dynamic_rnn`` and friends, graph naming."""
+
+from .cell import LSTMCell
+from .graph import AUTO_REUSE, Graph, VariableScope, get_variable_scope, variable_scope
+from .multi import MultiRNNCell
+from .rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_rnn
+from .state import LSTMStateTuple
+
+__all__ = [
+    "AUTO_REUSE",
+    "Graph",
+    "LSTMCell",
+    "LSTMStateTuple",
+    "MultiRNNCell",
+    "VariableScope",
+    "bidirectional_dynamic_rnn",
+    "dynamic_rnn",
+    "get_variable_scope",
+    "static_rnn",
+    "variable_scope",
+]

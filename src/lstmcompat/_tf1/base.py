@@ -1,0 +1,197 @@
+"""What every TF1 cell shares: name and scope capture, weights I/O, zero states.
+
+Mirrors ``tf_keras/src/legacy_tf_layers/base.py`` (``Layer._set_scope``,
+``add_weight``) and ``legacy_cells.RNNCell`` (``zero_state``,
+``get_initial_state``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._util import as_dtype
+from .graph import Graph, VariableScope, get_default_graph, variable_scope
+
+StateSize = Any  # int, LSTMStateTuple of ints, or a tuple of those
+State = Any  # tensor, LSTMStateTuple of tensors, or a tuple of those
+
+
+class RNNCellBase(nn.Module):
+    """Base of the TF1 cells (TF ``tf.compat.v1.nn.rnn_cell.RNNCell``); not public API."""
+
+    _default_name: str = "rnn_cell"
+
+    def __init__(self, name: str | None = None, reuse: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a string or None, got {name!r}.")
+        self._base_name = name or self._default_name
+        self._reuse = reuse
+        self._dtype = as_dtype(dtype)
+        self._scope: VariableScope | None = None
+        self._graph: Graph | None = None
+        self.built = False
+
+    # -- naming -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The cell's name: ``name=`` or the snake-case class name (a label outside a graph)."""
+        return self._base_name
+
+    @property
+    def scope_name(self) -> str:
+        """Full variable-scope name, known once the cell was first built inside a ``Graph``."""
+        if self._scope is None:
+            raise ValueError(
+                f'No name available for layer scope because the layer "{self.name}" has not '
+                "been used yet. The scope name is determined the first time the layer "
+                "instance is called. You must therefore call the layer before querying "
+                "`scope_name`."
+            )
+        return self._scope.name
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """Weight dtype: ``dtype=`` or the dtype of the first input (``None`` until then)."""
+        return self._dtype
+
+    def _set_scope(self, scope: str | VariableScope | None = None) -> None:
+        """Capture the cell's variable scope the first time it is used in a graph (TF rule)."""
+        graph = get_default_graph()
+        if graph is None or self._scope is not None:
+            return
+        self._graph = graph
+        if self._reuse:
+            with variable_scope(scope if scope is not None else self._base_name) as s:
+                self._scope = s
+        else:
+            with variable_scope(scope, default_name=self._base_name) as s:
+                self._scope = s
+
+    @contextlib.contextmanager
+    def _own_scope(self) -> Iterator[None]:
+        """Enter the captured scope as TF's ``add_weight`` does (reuse once built)."""
+        if self._scope is None or get_default_graph() is not self._graph:
+            yield
+            return
+        with variable_scope(self._scope, reuse=True if self.built else self._reuse):
+            yield
+
+    # -- weights ------------------------------------------------------------------
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """The cell's parameters in TF's order (empty before the cell is built)."""
+        return []
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        return self.weights
+
+    @property
+    def variables(self) -> list[nn.Parameter]:
+        return self.weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``)."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``).
+
+        Raises:
+            ValueError: wrong number of arrays or a shape that does not match.
+        """
+        params = self.weights
+        weights = list(weights)
+        if len(params) != len(weights):
+            raise ValueError(
+                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
+                f"of length {len(weights)}, but the layer was expecting {len(params)} weights. "
+                f"Provided weights: {str(weights)[:50]}..."
+            )
+        values = []
+        for p, w in zip(params, weights, strict=True):
+            t = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
+            if tuple(t.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"Layer weight shape {tuple(p.shape)} not compatible with provided weight "
+                    f"shape {tuple(t.shape)}"
+                )
+            values.append(t)
+        with torch.no_grad():
+            for p, t in zip(params, values, strict=True):
+                p.copy_(t.to(device=p.device, dtype=p.dtype))
+
+    # -- states -------------------------------------------------------------------
+    @property
+    def state_size(self) -> StateSize:
+        raise NotImplementedError
+
+    @property
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    def zero_state(self, batch_size: int | torch.Tensor, dtype: Any) -> State:
+        """Zero state(s) shaped ``(batch_size, s)`` for each ``s`` in :attr:`state_size`.
+
+        TF equivalent: ``cell.zero_state(batch_size, dtype)``.
+        """
+        dt = as_dtype(dtype) or torch.float32
+        b = int(batch_size)
+        return _map_sizes(self.state_size, lambda s: torch.zeros(b, s, dtype=dt))
+
+    def get_initial_state(self, inputs: Any = None, batch_size: int | torch.Tensor | None = None,
+                          dtype: Any = None) -> State:
+        """TF ``get_initial_state``: the zero state, with batch and dtype checked against ``inputs``.
+
+        Raises:
+            ValueError: ``batch_size`` or ``dtype`` disagree with ``inputs``, or
+                neither ``inputs`` nor both of them are given.
+        """
+        dt = as_dtype(dtype)
+        if inputs is not None:
+            inputs = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(
+                np.asarray(inputs))
+            if batch_size is not None and inputs.shape[0] != int(batch_size):
+                raise ValueError(
+                    "batch size from input tensor is different from the input param. Input "
+                    f"tensor batch: {inputs.shape[0]}, batch_size: {batch_size}"
+                )
+            if dt is not None and inputs.dtype != dt:
+                raise ValueError(
+                    "dtype from input tensor is different from the input param. Input tensor "
+                    f"dtype: {inputs.dtype}, dtype: {dt}"
+                )
+            batch_size = inputs.shape[0]
+            dt = inputs.dtype
+        if batch_size is None or dt is None:
+            raise ValueError(
+                "batch_size and dtype cannot be None while constructing initial state: "
+                f"batch_size={batch_size}, dtype={dt}"
+            )
+        return self.zero_state(batch_size, dt)
+
+    # -- running (implemented by subclasses) ------------------------------------------
+    def _prepare(self, depth: int, dtype: torch.dtype, scope: Any = None) -> None:
+        """Name (in a graph) and build the cell for inputs of ``depth`` features."""
+        raise NotImplementedError
+
+    def _run_sequence(self, x: torch.Tensor, state: State, lengths: torch.Tensor | None,
+                      batch_first: bool) -> tuple[torch.Tensor, State]:
+        """Run the whole sequence through the engine; returns ``(outputs, final_state)``."""
+        raise NotImplementedError
+
+
+def _map_sizes(size: StateSize, fn: Any) -> State:
+    if isinstance(size, int):
+        return fn(size)
+    if hasattr(size, "_fields"):  # namedtuple (LSTMStateTuple)
+        return type(size)(*(_map_sizes(s, fn) for s in size))
+    return tuple(_map_sizes(s, fn) for s in size)

@@ -1,0 +1,370 @@
+"""``LSTMCell``: TF1 ``tf.compat.v1.nn.rnn_cell.LSTMCell`` on the engine."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._engine import CellSpec, Weights, run_explained
+from .._engine.gates import permute
+from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
+from .base import RNNCellBase, State
+from .graph import get_default_graph, make_value
+from .state import LSTMStateTuple
+
+ActivationLike = str | Callable[[torch.Tensor], torch.Tensor] | None
+
+
+class LSTMCell(RNNCellBase):
+    r"""Long short-term memory cell with optional peepholes, cell clipping and projection.
+
+    TensorFlow equivalent: ``tf.compat.v1.nn.rnn_cell.LSTMCell`` (tf_keras
+    ``legacy_cells.LSTMCell``), same arguments, weights, states and errors. With
+    ``x`` the input, ``(c, m)`` the previous state and ``[x, m]`` their
+    concatenation, one step is::
+
+        i, j, f, o = split([x, m] @ kernel + bias, 4)        # gate order i, j, f, o
+        c' = sigmoid(f + forget_bias + w_f_diag * c) * c
+             + sigmoid(i + w_i_diag * c) * act(j)            # peepholes only if use_peepholes
+        c' = clip(c', -cell_clip, cell_clip)                 # if cell_clip is not None
+        m' = sigmoid(o + w_o_diag * c') * act(c')            # the clipped c'
+        m' = clip(m' @ proj_kernel, -proj_clip, proj_clip)   # if num_proj (clip if proj_clip)
+
+    ``act`` is ``activation`` (``None``: tanh); the gates are always sigmoid.
+    The forget bias is added at run time, never stored in ``bias``.
+
+    Args:
+        num_units: number of units ``u``.
+        use_peepholes: diagonal peephole connections (``w_f_diag``, ``w_i_diag``
+            read the previous ``c``; ``w_o_diag`` reads the new, clipped ``c``).
+        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` before the output
+            peephole and activation (``0`` clips to zero; ``None``: off).
+        initializer: initializer of the kernel, peepholes and projection: a
+            callable ``(shape, dtype) -> Tensor``, a name (``"glorot_uniform"``,
+            ``"zeros"``, ``"ones"``) or ``None`` (the enclosing
+            ``variable_scope``'s initializer, else glorot_uniform over each
+            whole weight: the fused kernel ``(depth + output_size, 4u)`` as one
+            matrix). ``bias`` always starts at zeros.
+        num_proj: projection size ``p`` (any positive size, also ``>= u``);
+            ``None``: no projection.
+        proj_clip: clip the projected output to ``[-proj_clip, proj_clip]``.
+            As in TF it applies only together with ``num_proj``.
+        num_unit_shards, num_proj_shards: accepted with a ``DeprecationWarning``;
+            they do not change the math (TF partitions the variables).
+        forget_bias: added to the forget gate pre-activation at run time.
+        state_is_tuple: states are ``LSTMStateTuple(c, h)``; ``False``: one
+            tensor ``[c, h]`` concatenated on axis 1 (``DeprecationWarning``).
+        activation: ``None`` (tanh), a Keras activation name, or a callable.
+        reuse: TF reuse flag for the cell's own scope inside a ``Graph``
+            (``True``: the variables must already exist; ``AUTO_REUSE``).
+        name: the cell's name (its variable scope inside a ``Graph``; default
+            ``"lstm_cell"``).
+        dtype: weight dtype (``torch.dtype`` or name); ``None``: the dtype of
+            the first input (float32 for a bare ``build``).
+        **kwargs: ``trainable`` (bool) is accepted.
+
+    Attributes:
+        kernel: ``(depth + output_size, 4u)``, gate blocks ``i, j, f, o``
+            (TF ``kernel``).
+        bias: ``(4u,)`` (TF ``bias``).
+        w_f_diag, w_i_diag, w_o_diag: ``(u,)`` peepholes (``use_peepholes``).
+        proj_kernel: ``(u, num_proj)`` (TF ``projection/kernel``; ``num_proj``).
+        last_kernel: ``(engine kernel name, reason)`` of the latest run, e.g.
+            ``("native", ...)``; ``None`` before the first run.
+
+    Example:
+        >>> import torch, lstmcompat
+        >>> cell = lstmcompat.LSTMCell(4, num_proj=2, use_peepholes=True)
+        >>> x = torch.randn(3, 5)
+        >>> out, state = cell(x, cell.zero_state(3, torch.float32))
+        >>> out.shape, state.c.shape, [tuple(w.shape) for w in cell.weights]
+        (torch.Size([3, 2]), torch.Size([3, 4]), [(7, 16), (16,), (4,), (4,), (4,), (4, 2)])
+    """
+
+    _default_name = "lstm_cell"
+
+    def __init__(self, num_units: int, use_peepholes: bool = False,
+                 cell_clip: float | None = None,
+                 initializer: str | Initializer | None = None, num_proj: int | None = None,
+                 proj_clip: float | None = None, num_unit_shards: int | None = None,
+                 num_proj_shards: int | None = None, forget_bias: float = 1.0,
+                 state_is_tuple: bool = True, activation: ActivationLike = None,
+                 reuse: Any = None, name: str | None = None, dtype: Any = None,
+                 **kwargs: Any) -> None:
+        trainable = kwargs.pop("trainable", True)
+        if kwargs:
+            raise TypeError(f"Keyword argument not understood: {sorted(kwargs)}")
+        super().__init__(name=name, reuse=reuse, dtype=dtype)
+        check_floating(self._dtype)
+        if not isinstance(num_units, int) or isinstance(num_units, bool) or num_units <= 0:
+            raise ValueError(f"`num_units` must be a positive int, got {num_units!r}.")
+        if num_proj is not None and (not isinstance(num_proj, int) or num_proj <= 0):
+            raise ValueError(f"`num_proj` must be a positive int or None, got {num_proj!r}.")
+        if not state_is_tuple:
+            warnings.warn(
+                f"{type(self).__name__}: Using a concatenated state is slower and will soon be "
+                "deprecated.  Use state_is_tuple=True.", DeprecationWarning, stacklevel=2)
+        if num_unit_shards is not None or num_proj_shards is not None:
+            warnings.warn(
+                f"{type(self).__name__}: The num_unit_shards and proj_unit_shards parameters "
+                "are deprecated and will be removed in Jan 2017.  Use a variable scope with a "
+                "partitioner instead.", DeprecationWarning, stacklevel=2)
+        self._num_units = num_units
+        self._use_peepholes = bool(use_peepholes)
+        self._cell_clip = None if cell_clip is None else float(cell_clip)
+        self._initializer_arg = initializer
+        self._initializer = get_initializer(initializer)
+        self._num_proj = num_proj
+        self._proj_clip = None if proj_clip is None else float(proj_clip)
+        self._num_unit_shards = num_unit_shards
+        self._num_proj_shards = num_proj_shards
+        self._forget_bias = float(forget_bias)
+        self._state_is_tuple = bool(state_is_tuple)
+        self._activation_arg = activation
+        self._trainable = bool(trainable)
+        # TF: `if activation:` -- any falsy value means tanh.
+        self._activation: str | Callable = activation if activation else "tanh"
+        self.last_kernel: tuple[str, str] | None = None
+        for attr in ("kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag", "proj_kernel"):
+            self.register_parameter(attr, None)
+
+    # -- sizes ----------------------------------------------------------------------
+    @property
+    def state_size(self) -> LSTMStateTuple | int:
+        """``LSTMStateTuple(num_units, num_proj or num_units)``, or their sum when not a tuple."""
+        p = self.output_size
+        return LSTMStateTuple(self._num_units, p) if self._state_is_tuple else self._num_units + p
+
+    @property
+    def output_size(self) -> int:
+        """``num_proj`` or ``num_units``."""
+        return self._num_proj if self._num_proj is not None else self._num_units
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """``[kernel, bias, (w_f_diag, w_i_diag, w_o_diag), (proj_kernel)]`` once built."""
+        if not self.built:
+            return []
+        ws = [self.kernel, self.bias]
+        if self._use_peepholes:
+            ws += [self.w_f_diag, self.w_i_diag, self.w_o_diag]
+        if self._num_proj is not None:
+            ws.append(self.proj_kernel)
+        return ws  # type: ignore[return-value]
+
+    # -- building ---------------------------------------------------------------------
+    def build(self, input_shape: Sequence[int | None] | torch.Size | int) -> None:
+        """Create the weights for inputs of ``input_shape[-1]`` features (TF ``build``).
+
+        Inside a ``Graph`` the weights are created (or, with reuse, looked up)
+        under the cell's variable scope.
+
+        Raises:
+            ValueError: the last dimension is unknown (``None``), or a shared
+                variable has another shape.
+        """
+        if self.built:
+            return
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        if not shape or shape[-1] is None:
+            raise ValueError(
+                f"Expected inputs.shape[-1] to be known, received shape: {input_shape}"
+            )
+        check_floating(self._dtype)
+        if self._dtype is None:
+            self._dtype = torch.float32
+        dtype = self._dtype
+        depth = int(shape[-1])
+        u, p = self._num_units, self.output_size
+        specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
+            ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
+            ("bias", "bias", (4 * u,), zeros),
+        ]
+        if self._use_peepholes:
+            specs += [(a, a, (u,), self._initializer) for a in ("w_f_diag", "w_i_diag", "w_o_diag")]
+        if self._num_proj is not None:
+            specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
+                          self._initializer))
+        graph = get_default_graph()
+        if graph is not None:
+            self._set_scope(None)
+        created = {}
+        with self._own_scope():
+            for attr, tf_name, shp, init in specs:
+                if graph is not None and self._graph is graph:
+                    param = graph.get_variable(tf_name, shp, dtype, init)
+                else:
+                    param = nn.Parameter(make_value(init or glorot_uniform, shp, dtype))
+                created[attr] = param
+        for attr, param in created.items():
+            param.requires_grad_(self._trainable)
+            setattr(self, attr, param)
+        self._input_depth = depth
+        self.built = True
+
+    def _prepare(self, depth: int, dtype: torch.dtype, scope: Any = None) -> None:
+        if self._dtype is None:
+            check_floating(dtype)
+            self._dtype = dtype
+        self._set_scope(scope)
+        if not self.built:
+            self.build((None, depth))
+        elif depth != self._input_depth:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"axis -1 of input shape to have value {self._input_depth}, but received "
+                f"input with shape (..., {depth})"
+            )
+
+    # -- engine translation ---------------------------------------------------------------
+    def cell_spec(self) -> CellSpec:
+        """The engine :class:`~lstmcompat._engine.CellSpec` of this cell (TF1 masking rule)."""
+        return CellSpec(
+            units=self._num_units,
+            activation=self._activation,
+            recurrent_activation="sigmoid",
+            forget_bias=self._forget_bias,
+            use_peepholes=self._use_peepholes,
+            cell_clip=self._cell_clip,
+            num_proj=self._num_proj,
+            proj_clip=self._proj_clip if self._num_proj is not None else None,
+            mask_mode="zero",
+        )
+
+    def engine_weights(self) -> Weights:
+        """The weights in the engine's canonical layout (differentiable views of the parameters)."""
+        if not self.built:
+            raise ValueError(f'Layer "{self.name}" is not built yet; call it or `build` first.')
+        depth = self.kernel.shape[0] - self.output_size
+        return Weights(
+            W=permute(self.kernel[:depth], "tf1", "canonical", dim=-1),
+            R=permute(self.kernel[depth:], "tf1", "canonical", dim=-1),
+            b=permute(self.bias, "tf1", "canonical", dim=-1),
+            w_i=self.w_i_diag, w_f=self.w_f_diag, w_o=self.w_o_diag,
+            P=self.proj_kernel,
+        )
+
+    def _split_state(self, state: State, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        u, p = self._num_units, self.output_size
+        if self._state_is_tuple:
+            if isinstance(state, torch.Tensor) or not isinstance(state, Sequence) or len(state) != 2:
+                raise ValueError(
+                    f'Layer "{self.name}" expects `state` to be LSTMStateTuple(c, h) (or a pair), '
+                    f"got {type(state).__name__}."
+                )
+            c, h = (as_tensor(s) for s in state)
+        else:
+            s = as_tensor(state)
+            if s.dim() != 2 or s.shape[1] < u + p:
+                raise ValueError(
+                    f'Layer "{self.name}" expects a concatenated state of shape (batch, {u + p}), '
+                    f"got {tuple(s.shape)}."
+                )
+            c, h = s[:, :u], s[:, u:u + p]
+        if tuple(c.shape) != (batch, u) or tuple(h.shape) != (batch, p):
+            raise ValueError(
+                f'Layer "{self.name}" expects state shapes c ({batch}, {u}) and h ({batch}, {p}), '
+                f"got {tuple(c.shape)} and {tuple(h.shape)}."
+            )
+        return c, h
+
+    def _pack_state(self, c: torch.Tensor, h: torch.Tensor) -> State:
+        return LSTMStateTuple(c, h) if self._state_is_tuple else torch.cat([c, h], dim=1)
+
+    def _run_sequence(self, x: torch.Tensor, state: State, lengths: torch.Tensor | None,
+                      batch_first: bool) -> tuple[torch.Tensor, State]:
+        bdim, tdim = (0, 1) if batch_first else (1, 0)
+        B, T = x.shape[bdim], x.shape[tdim]
+        c0, h0 = self._split_state(state, B)
+        for t, what in ((c0, "c"), (h0, "h")):
+            check_floating(t.dtype)
+            if t.dtype != x.dtype:
+                raise TypeError(
+                    f"The state `{what}` has dtype {t.dtype} but the inputs have dtype "
+                    f"{x.dtype}; pass an `initial_state`/`dtype` matching the inputs."
+                )
+        if x.dtype != self.kernel.dtype:
+            raise TypeError(
+                f'Layer "{self.name}" has weights of dtype {self.kernel.dtype} but received '
+                f"inputs of dtype {x.dtype}."
+            )
+        c0, h0 = c0.to(x.device), h0.to(x.device)
+        out, h, c = _run_lstm(self, x, h0, c0, lengths, batch_first, B, T)
+        return out, self._pack_state(c, h)
+
+    # -- call ---------------------------------------------------------------------------
+    def forward(self, inputs: Any, state: State, scope: Any = None) -> tuple[torch.Tensor, State]:
+        """One step: ``output, new_state = cell(inputs, state)`` with ``inputs (batch, depth)``.
+
+        Returns the output ``(batch, output_size)`` and the new state
+        (``LSTMStateTuple(c, h)`` or the concatenated ``[c, h]``).
+        """
+        x = as_tensor(inputs)
+        check_floating(x.dtype)
+        if x.dim() != 2:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"ndim=2, found ndim={x.dim()}. Full shape received: {tuple(x.shape)}"
+            )
+        self._prepare(x.shape[1], x.dtype, scope)
+        out, new_state = self._run_sequence(x.unsqueeze(0), state, None, batch_first=False)
+        return out[0], new_state
+
+    def extra_repr(self) -> str:
+        parts = [f"{self._num_units}"]
+        if self._num_proj is not None:
+            parts.append(f"num_proj={self._num_proj}")
+        if self._use_peepholes:
+            parts.append("use_peepholes=True")
+        if self._cell_clip is not None:
+            parts.append(f"cell_clip={self._cell_clip}")
+        parts.append(f"name={self.name!r}")
+        return ", ".join(parts)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments (TF ``get_config``); ``LSTMCell(**cfg)`` rebuilds the cell."""
+        return {
+            "num_units": self._num_units,
+            "use_peepholes": self._use_peepholes,
+            "cell_clip": self._cell_clip,
+            "initializer": self._initializer_arg,
+            "num_proj": self._num_proj,
+            "proj_clip": self._proj_clip,
+            "num_unit_shards": self._num_unit_shards,
+            "num_proj_shards": self._num_proj_shards,
+            "forget_bias": self._forget_bias,
+            "state_is_tuple": self._state_is_tuple,
+            "activation": self._activation_arg,
+            "reuse": self._reuse,
+            "name": self._base_name,
+            "dtype": None if self._dtype is None else str(self._dtype).replace("torch.", ""),
+            "trainable": self._trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LSTMCell:
+        return cls(**config)
+
+
+def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+              lengths: torch.Tensor | None, batch_first: bool, B: int, T: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One engine call over the whole sequence, with TF1 ``sequence_length`` semantics.
+
+    ``lengths`` becomes a right-padded mask (rows of length 0 output zeros and
+    keep their initial state); the engine's choice is kept in ``cell.last_kernel``.
+    """
+    mask = None
+    if lengths is not None:
+        lengths = lengths.to(torch.int64).clamp(0, T)
+        steps = torch.arange(T, device=x.device)
+        mask = steps.unsqueeze(1) < lengths.to(x.device).unsqueeze(0)  # (T, B)
+        if batch_first:
+            mask = mask.t()
+    outputs, h, c, cell.last_kernel = run_explained(
+        cell.cell_spec(), x, cell.engine_weights(), h0, c0, mask=mask, batch_first=batch_first)
+    return outputs, h, c

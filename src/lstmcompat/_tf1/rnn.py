@@ -1,0 +1,278 @@
+"""``dynamic_rnn``, ``static_rnn`` and ``bidirectional_dynamic_rnn`` on the engine.
+
+Each runs a cell over the whole sequence with one engine call per LSTM layer
+(never a Python loop over ``cell(...)``), with TF1 ``sequence_length``
+semantics: outputs past a sequence's length are zeros and its state is held,
+so the final state is the state after its last valid step (the initial state
+for length 0). Mirrors ``tensorflow/python/ops/rnn.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._util import as_dtype, as_tensor, check_floating
+from .base import RNNCellBase, State
+from .graph import VariableScope, variable_scope
+
+
+def _check_cell(name: str, cell: Any) -> None:
+    if not isinstance(cell, RNNCellBase):
+        raise TypeError(
+            f"The argument {name!r} ({cell!r}) is not an RNNCell: lstmcompat runs its own cells "
+            "(LSTMCell, MultiRNNCell)."
+        )
+
+
+def _lengths(sequence_length: Any, batch: int, scope_name: str,
+             message_vector: str) -> torch.Tensor | None:
+    if sequence_length is None:
+        return None
+    sl = sequence_length
+    if not isinstance(sl, torch.Tensor):
+        sl = torch.as_tensor(np.asarray(sl))
+    if sl.is_floating_point() or sl.is_complex() or sl.dtype == torch.bool:
+        # TF casts to int32; fractional lengths make no sense and are truncated there too.
+        sl = sl.to(torch.int64)
+    if sl.dim() != 1:
+        raise ValueError(message_vector.format(sl=sl, shape=tuple(sl.shape)))
+    if sl.shape[0] != batch:
+        # TF: InvalidArgumentError from the CheckSeqLen assertion.
+        raise ValueError(
+            f"Expected shape for Tensor {scope_name}/sequence_length:0 is [{batch}] but saw "
+            f"shape: [{sl.shape[0]}]"
+        )
+    return sl.to("cpu", torch.int64)
+
+
+def _initial_state(cell: RNNCellBase, initial_state: State | None, dtype: Any, batch: int,
+                   device: torch.device) -> State:
+    if initial_state is not None:
+        return _map_state(initial_state, lambda t: as_tensor(t).to(device))
+    dt = as_dtype(dtype)
+    if not dt:
+        raise ValueError("If no initial_state is provided, argument `dtype` must be specified")
+    state = cell.get_initial_state(inputs=None, batch_size=batch, dtype=dt)
+    return _map_state(state, lambda t: t.to(device))
+
+
+def _map_state(state: State, fn: Any) -> State:
+    if isinstance(state, (torch.Tensor, np.ndarray)) or not isinstance(state, (tuple, list)):
+        return fn(state)
+    if hasattr(state, "_fields"):
+        return type(state)(*(_map_state(s, fn) for s in state))
+    return type(state)(_map_state(s, fn) for s in state)
+
+
+def _scope_label(scope: str | VariableScope | None, default: str) -> str:
+    if isinstance(scope, VariableScope):
+        return scope.name
+    return scope or default
+
+
+def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
+                initial_state: State | None = None, dtype: Any = None,
+                parallel_iterations: int | None = None, swap_memory: bool = False,
+                time_major: bool = False, scope: str | VariableScope | None = None
+                ) -> tuple[torch.Tensor, State]:
+    """Run ``cell`` over a whole sequence (TF ``tf.compat.v1.nn.dynamic_rnn``).
+
+    Args:
+        cell: an ``LSTMCell`` or ``MultiRNNCell``.
+        inputs: ``(batch, time, depth)``, or ``(time, batch, depth)`` when
+            ``time_major``.
+        sequence_length: optional integer ``(batch,)``: outputs at and after
+            ``t = length`` are zeros and the state is held (length 0 returns the
+            initial state; lengths above ``time`` act as ``time``).
+        initial_state: the cell's state structure (``LSTMStateTuple``, a tuple
+            for ``MultiRNNCell``, or a concatenated tensor).
+        dtype: required when ``initial_state`` is ``None`` (dtype of the zero state).
+        parallel_iterations, swap_memory: accepted for compatibility; no effect.
+        time_major: layout of ``inputs`` and of the returned outputs.
+        scope: variable scope (name or captured scope) inside a ``Graph``;
+            default ``"rnn"``.
+
+    Returns:
+        ``(outputs, state)``: outputs ``(batch, time, output_size)`` (time-major
+        when ``time_major``) and the final state.
+
+    Raises:
+        TypeError: ``cell`` is not an lstmcompat cell.
+        ValueError: ``dtype`` missing without ``initial_state``; inputs of rank
+            below 3; ``sequence_length`` not a vector of ``batch`` entries (TF's
+            ``InvalidArgumentError`` for the size).
+
+    Example:
+        >>> import torch, lstmcompat
+        >>> cell = lstmcompat.LSTMCell(4)
+        >>> out, st = lstmcompat.dynamic_rnn(cell, torch.randn(2, 5, 3), sequence_length=[5, 2],
+        ...                                  dtype=torch.float32)
+        >>> bool((out[1, 2:] == 0).all()), st.h.shape
+        (True, torch.Size([2, 4]))
+    """
+    del parallel_iterations, swap_memory
+    _check_cell("cell", cell)
+    with variable_scope(scope or "rnn") as vs:
+        x = as_tensor(inputs)
+        if x.dim() < 2:
+            raise ValueError(f"Input tensor should have rank >= 2. Received input={x!r} of "
+                             f"rank {x.dim()}")
+        if x.dim() != 3:
+            raise ValueError(f"Shape {tuple(x.shape)} must have rank at least 3"
+                             if x.dim() < 3 else
+                             f"lstmcompat cells take inputs of rank 3, got shape {tuple(x.shape)}")
+        check_floating(x.dtype)
+        batch = x.shape[1] if time_major else x.shape[0]
+        lengths = _lengths(
+            sequence_length, batch, vs.name or _scope_label(scope, "rnn"),
+            "Argument sequence_length must be a vector of length batch_size. Received "
+            "sequence_length={sl} of shape: {shape}")
+        state = _initial_state(cell, initial_state, dtype, batch, x.device)
+        cell._prepare(x.shape[-1], x.dtype)
+        outputs, final = cell._run_sequence(x, state, lengths, batch_first=not time_major)
+    return outputs, final
+
+
+def static_rnn(cell: RNNCellBase, inputs: Sequence[Any], initial_state: State | None = None,
+               dtype: Any = None, sequence_length: Any = None,
+               scope: str | VariableScope | None = None
+               ) -> tuple[list[torch.Tensor], State]:
+    """Run ``cell`` over a list of steps (TF ``tf.compat.v1.nn.static_rnn``).
+
+    Same math and ``sequence_length`` rule as :func:`dynamic_rnn`, in one
+    engine call; only the layout differs: ``inputs`` is a list of ``T`` tensors
+    ``(batch, depth)`` and the outputs are a list of ``T`` tensors
+    ``(batch, output_size)``.
+
+    Raises:
+        TypeError: ``inputs`` is not a list or tuple.
+        ValueError: ``inputs`` is empty, ``dtype`` is missing without
+            ``initial_state``, or ``sequence_length`` is not a vector of
+            ``batch`` entries.
+
+    Example:
+        >>> import torch, lstmcompat
+        >>> cell = lstmcompat.LSTMCell(4)
+        >>> outs, st = lstmcompat.static_rnn(cell, [torch.randn(2, 3)] * 5, dtype="float32")
+        >>> len(outs), outs[0].shape
+        (5, torch.Size([2, 4]))
+    """
+    _check_cell("cell", cell)
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"Argument `inputs` must be a sequence. Received: {inputs}")
+    if not inputs:
+        raise ValueError("Argument `inputs` must not be empty.")
+    with variable_scope(scope or "rnn"):
+        steps = [as_tensor(t) for t in inputs]
+        for t in steps:
+            if t.dim() != 2:
+                raise ValueError(
+                    f"static_rnn takes a list of (batch, depth) tensors, got shape {tuple(t.shape)}."
+                )
+            if t.shape != steps[0].shape:
+                raise ValueError(
+                    f"All inputs must have the same shape, got {tuple(steps[0].shape)} and "
+                    f"{tuple(t.shape)}."
+                )
+        x = torch.stack(steps, dim=0)
+        check_floating(x.dtype)
+        batch = x.shape[1]
+        state = _initial_state(cell, initial_state, dtype, batch, x.device)
+        lengths = None
+        if sequence_length is not None:
+            sl = sequence_length if isinstance(sequence_length, torch.Tensor) else \
+                torch.as_tensor(np.asarray(sequence_length))
+            if sl.dim() != 1:
+                raise ValueError(
+                    f"Argument `sequence_length` must be a vector of length {batch}. Received "
+                    f"sequence_length={sl}.")
+            lengths = _lengths(sl, batch, _scope_label(scope, "rnn"), "{sl}")
+        cell._prepare(x.shape[-1], x.dtype)
+        outputs, final = cell._run_sequence(x, state, lengths, batch_first=False)
+    return list(outputs.unbind(0)), final
+
+
+def reverse_sequence(x: torch.Tensor, lengths: torch.Tensor | None, time_dim: int) -> torch.Tensor:
+    """TF ``reverse_sequence``: reverse the first ``lengths[b]`` steps of each sequence.
+
+    Steps past a length stay where they are; ``lengths=None`` reverses all steps.
+    Differentiable (a gather).
+    """
+    if lengths is None:
+        return x.flip(time_dim)
+    T = x.shape[time_dim]
+    lengths = lengths.to(x.device)
+    t = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+    idx = torch.where(t < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - t, t)  # (T, B)
+    if time_dim == 1:
+        idx = idx.t()
+    idx = idx.reshape(idx.shape + (1,) * (x.dim() - 2)).expand_as(x)
+    return x.gather(time_dim, idx)
+
+
+def bidirectional_dynamic_rnn(cell_fw: RNNCellBase, cell_bw: RNNCellBase, inputs: Any,
+                              sequence_length: Any = None,
+                              initial_state_fw: State | None = None,
+                              initial_state_bw: State | None = None, dtype: Any = None,
+                              parallel_iterations: int | None = None, swap_memory: bool = False,
+                              time_major: bool = False,
+                              scope: str | VariableScope | None = None
+                              ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[State, State]]:
+    """Forward and backward RNNs over the same inputs (TF ``tf.compat.v1.nn.bidirectional_dynamic_rnn``).
+
+    The backward cell reads each sequence reversed over its own length only
+    (``reverse_sequence``); its outputs are reversed back, so ``out_bw[:, t]``
+    belongs to input step ``t``. Inside a ``Graph`` the cells build under
+    ``bidirectional_rnn/fw/...`` and ``bidirectional_rnn/bw/...`` (or
+    ``scope``).
+
+    Returns:
+        ``((out_fw, out_bw), (state_fw, state_bw))``.
+
+    Raises:
+        ValueError: as :func:`dynamic_rnn`, and a length above the number of
+            steps (TF's ``reverse_sequence`` ``InvalidArgumentError``).
+
+    Example:
+        >>> import torch, lstmcompat
+        >>> fw, bw = lstmcompat.LSTMCell(3), lstmcompat.LSTMCell(2)
+        >>> (of, ob), (sf, sb) = lstmcompat.bidirectional_dynamic_rnn(
+        ...     fw, bw, torch.randn(2, 4, 5), sequence_length=[4, 1], dtype="float32")
+        >>> of.shape, ob.shape
+        (torch.Size([2, 4, 3]), torch.Size([2, 4, 2]))
+    """
+    _check_cell("cell_fw", cell_fw)
+    _check_cell("cell_bw", cell_bw)
+    time_dim, batch_dim = (0, 1) if time_major else (1, 0)
+    x = as_tensor(inputs)
+    lengths = None
+    if sequence_length is not None and x.dim() == 3:
+        lengths = _lengths(
+            sequence_length, x.shape[batch_dim], "bidirectional_rnn/fw/fw",
+            "Argument sequence_length must be a vector of length batch_size. Received "
+            "sequence_length={sl} of shape: {shape}")
+        T = x.shape[time_dim]
+        if bool((lengths > T).any()):
+            bad = int(torch.nonzero(lengths > T)[0, 0])
+            raise ValueError(
+                f"seq_lens({bad}) > input.dims({time_dim}): {int(lengths[bad])} > {T}"
+            )
+        if bool((lengths < 0).any()):
+            bad = int(torch.nonzero(lengths < 0)[0, 0])
+            raise ValueError(f"seq_lens({bad}) < 0: {int(lengths[bad])}")
+    with variable_scope(scope or "bidirectional_rnn"):
+        with variable_scope("fw") as fw_scope:
+            out_fw, st_fw = dynamic_rnn(cell_fw, x, sequence_length=lengths,
+                                        initial_state=initial_state_fw, dtype=dtype,
+                                        time_major=time_major, scope=fw_scope)
+        with variable_scope("bw") as bw_scope:
+            x_rev = reverse_sequence(x, lengths, time_dim) if x.dim() == 3 else x
+            tmp, st_bw = dynamic_rnn(cell_bw, x_rev, sequence_length=lengths,
+                                     initial_state=initial_state_bw, dtype=dtype,
+                                     time_major=time_major, scope=bw_scope)
+    out_bw = reverse_sequence(tmp, lengths, time_dim)
+    return (out_fw, out_bw), (st_fw, st_bw)
