@@ -99,7 +99,7 @@ def _cpu_fingerprint() -> str:
     return platform.machine() + platform.processor()
 
 
-def _flags(native: bool, blas: bool) -> list[str]:
+def _flags(native: bool, blas: bool, openmp: bool = True) -> list[str]:
     flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-DNDEBUG", "-w",
              # keep a*b+c as two roundings, as PyTorch's eager ops do
              "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
@@ -108,6 +108,9 @@ def _flags(native: bool, blas: bool) -> list[str]:
         flags.append("-march=native")
     if blas:
         flags.append("-DLSTMCOMPAT_BLAS")
+    if openmp:
+        # resolves to the libgomp.so.1 torch has already loaded (same soname)
+        flags.append("-fopenmp")
     return flags
 
 
@@ -177,8 +180,8 @@ def build(force: bool = False) -> Path:
         directory = Path(tempfile.gettempdir()) / "lstmcompat-cache"
         directory.mkdir(parents=True, exist_ok=True)
     errors = []
-    for native in (True, False):
-        flags = _flags(native, blas)
+    for native, openmp in ((True, True), (False, True), (False, False)):
+        flags = _flags(native, blas, openmp)
         target = directory / f"fused_lstm-{_key(cxx, flags)}.so"
         if target.exists() and not force:
             return target

@@ -19,7 +19,13 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <algorithm>
 #include <vector>
+
+#include <ATen/Parallel.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifdef LSTMCOMPAT_BLAS
 extern "C" {
@@ -149,7 +155,7 @@ inline T act_d(int a, T x, T y) {
     case 2: return y * (T(1) - y);
     case 3: {
       const T t = x * T(0.2) + T(0.5);
-      return (t >= T(0) && t <= T(1)) ? T(0.2) : T(0);
+      return ((t >= T(0)) & (t <= T(1))) ? T(0.2) : T(0);
     }
     case 4: return y > T(0) ? T(1) : T(0);
     case 5: {
@@ -183,15 +189,70 @@ template <typename T> const T* opt_ptr(const c10::optional<Tensor>& t) {
   return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
 }
 
+// ------------------------------------------------------------------ threads
+// The time loop runs in one OpenMP parallel region. Thread t owns a slice of
+// the units [u0, u1) (and of the output features [p0, p1)): it computes the
+// recurrent GEMM for its four gate column blocks (BLAS runs single-threaded
+// inside the region) and then the pointwise work of its units, so that one
+// barrier per step suffices (two with a projection).
+struct Slice {
+  int64_t u0, u1, p0, p1;
+};
+
+inline int64_t chunk_of(int64_t n, int nt) {
+  int64_t c = (n + nt - 1) / nt;
+  return (c + 15) / 16 * 16;  // whole cache lines of floats
+}
+
+inline Slice slice_of(int t, int nt, int64_t U, int64_t Pn) {
+  const int64_t cu = chunk_of(U, nt), cp = chunk_of(Pn, nt);
+  Slice s;
+  s.u0 = std::min<int64_t>(U, t * cu);
+  s.u1 = std::min<int64_t>(U, (t + 1) * cu);
+  s.p0 = std::min<int64_t>(Pn, t * cp);
+  s.p1 = std::min<int64_t>(Pn, (t + 1) * cp);
+  return s;
+}
+
+// Threads for a call: none for small problems, where the barrier costs more
+// than it saves.
+inline int threads_for(int64_t B, int64_t U, int64_t Pn) {
+#ifdef _OPENMP
+  const int nt = std::min(at::get_num_threads(), omp_get_max_threads());
+  if (nt <= 1 || U < 32 * nt || B * 4 * U * Pn < 262144) return 1;
+  return static_cast<int>(std::min<int64_t>(nt, U / 32));
+#else
+  return 1;
+#endif
+}
+
+inline void barrier(int nt) {
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp barrier
+  }
+#endif
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // ------------------------------------------------------------------ forward
-// Pointwise part of one step for one batch row: reads z (4u) and c_prev,
-// writes the pre-activations back into z (peepholes added), the pre-clip cell
-// into cpre, the new cell (post-clip) into c_next and o * act(c') into hu.
-// Branch-free so that gcc vectorises it (no clip: bounds are +-inf).
+// Pointwise part of one step for one batch row and the units [0, n) of the
+// pointers (pre-offset to the thread's slice; gate blocks are U apart): reads z
+// and c_prev, writes the pre-activations back into z (peepholes added), the
+// pre-clip cell into cpr, the new cell (post-clip) into cn and o * act(c') into
+// hr. Branch-free so that gcc vectorises it (no clip: bounds are +-inf).
 template <typename T, int A, int RA, bool PEEP>
-void row_fwd(int64_t U, int a, int ra, T lo, T hi, T* __restrict zr, const T* __restrict cp,
-             T* __restrict cn, T* __restrict cpr, T* __restrict hr, const T* __restrict peep) {
-  for (int64_t j = 0; j < U; ++j) {
+void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
+             const T* __restrict cp, T* __restrict cn, T* __restrict cpr, T* __restrict hr,
+             const T* __restrict peep) {
+  for (int64_t j = 0; j < n; ++j) {
     T zi = zr[j], zf = zr[U + j];
     if constexpr (PEEP) {
       zi = zi + peep[j] * cp[j];
@@ -213,24 +274,6 @@ void row_fwd(int64_t U, int a, int ra, T lo, T hi, T* __restrict zr, const T* __
   }
 }
 
-// cpre: (B, u) destination for the pre-clip cell (a scratch buffer when not saved).
-template <typename T, int A, int RA>
-void pointwise_fwd(const Config& cf, T* z, const T* c_prev, T* c_next, T* cpre, T* hu,
-                   const T* peep) {
-  const int64_t U = cf.U;
-  const T inf = std::numeric_limits<T>::infinity();
-  const T lo = cf.has_clip ? static_cast<T>(-cf.clip) : -inf;
-  const T hi = cf.has_clip ? static_cast<T>(cf.clip) : inf;
-  for (int64_t b = 0; b < cf.B; ++b) {
-    if (peep)
-      row_fwd<T, A, RA, true>(U, cf.act, cf.ract, lo, hi, z + b * 4 * U, c_prev + b * U,
-                              c_next + b * U, cpre + b * U, hu + b * U, peep);
-    else
-      row_fwd<T, A, RA, false>(U, cf.act, cf.ract, lo, hi, z + b * 4 * U, c_prev + b * U,
-                               c_next + b * U, cpre + b * U, hu + b * U, peep);
-  }
-}
-
 template <typename T, int A, int RA>
 std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, const Tensor& h0,
                                  const Tensor& c0, const c10::optional<Tensor>& dmh_t,
@@ -246,101 +289,135 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   const T* P = opt_ptr<T>(P_t);
   const bool* mask = mask_t.has_value() && mask_t->defined() ? mask_t->data_ptr<bool>() : nullptr;
   const T pclip = static_cast<T>(cf.pclip);
+  const T inf = std::numeric_limits<T>::infinity();
+  const T lo = cf.has_clip ? static_cast<T>(-cf.clip) : -inf;
+  const T hi = cf.has_clip ? static_cast<T>(cf.clip) : inf;
+  const bool has_pclip = cf.has_pclip, carry = cf.carry;
+  const int nt = threads_for(B, U, Pn);
 
   Tensor outputs = at::empty({Tn, B, Pn}, opts);
   Tensor empty = at::empty({0}, opts);
   Tensor C = save ? at::empty({Tn, B, U}, opts) : at::empty({2, B, U}, opts);
-  Tensor Cpre = save && cf.has_clip ? at::empty({Tn, B, U}, opts) : empty;
+  Tensor Cpre = save && cf.has_clip ? at::empty({Tn, B, U}, opts) : at::empty({B, U}, opts);
   // h state after each step: the outputs themselves without a mask.
   Tensor Hs = mask ? (save ? at::empty({Tn, B, Pn}, opts) : at::empty({2, B, Pn}, opts)) : outputs;
-  Tensor Rpre = save && cf.has_pclip ? at::empty({Tn, B, Pn}, opts) : empty;
+  Tensor Rpre = save && has_pclip ? at::empty({Tn, B, Pn}, opts) : empty;
   Tensor hu_t = at::empty({B, U}, opts);
   Tensor hn_t = P ? at::empty({B, Pn}, opts) : empty;
-  Tensor hin_t = dmh ? at::empty({B, Pn}, opts) : empty;
-  Tensor cpre_scratch = cf.has_clip && save ? empty : at::empty({B, U}, opts);
-  std::vector<uint8_t> seen(B, 0);
+  Tensor hin_t = dmh ? at::empty({nt, B, Pn}, opts) : empty;
+  Tensor seen_t = at::zeros({nt, B}, at::TensorOptions().dtype(at::kBool));
 
   T* Zp = Z.data_ptr<T>();
   T* Op = outputs.data_ptr<T>();
   T* Cp = C.data_ptr<T>();
   T* Hp = Hs.data_ptr<T>();
+  T* CPp = Cpre.data_ptr<T>();
+  T* RPp = save && has_pclip ? Rpre.data_ptr<T>() : nullptr;
   T* hu = hu_t.data_ptr<T>();
   T* hn = P ? hn_t.data_ptr<T>() : nullptr;
-  T* hin = dmh ? hin_t.data_ptr<T>() : nullptr;
+  T* hin_all = dmh ? hin_t.data_ptr<T>() : nullptr;
+  bool* seen_all = seen_t.data_ptr<bool>();
+  const T* h0p = h0.data_ptr<T>();
+  const T* c0p = c0.data_ptr<T>();
   const bool hs_ring = mask && !save;
   const bool c_ring = !save;
+  const bool cpre_saved = save && cf.has_clip;
 
-  for (int64_t s = 0; s < Tn; ++s) {
-    T* z = Zp + s * B * 4 * U;
-    const T* h_prev = s == 0 ? h0.data_ptr<T>() : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
-    T* h_next = Hp + (hs_ring ? s % 2 : s) * B * Pn;
-    const T* c_prev = s == 0 ? c0.data_ptr<T>() : Cp + (c_ring ? (s - 1) % 2 : s - 1) * B * U;
-    T* c_next = Cp + (c_ring ? s % 2 : s) * B * U;
-    // Recurrent GEMM, into the gate buffer.
-    if (!dmh) {
-      gemm<T>(false, false, B, 4 * U, Pn, h_prev, Pn, Rp, 4 * U, T(1), z, 4 * U);
-    } else {
-      for (int64_t k = 0; k < (G == 1 ? 1 : 4); ++k) {
-        const T* mk = dmh + k * B * Pn;
-        for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
-        if (G == 1)
-          gemm<T>(false, false, B, 4 * U, Pn, hin, Pn, Rp, 4 * U, T(1), z, 4 * U);
-        else
-          gemm<T>(false, false, B, U, Pn, hin, Pn, Rp + k * U, 4 * U, T(1), z + k * U, 4 * U);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+    const int t = thread_id();
+    const Slice sl = slice_of(t, nt, U, Pn);
+    const int64_t nu = sl.u1 - sl.u0;
+    // Without a projection the output features are the units.
+    const int64_t q0 = P ? sl.p0 : sl.u0, q1 = P ? sl.p1 : sl.u1, nq = q1 - q0;
+    T* hin = dmh ? hin_all + t * B * Pn : nullptr;
+    bool* seen = seen_all + t * B;
+    for (int64_t s = 0; s < Tn; ++s) {
+      T* z = Zp + s * B * 4 * U;
+      const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
+      T* h_next = Hp + (hs_ring ? s % 2 : s) * B * Pn;
+      const T* c_prev = s == 0 ? c0p : Cp + (c_ring ? (s - 1) % 2 : s - 1) * B * U;
+      T* c_next = Cp + (c_ring ? s % 2 : s) * B * U;
+      T* cpre = CPp + (cpre_saved ? s * B * U : 0);
+      // Recurrent GEMM for this thread's columns of the four gates.
+      if (nu > 0) {
+        for (int64_t k = 0; k < 4; ++k) {
+          const T* hk = h_prev;
+          if (dmh) {
+            const T* mk = dmh + (G == 1 ? 0 : k) * B * Pn;
+            if (k == 0 || G == 4)
+              for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
+            hk = hin;
+          }
+          gemm<T>(false, false, B, nu, Pn, hk, Pn, Rp + k * U + sl.u0, 4 * U, T(1),
+                  z + k * U + sl.u0, 4 * U);
+        }
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t o4 = b * 4 * U + sl.u0, o1 = b * U + sl.u0;
+          if (peep)
+            row_fwd<T, A, RA, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
+                                    c_next + o1, cpre + o1, hu + o1, peep + sl.u0);
+          else
+            row_fwd<T, A, RA, false>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
+                                     c_next + o1, cpre + o1, hu + o1, peep);
+        }
       }
-    }
-    T* cpre = save && cf.has_clip ? Cpre.data_ptr<T>() + s * B * U : cpre_scratch.data_ptr<T>();
-    pointwise_fwd<T, A, RA>(cf, z, c_prev, c_next, cpre, hu, peep);
-    const T* r = hu;
-    if (P) {
-      gemm<T>(false, false, B, Pn, U, hu, U, P, Pn, T(0), hn, Pn);
-      r = hn;
-    }
-    T* rpre = save && cf.has_pclip ? Rpre.data_ptr<T>() + s * B * Pn : nullptr;
-    T* out = Op + s * B * Pn;
-    for (int64_t b = 0; b < B; ++b) {
-      const bool m = mask ? mask[s * B + b] : true;
-      const T* rr = r + b * Pn;
-      T* hr = h_next + b * Pn;
-      if (rpre) std::memcpy(rpre + b * Pn, rr, sizeof(T) * Pn);
-      if (m) {
-        if (cf.has_pclip)
-          for (int64_t j = 0; j < Pn; ++j) hr[j] = clampv(rr[j], -pclip, pclip);
-        else
-          std::memcpy(hr, rr, sizeof(T) * Pn);
-        seen[b] = 1;
-      } else {
-        std::memcpy(hr, h_prev + b * Pn, sizeof(T) * Pn);
-        std::memcpy(c_next + b * U, c_prev + b * U, sizeof(T) * U);
+      const T* r = hu;
+      if (P) {
+        barrier(nt);  // all of hu is needed by the projection
+        if (nq > 0) gemm<T>(false, false, B, nq, U, hu, U, P + q0, Pn, T(0), hn + q0, Pn);
+        r = hn;
       }
-      if (mask) {
-        T* o = out + b * Pn;
-        if (m || (cf.carry && seen[b]))
-          std::memcpy(o, hr, sizeof(T) * Pn);
-        else
-          std::memset(o, 0, sizeof(T) * Pn);
+      // Clip, mask and write this thread's slice of the state and the outputs.
+      T* out = Op + s * B * Pn;
+      for (int64_t b = 0; b < B; ++b) {
+        const bool m = mask ? mask[s * B + b] : true;
+        const T* rr = r + b * Pn + q0;
+        T* hr = h_next + b * Pn + q0;
+        if (RPp) std::memcpy(RPp + s * B * Pn + b * Pn + q0, rr, sizeof(T) * nq);
+        if (m) {
+          if (has_pclip)
+            for (int64_t j = 0; j < nq; ++j) hr[j] = clampv(rr[j], -pclip, pclip);
+          else if (hr != rr)
+            std::memcpy(hr, rr, sizeof(T) * nq);
+          seen[b] = true;
+        } else {
+          std::memcpy(hr, h_prev + b * Pn + q0, sizeof(T) * nq);
+          std::memcpy(c_next + b * U + sl.u0, c_prev + b * U + sl.u0, sizeof(T) * nu);
+        }
+        if (mask) {
+          T* o = out + b * Pn + q0;
+          if (m || (carry && seen[b]))
+            std::memcpy(o, hr, sizeof(T) * nq);
+          else
+            std::memset(o, 0, sizeof(T) * nq);
+        }
       }
+      barrier(nt);  // the next step's GEMM reads all of h_next
     }
   }
   const int64_t last = Tn - 1;
   Tensor hT = Tn == 0 ? h0.clone() : (hs_ring ? Hs[last % 2] : Hs[last]).clone();
   Tensor cT = Tn == 0 ? c0.clone() : (c_ring ? C[last % 2] : C[last]).clone();
   if (!save) return {outputs, hT, cT, empty, empty, empty, empty};
-  return {outputs, hT, cT, C, Cpre, mask ? Hs : empty, Rpre};
+  return {outputs, hT, cT, C, cf.has_clip ? Cpre : empty, mask ? Hs : empty, Rpre};
 }
 
 // ----------------------------------------------------------------- backward
-// Pointwise gradient of one step for one (unmasked) batch row. In: the saved
-// pre-activations zr, the new cell cn, the previous cell cp, the pre-clip cell
-// cpre (cn itself without clip; clip = inf), the gradient dhu w.r.t.
-// o * act(c') and, in dc, the gradient w.r.t. c'. Out: dz, dc (now w.r.t. the
-// previous cell), hu = o * act(c'), and the peephole gradient sums in dpp.
+// Pointwise gradient of one step for one (unmasked) batch row, units [0, n) of
+// the pre-offset pointers (gate blocks U apart). In: the saved pre-activations
+// zr, the new cell cn, the previous cell cp, the pre-clip cell cpre (cn itself
+// without clip; clip = inf), the gradient dhr w.r.t. o * act(c') and, in dcr,
+// the gradient w.r.t. c'. Out: dzr, dcr (now w.r.t. the previous cell),
+// hur = o * act(c'), and the peephole gradient sums added into dpp.
 template <typename T, int A, int RA, bool PEEP>
-void row_bwd(int64_t U, int a, int ra, T clip, const T* __restrict zr, const T* __restrict cn,
-             const T* __restrict cp, const T* __restrict cpre, const T* __restrict dhr,
-             T* __restrict dcr, T* __restrict dzr, T* __restrict hur, const T* __restrict peep,
-             T* __restrict dpp) {
-  for (int64_t j = 0; j < U; ++j) {
+void row_bwd(int64_t n, int64_t U, int a, int ra, T clip, const T* __restrict zr,
+             const T* __restrict cn, const T* __restrict cp, const T* __restrict cpre,
+             const T* __restrict dhr, T* __restrict dcr, T* __restrict dzr, T* __restrict hur,
+             const T* __restrict peep, T* __restrict dpp) {
+  for (int64_t j = 0; j < n; ++j) {
     const T zi = zr[j], zf = zr[U + j], zg = zr[2 * U + j], zo = zr[3 * U + j];
     const T i = F<T, RA>(ra, zi), f = F<T, RA>(ra, zf), g = F<T, A>(a, zg);
     const T o = F<T, RA>(ra, zo), ac = F<T, A>(a, cn[j]);
@@ -348,7 +425,7 @@ void row_bwd(int64_t U, int a, int ra, T clip, const T* __restrict zr, const T* 
     const T dzo = dhr[j] * ac * D<T, RA>(ra, zo, o);
     T dct = dcr[j] + dhr[j] * o * D<T, A>(a, cn[j], ac);
     if constexpr (PEEP) dct = dct + dzo * peep[2 * U + j];
-    dct = (cpre[j] >= -clip && cpre[j] <= clip) ? dct : T(0);
+    dct = ((cpre[j] >= -clip) & (cpre[j] <= clip)) ? dct : T(0);
     const T dzi = dct * g * D<T, RA>(ra, zi, i);
     const T dzf = dct * cp[j] * D<T, RA>(ra, zf, f);
     dzr[j] = dzi;
@@ -385,107 +462,146 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   const T clip = cf.has_clip ? static_cast<T>(cf.clip) : std::numeric_limits<T>::infinity();
   const T pclip = static_cast<T>(cf.pclip);
   const int a = cf.act, ra = cf.ract;
+  const bool has_pclip = cf.has_pclip, carry = cf.carry, has_clip = cf.has_clip;
+  const int nt = threads_for(B, U, Pn);
 
-  Tensor hu_scratch_t = at::empty({U}, opts);
-  T* hu_scratch = hu_scratch_t.data_ptr<T>();
   Tensor dZ = at::empty({Tn, B, 4 * U}, opts);
   Tensor empty = at::empty({0}, opts);
-  Tensor HU = P ? at::empty({Tn, B, U}, opts) : empty;
+  Tensor HU = P ? at::empty({Tn, B, U}, opts) : at::empty({B, U}, opts);
   Tensor dRp = P ? at::empty({Tn, B, Pn}, opts) : empty;
   Tensor dpeep = peep ? at::zeros({3, U}, opts) : empty;
   Tensor dh_t = dhT.clone(), dc_t = dcT.clone();
   Tensor dhp_t = at::empty({B, Pn}, opts);
-  Tensor tmp_t = G == 4 ? at::empty({B, Pn}, opts) : empty;
+  Tensor tmp_t = G == 4 ? at::empty({nt, B, Pn}, opts) : empty;
   Tensor dhn_buf = at::empty({B, Pn}, opts);
   Tensor dhu_buf = P ? at::empty({B, U}, opts) : empty;
   Tensor acc_t = at::zeros({B, Pn}, opts);
-  T* dh = dh_t.data_ptr<T>();
+  T* dh0_ptr = dh_t.data_ptr<T>();
+  T* dhp0_ptr = dhp_t.data_ptr<T>();
   T* dc = dc_t.data_ptr<T>();
-  T* dhp = dhp_t.data_ptr<T>();
   T* acc = acc_t.data_ptr<T>();
   const T* Zp = Z.data_ptr<T>();
   const T* Cp = C.data_ptr<T>();
+  const T* CPp = has_clip ? Cpre.data_ptr<T>() : nullptr;
+  const T* RPp = has_pclip ? Rpre.data_ptr<T>() : nullptr;
   const T* Dp = dout.data_ptr<T>();
+  const T* c0p = c0.data_ptr<T>();
   T* dZp = dZ.data_ptr<T>();
   T* dpp = peep ? dpeep.data_ptr<T>() : nullptr;
+  T* HUp = HU.data_ptr<T>();
+  T* dRpp = P ? dRp.data_ptr<T>() : nullptr;
+  T* dhn_all = dhn_buf.data_ptr<T>();
+  T* dhu_all = P ? dhu_buf.data_ptr<T>() : nullptr;
+  T* tmp_all = G == 4 ? tmp_t.data_ptr<T>() : nullptr;
+  T* dh_final = dh0_ptr;
 
-  for (int64_t s = Tn - 1; s >= 0; --s) {
-    const T* z = Zp + s * B * 4 * U;
-    const T* cn_all = Cp + s * B * U;
-    const T* cprev_all = s == 0 ? c0.data_ptr<T>() : Cp + (s - 1) * B * U;
-    const T* dout_s = Dp + s * B * Pn;
-    T* dz = dZp + s * B * 4 * U;
-    // Gradient w.r.t. this step's new h (post clip) per row, then pre-clip.
-    T* dhn = P ? dRp.data_ptr<T>() + s * B * Pn : dhn_buf.data_ptr<T>();
-    for (int64_t b = 0; b < B; ++b) {
-      const bool m = mask ? mask[s * B + b] : true;
-      T* d = dhn + b * Pn;
-      const T* g = dout_s + b * Pn;
-      const T* hh = dh + b * Pn;
-      T* ac = acc + b * Pn;
-      if (!mask) {
-        for (int64_t j = 0; j < Pn; ++j) d[j] = hh[j] + g[j];
-      } else if (cf.carry) {
-        if (m) {
-          for (int64_t j = 0; j < Pn; ++j) { d[j] = hh[j] + g[j] + ac[j]; ac[j] = T(0); }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+    const int t = thread_id();
+    const Slice sl = slice_of(t, nt, U, Pn);
+    const int64_t nu = sl.u1 - sl.u0;
+    const int64_t q0 = P ? sl.p0 : sl.u0, q1 = P ? sl.p1 : sl.u1, nq = q1 - q0;
+    T* dh = dh0_ptr;
+    T* dhp = dhp0_ptr;
+    T* tmp = tmp_all ? tmp_all + t * B * Pn : nullptr;
+    for (int64_t s = Tn - 1; s >= 0; --s) {
+      const T* z = Zp + s * B * 4 * U;
+      const T* cn_all = Cp + s * B * U;
+      const T* cprev_all = s == 0 ? c0p : Cp + (s - 1) * B * U;
+      const T* dout_s = Dp + s * B * Pn;
+      T* dz = dZp + s * B * 4 * U;
+      // Gradient w.r.t. this step's new h, then w.r.t. it before the clip,
+      // for this thread's output features.
+      T* dhn = P ? dRpp + s * B * Pn : dhn_all;
+      for (int64_t b = 0; b < B; ++b) {
+        const bool m = mask ? mask[s * B + b] : true;
+        const int64_t o = b * Pn + q0;
+        T* d = dhn + o;
+        const T* g = dout_s + o;
+        const T* hh = dh + o;
+        T* ac = acc + o;
+        if (!mask) {
+          for (int64_t j = 0; j < nq; ++j) d[j] = hh[j] + g[j];
+        } else if (carry) {
+          if (m) {
+            for (int64_t j = 0; j < nq; ++j) {
+              d[j] = hh[j] + g[j] + ac[j];
+              ac[j] = T(0);
+            }
+          } else {
+            for (int64_t j = 0; j < nq; ++j) {
+              d[j] = T(0);
+              ac[j] += g[j];
+            }
+          }
         } else {
-          for (int64_t j = 0; j < Pn; ++j) { d[j] = T(0); ac[j] += g[j]; }
+          for (int64_t j = 0; j < nq; ++j) d[j] = m ? hh[j] + g[j] : T(0);
         }
-      } else {
-        for (int64_t j = 0; j < Pn; ++j) d[j] = m ? hh[j] + g[j] : T(0);
+        if (has_pclip && m) {
+          const T* rp = RPp + s * B * Pn + o;
+          for (int64_t j = 0; j < nq; ++j)
+            d[j] = ((rp[j] >= -pclip) & (rp[j] <= pclip)) ? d[j] : T(0);
+        }
       }
-      if (cf.has_pclip && m) {
-        const T* rp = Rpre.data_ptr<T>() + s * B * Pn + b * Pn;
-        for (int64_t j = 0; j < Pn; ++j) d[j] = (rp[j] >= -pclip && rp[j] <= pclip) ? d[j] : T(0);
+      const T* dhu = dhn;
+      if (P) {
+        barrier(nt);  // all of dhn is needed by the projection's gradient
+        if (nu > 0)
+          gemm<T>(false, true, B, nu, Pn, dhn, Pn, P + sl.u0 * Pn, Pn, T(0), dhu_all + sl.u0, U);
+        dhu = dhu_all;
       }
-    }
-    const T* dhu = dhn;
-    if (P) {
-      gemm<T>(false, true, B, U, Pn, dhn, Pn, P, Pn, T(0), dhu_buf.data_ptr<T>(), U);
-      dhu = dhu_buf.data_ptr<T>();
-    }
-    T* hu_s = P ? HU.data_ptr<T>() + s * B * U : nullptr;
-    for (int64_t b = 0; b < B; ++b) {
-      const bool m = mask ? mask[s * B + b] : true;
-      T* dzr = dz + b * 4 * U;
-      T* dcr = dc + b * U;
-      if (!m) {
-        std::memset(dzr, 0, sizeof(T) * 4 * U);
-        if (hu_s) std::memset(hu_s + b * U, 0, sizeof(T) * U);
-        continue;  // the cell state is held: dc passes through unchanged
+      T* hu_s = HUp + (P ? s * B * U : 0);
+      for (int64_t b = 0; b < B; ++b) {
+        const bool m = mask ? mask[s * B + b] : true;
+        const int64_t o4 = b * 4 * U + sl.u0, o1 = b * U + sl.u0;
+        T* dzr = dz + o4;
+        if (!m) {  // the cell state is held: dc passes through unchanged
+          for (int64_t k = 0; k < 4; ++k) std::memset(dzr + k * U, 0, sizeof(T) * nu);
+          std::memset(hu_s + o1, 0, sizeof(T) * nu);
+          continue;
+        }
+        const T* cpre = CPp ? CPp + s * B * U + o1 : cn_all + o1;
+        if (peep)
+          row_bwd<T, A, RA, true>(nu, U, a, ra, clip, z + o4, cn_all + o1, cprev_all + o1, cpre,
+                                  dhu + o1, dc + o1, dzr, hu_s + o1, peep + sl.u0,
+                                  dpp + sl.u0);
+        else
+          row_bwd<T, A, RA, false>(nu, U, a, ra, clip, z + o4, cn_all + o1, cprev_all + o1,
+                                   cpre, dhu + o1, dc + o1, dzr, hu_s + o1, peep, dpp);
       }
-      const T* cpre = cf.has_clip ? Cpre.data_ptr<T>() + s * B * U + b * U : cn_all + b * U;
-      T* hur = hu_s ? hu_s + b * U : hu_scratch;
-      if (peep)
-        row_bwd<T, A, RA, true>(U, a, ra, clip, z + b * 4 * U, cn_all + b * U,
-                                cprev_all + b * U, cpre, dhu + b * U, dcr, dzr, hur, peep, dpp);
-      else
-        row_bwd<T, A, RA, false>(U, a, ra, clip, z + b * 4 * U, cn_all + b * U,
-                                 cprev_all + b * U, cpre, dhu + b * U, dcr, dzr, hur, peep, dpp);
-    }
-    // dh_prev = dz R^T (times the recurrent dropout mask); masked rows pass dh.
-    if (!dmh || G == 1) {
-      gemm<T>(false, true, B, Pn, 4 * U, dz, 4 * U, Rp, 4 * U, T(0), dhp, Pn);
-      if (dmh)
-        for (int64_t e = 0; e < B * Pn; ++e) dhp[e] *= dmh[e];
-    } else {
-      T* tmp = tmp_t.data_ptr<T>();
-      for (int64_t e = 0; e < B * Pn; ++e) dhp[e] = T(0);
-      for (int64_t k = 0; k < 4; ++k) {
-        gemm<T>(false, true, B, Pn, U, dz + k * U, 4 * U, Rp + k * U, 4 * U, T(0), tmp, Pn);
-        const T* mk = dmh + k * B * Pn;
-        for (int64_t e = 0; e < B * Pn; ++e) dhp[e] += tmp[e] * mk[e];
+      barrier(nt);  // dh_prev needs all of dz
+      // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
+      if (nq > 0) {
+        if (!dmh || G == 1) {
+          gemm<T>(false, true, B, nq, 4 * U, dz, 4 * U, Rp + q0 * 4 * U, 4 * U, T(0), dhp + q0,
+                  Pn);
+          if (dmh)
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] *= dmh[b * Pn + j];
+        } else {
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] = T(0);
+          for (int64_t k = 0; k < 4; ++k) {
+            gemm<T>(false, true, B, nq, U, dz + k * U, 4 * U, Rp + q0 * 4 * U + k * U, 4 * U,
+                    T(0), tmp + q0, Pn);
+            const T* mk = dmh + k * B * Pn;
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] += tmp[b * Pn + j] * mk[b * Pn + j];
+          }
+        }
+        if (mask)
+          for (int64_t b = 0; b < B; ++b)
+            if (!mask[s * B + b])
+              for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] += dh[b * Pn + j];
       }
+      std::swap(dh, dhp);
     }
-    if (mask) {
-      for (int64_t b = 0; b < B; ++b)
-        if (!mask[s * B + b])
-          for (int64_t j = 0; j < Pn; ++j) dhp[b * Pn + j] += dh[b * Pn + j];
-    }
-    std::swap(dh, dhp);
+    if (t == 0) dh_final = dh;
   }
-  Tensor dh0 = dh == dh_t.data_ptr<T>() ? dh_t : dhp_t;
-  return {dZ, dh0, dc_t, HU, dRp, dpeep};
+  Tensor dh0 = dh_final == dh0_ptr ? dh_t : dhp_t;
+  return {dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep};
 }
 
 // ------------------------------------------------------------- dispatching
