@@ -270,3 +270,20 @@ def test_run_fused_picks_a_backend_for_every_activation():
         got = outputs_and_grads(run_fused, spec, x, w, h0, c0)
         want = outputs_and_grads(run_reference, spec, x, w, h0, c0)
         assert_close_all(got, want, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("spec", [
+    CellSpec(64, recurrent_activation="hard_sigmoid", mask_mode="carry"),
+    CellSpec(64, use_peepholes=True, cell_clip=0.5, num_proj=48, proj_clip=0.3,
+             forget_bias=1.0, mask_mode="zero"),
+    CellSpec(64, activation="relu", recurrent_activation="sigmoid", num_proj=40),
+], ids=["keras", "tf1-all", "relu-proj"])
+@pytest.mark.parametrize("dropout", ["none", "shared", "per_gate"])
+def test_compiled_loops_multithreaded_sizes(spec, dropout):
+    """Sizes large enough that the compiled loops split the units across threads."""
+    ext = _ext()
+    x, w, h0, c0, m, dr = make_case(spec, 5, 32, 6, mask="general", dropout=dropout, seed=7)
+    kw = dict(mask=m, dropout=dr, reverse=True)
+    want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
+    got = outputs_and_grads(with_backend(ext), spec, x, w, h0, c0, **kw)
+    assert_close_all(got, want, rtol=1e-9, atol=1e-10)
