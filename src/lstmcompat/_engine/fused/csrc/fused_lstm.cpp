@@ -234,12 +234,19 @@ inline void barrier(int nt) {
 #endif
 }
 
-inline int thread_id() {
+// Run body(t) on nt threads. With one thread no parallel region is opened at
+// all: inside even an inactive region BLAS would see a nesting level and
+// spawn nested teams on every call.
+template <typename Body>
+void run_threads(int nt, Body& body) {
 #ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    body(omp_get_thread_num());
+    return;
+  }
 #endif
+  body(0);
 }
 
 // ------------------------------------------------------------------ forward
@@ -323,11 +330,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   const bool c_ring = !save;
   const bool cpre_saved = save && cf.has_clip;
 
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-  {
-    const int t = thread_id();
+  auto body = [&](const int t) {
     const Slice sl = slice_of(t, nt, U, Pn);
     const int64_t nu = sl.u1 - sl.u0;
     // Without a projection the output features are the units.
@@ -397,7 +400,8 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
       }
       barrier(nt);  // the next step's GEMM reads all of h_next
     }
-  }
+  };
+  run_threads(nt, body);
   const int64_t last = Tn - 1;
   Tensor hT = Tn == 0 ? h0.clone() : (hs_ring ? Hs[last % 2] : Hs[last]).clone();
   Tensor cT = Tn == 0 ? c0.clone() : (c_ring ? C[last % 2] : C[last]).clone();
@@ -495,11 +499,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   T* tmp_all = G == 4 ? tmp_t.data_ptr<T>() : nullptr;
   T* dh_final = dh0_ptr;
 
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-  {
-    const int t = thread_id();
+  auto body = [&](const int t) {
     const Slice sl = slice_of(t, nt, U, Pn);
     const int64_t nu = sl.u1 - sl.u0;
     const int64_t q0 = P ? sl.p0 : sl.u0, q1 = P ? sl.p1 : sl.u1, nq = q1 - q0;
@@ -599,7 +599,8 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
       std::swap(dh, dhp);
     }
     if (t == 0) dh_final = dh;
-  }
+  };
+  run_threads(nt, body);
   Tensor dh0 = dh_final == dh0_ptr ? dh_t : dhp_t;
   return {dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep};
 }
