@@ -287,3 +287,20 @@ def test_compiled_loops_multithreaded_sizes(spec, dropout):
     want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
     got = outputs_and_grads(with_backend(ext), spec, x, w, h0, c0, **kw)
     assert_close_all(got, want, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("spec", [
+    CellSpec(128, recurrent_activation="hard_sigmoid"),
+    CellSpec(128, use_peepholes=True, cell_clip=0.5, num_proj=64, proj_clip=0.3,
+             forget_bias=1.0),
+], ids=["keras", "tf1-all"])
+def test_compiled_step_multithreaded_sizes(spec):
+    """A step large enough that the compiled step splits the units across threads."""
+    _ext()
+    x, w, h, c, _, _ = make_case(spec, 1, 2, 64, dtype=torch.float32)
+    x = x[0]
+    want_h, want_c = reference_step(spec, x @ w.W + w.b, h, c, w)
+    with torch.no_grad():
+        got_h, got_c = fused_step(spec, x, w, h, c)
+    torch.testing.assert_close(got_h, want_h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_c, want_c, rtol=1e-5, atol=1e-6)

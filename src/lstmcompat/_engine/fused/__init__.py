@@ -103,17 +103,15 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
     """
     from . import _build
 
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f,
-                                                    w.w_o, w.P))
-    if not needs_grad and x.device.type == "cpu":
+    if x.device.type == "cpu" and not (torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad
+            for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
         ext = _build.backend()
-        if ext is not None and _acts.code(spec.activation) is not None and \
-                _acts.code(spec.recurrent_activation) is not None:  # type: ignore[arg-type]
-            from ._function import _effective_bias, _peep
-
+        if ext is not None and _acts.code(spec.activation) is not None \
+                and _acts.code(spec.recurrent_activation) is not None:  # type: ignore[arg-type]
+            peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
+                    else None)
             P = w.P if spec.num_proj is not None else None
-            return ext.step(spec, x, w.W, w.R, _effective_bias(spec, w.b, w.W), h, c,
-                            _peep(spec, w.w_i, w.w_f, w.w_o), P)
-    out, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
+            return ext.step(spec, x, w.W, w.R, w.b, h, c, peep, P)
+    _, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
     return h1, c1

@@ -288,9 +288,9 @@ class ExtensionBackend:
              b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
              peep: torch.Tensor | None, P: torch.Tensor | None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One inference step; ``b`` already holds the forget bias."""
+        """One inference step (the forget bias is added inside)."""
         act, ract = self._codes(spec)
         h1, c1 = self.ops.step(x.contiguous(), W.contiguous(), R.contiguous(), _opt(b),
-                               h.contiguous(), c.contiguous(), _opt(peep), _opt(P), act, ract,
-                               spec.cell_clip, spec.proj_clip)
+                               spec.forget_bias, h.contiguous(), c.contiguous(), _opt(peep),
+                               _opt(P), act, ract, spec.cell_clip, spec.proj_clip)
         return h1, c1

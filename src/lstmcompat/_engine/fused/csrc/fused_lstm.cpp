@@ -703,20 +703,93 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
                               dout, dhT, dcT);
 }
 
-// One inference step: z = b + x W + h R, then the forward pointwise pass.
-template <typename T>
-void project_step(const Tensor& x, const Tensor& W, const c10::optional<Tensor>& b, Tensor& z) {
-  const int64_t B = x.size(0), Dd = x.size(1), G4 = W.size(1);
-  T* zp = z.data_ptr<T>();
-  const T* bp = opt_ptr<T>(b);
-  if (bp)
-    for (int64_t r = 0; r < B; ++r) std::memcpy(zp + r * G4, bp, sizeof(T) * G4);
-  gemm<T>(false, false, B, G4, Dd, x.data_ptr<T>(), Dd, W.data_ptr<T>(), G4, bp ? T(1) : T(0),
-          zp, G4);
-}
+// One inference step (streaming): z = b + x W + h R, then the pointwise pass,
+// h' and c' written straight into fresh tensors. Threads own unit slices as in
+// the sequence loop, so each keeps its columns of W and R in its own L2 cache
+// across calls; without a projection no barrier is needed at all.
+template <typename T, int A, int RA>
+struct Step {
+  static std::vector<Tensor> run(const Tensor& x, const Tensor& W, const Tensor& R,
+                                 const c10::optional<Tensor>& b_t, double forget_bias,
+                                 const Tensor& h, const Tensor& c,
+                                 const c10::optional<Tensor>& peep_t,
+                                 const c10::optional<Tensor>& P_t, int act, int ract,
+                                 c10::optional<double> clip, c10::optional<double> pclip) {
+    const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4, Pn = R.size(0);
+    auto opts = x.options();
+    const T* bp = opt_ptr<T>(b_t);
+    const T* peep = opt_ptr<T>(peep_t);
+    const T* P = opt_ptr<T>(P_t);
+    const T* xp = x.data_ptr<T>();
+    const T* Wp = W.data_ptr<T>();
+    const T* Rp = R.data_ptr<T>();
+    const T* hp = h.data_ptr<T>();
+    const T* cp = c.data_ptr<T>();
+    const T inf = std::numeric_limits<T>::infinity();
+    const T lo = clip ? static_cast<T>(-*clip) : -inf, hi = clip ? static_cast<T>(*clip) : inf;
+    const T fb = static_cast<T>(forget_bias);
+    Tensor z_t = at::empty({B, 4 * U}, opts);
+    Tensor c_out = at::empty({B, U}, opts);
+    Tensor h_out = at::empty({B, Pn}, opts);
+    Tensor cpre_t = at::empty({B, U}, opts);
+    Tensor hu_t = P ? at::empty({B, U}, opts) : h_out;
+    T* z = z_t.data_ptr<T>();
+    T* co = c_out.data_ptr<T>();
+    T* ho = h_out.data_ptr<T>();
+    T* cpre = cpre_t.data_ptr<T>();
+    T* hu = hu_t.data_ptr<T>();
+    int nt = 1;
+#ifdef _OPENMP
+    nt = std::min(at::get_num_threads(), omp_get_max_threads());
+    if (U < 32 * nt || (Dd + Pn) * 4 * U < 65536) nt = 1;
+    nt = static_cast<int>(std::min<int64_t>(std::max(nt, 1), std::max<int64_t>(U / 32, 1)));
+#endif
+    auto body = [&](const int t) {
+      const Slice sl = slice_of(t, nt, U, Pn);
+      const int64_t nu = sl.u1 - sl.u0;
+      if (nu > 0) {
+        for (int64_t k = 0; k < 4; ++k) {
+          const int64_t col = k * U + sl.u0;
+          for (int64_t r = 0; r < B; ++r) {
+            T* zr = z + r * 4 * U + col;
+            for (int64_t j = 0; j < nu; ++j) zr[j] = (bp ? bp[col + j] : T(0)) + (k == 1 ? fb : T(0));
+          }
+          gemm<T>(false, false, B, nu, Dd, xp, Dd, Wp + col, 4 * U, T(1), z + col, 4 * U);
+          gemm<T>(false, false, B, nu, Pn, hp, Pn, Rp + col, 4 * U, T(1), z + col, 4 * U);
+        }
+        for (int64_t r = 0; r < B; ++r) {
+          const int64_t o4 = r * 4 * U + sl.u0, o1 = r * U + sl.u0;
+          // without a projection hu is h_out (Pn == U): o * act(c') lands in place
+          T* hr = P ? hu + o1 : hu + r * Pn + sl.u0;
+          if (peep)
+            row_fwd<T, A, RA, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1, cpre + o1,
+                                    hr, peep + sl.u0);
+          else
+            row_fwd<T, A, RA, false>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1,
+                                     cpre + o1, hr, peep);
+        }
+      }
+      int64_t q0 = sl.u0, q1 = sl.u1;
+      if (P) {
+        barrier(nt);
+        q0 = sl.p0;
+        q1 = sl.p1;
+        if (q1 > q0) gemm<T>(false, false, B, q1 - q0, U, hu, U, P + q0, Pn, T(0), ho + q0, Pn);
+      }
+      if (pclip) {
+        const T pc = static_cast<T>(*pclip);
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t j = q0; j < q1; ++j) ho[r * Pn + j] = clampv(ho[r * Pn + j], -pc, pc);
+      }
+    };
+    run_threads(nt, body);
+    return {h_out, c_out};
+  }
+};
 
 std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R,
-                               const c10::optional<Tensor>& b, const Tensor& h, const Tensor& c,
+                               const c10::optional<Tensor>& b, double forget_bias,
+                               const Tensor& h, const Tensor& c,
                                const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
                                int64_t act, int64_t ract, c10::optional<double> clip,
                                c10::optional<double> pclip) {
@@ -725,13 +798,13 @@ std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R
   check_opt(b, st);
   check_opt(peep, st);
   check_opt(P, st);
-  Tensor z = at::empty({1, x.size(0), W.size(1)}, x.options());
-  Tensor z2 = z[0];
-  if (st == at::kFloat) project_step<float>(x, W, b, z2);
-  else project_step<double>(x, W, b, z2);
-  auto r = fused_forward(z, R, h, c, c10::nullopt, peep, P, c10::nullopt, act, ract, clip, pclip,
-                         true, false);
-  return {r[1], r[2]};
+  const int a = static_cast<int>(act), ra = static_cast<int>(ract);
+  if (st == at::kFloat)
+    return by_acts<Step, float>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
+                                pclip);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return by_acts<Step, double>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
+                               pclip);
 }
 
 }  // namespace
@@ -744,8 +817,9 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
         "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry) "
         "-> Tensor[]");
-  m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, Tensor h, Tensor c, Tensor? peep, "
-        "Tensor? P, int act, int ract, float? cell_clip, float? proj_clip) -> Tensor[]");
+  m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
+        "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip) "
+        "-> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
