@@ -255,28 +255,37 @@ void run_threads(int nt, Body& body) {
 // and c_prev, writes the pre-activations back into z (peepholes added), the
 // pre-clip cell into cpr, the new cell (post-clip) into cn and o * act(c') into
 // hr. Branch-free so that gcc vectorises it (no clip: bounds are +-inf).
-template <typename T, int A, int RA, bool PEEP>
+template <typename T, int A, int RA, bool PEEP, bool ADD = false>
 void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
              const T* __restrict cp, T* __restrict cn, T* __restrict cpr, T* __restrict hr,
-             const T* __restrict peep) {
+             const T* __restrict peep, const T* __restrict zt = nullptr) {
+  // With ADD, zt holds this step's recurrent term for the n units (gate blocks
+  // n apart) and is added to zr first; the sums are stored back into zr.
   for (int64_t j = 0; j < n; ++j) {
-    T zi = zr[j], zf = zr[U + j];
+    T zi = zr[j], zf = zr[U + j], zg = zr[2 * U + j];
+    if constexpr (ADD) {
+      zi = zi + zt[j];
+      zf = zf + zt[n + j];
+      zg = zg + zt[2 * n + j];
+      zr[2 * U + j] = zg;
+    }
     if constexpr (PEEP) {
       zi = zi + peep[j] * cp[j];
       zf = zf + peep[U + j] * cp[j];
+    }
+    if constexpr (PEEP || ADD) {
       zr[j] = zi;
       zr[U + j] = zf;
     }
-    const T i = F<T, RA>(ra, zi), f = F<T, RA>(ra, zf), g = F<T, A>(a, zr[2 * U + j]);
+    const T i = F<T, RA>(ra, zi), f = F<T, RA>(ra, zf), g = F<T, A>(a, zg);
     const T c1 = f * cp[j] + i * g;
     const T c2 = clampv(c1, lo, hi);
     cpr[j] = c1;
     cn[j] = c2;
     T zo = zr[3 * U + j];
-    if constexpr (PEEP) {
-      zo = zo + peep[2 * U + j] * c2;
-      zr[3 * U + j] = zo;
-    }
+    if constexpr (ADD) zo = zo + zt[3 * n + j];
+    if constexpr (PEEP) zo = zo + peep[2 * U + j] * c2;
+    if constexpr (PEEP || ADD) zr[3 * U + j] = zo;
     hr[j] = F<T, RA>(ra, zo) * F<T, A>(a, c2);
   }
 }
@@ -313,6 +322,11 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   Tensor hn_t = P ? at::empty({B, Pn}, opts) : empty;
   Tensor hin_t = dmh ? at::empty({nt, B, Pn}, opts) : empty;
   Tensor seen_t = at::zeros({nt, B}, at::TensorOptions().dtype(at::kBool));
+  // Each thread's columns of the four gate blocks of R, packed side by side,
+  // so that its recurrent term is one GEMM per step (into zt).
+  const int64_t cmax = chunk_of(U, nt);
+  Tensor Rt_t = at::empty({nt, Pn, 4 * cmax}, opts);
+  Tensor zt_t = at::empty({nt, B, 4 * cmax}, opts);
 
   T* Zp = Z.data_ptr<T>();
   T* Op = outputs.data_ptr<T>();
@@ -337,6 +351,11 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     const int64_t q0 = P ? sl.p0 : sl.u0, q1 = P ? sl.p1 : sl.u1, nq = q1 - q0;
     T* hin = dmh ? hin_all + t * B * Pn : nullptr;
     bool* seen = seen_all + t * B;
+    T* rt = Rt_t.data_ptr<T>() + t * Pn * 4 * cmax;
+    T* zt = zt_t.data_ptr<T>() + t * B * 4 * cmax;
+    for (int64_t p = 0; p < Pn; ++p)
+      for (int64_t k = 0; k < 4; ++k)
+        std::memcpy(rt + p * 4 * nu + k * nu, Rp + p * 4 * U + k * U + sl.u0, sizeof(T) * nu);
     for (int64_t s = 0; s < Tn; ++s) {
       T* z = Zp + s * B * 4 * U;
       const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
@@ -344,27 +363,32 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
       const T* c_prev = s == 0 ? c0p : Cp + (c_ring ? (s - 1) % 2 : s - 1) * B * U;
       T* c_next = Cp + (c_ring ? s % 2 : s) * B * U;
       T* cpre = CPp + (cpre_saved ? s * B * U : 0);
-      // Recurrent GEMM for this thread's columns of the four gates.
+      // Recurrent term of this thread's columns of the four gates: zt.
       if (nu > 0) {
-        for (int64_t k = 0; k < 4; ++k) {
+        if (!dmh || G == 1) {
           const T* hk = h_prev;
           if (dmh) {
-            const T* mk = dmh + (G == 1 ? 0 : k) * B * Pn;
-            if (k == 0 || G == 4)
-              for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
+            for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * dmh[e];
             hk = hin;
           }
-          gemm<T>(false, false, B, nu, Pn, hk, Pn, Rp + k * U + sl.u0, 4 * U, T(1),
-                  z + k * U + sl.u0, 4 * U);
+          gemm<T>(false, false, B, 4 * nu, Pn, hk, Pn, rt, 4 * nu, T(0), zt, 4 * nu);
+        } else {
+          for (int64_t k = 0; k < 4; ++k) {
+            const T* mk = dmh + k * B * Pn;
+            for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
+            gemm<T>(false, false, B, nu, Pn, hin, Pn, rt + k * nu, 4 * nu, T(0), zt + k * nu,
+                    4 * nu);
+          }
         }
         for (int64_t b = 0; b < B; ++b) {
           const int64_t o4 = b * 4 * U + sl.u0, o1 = b * U + sl.u0;
+          const T* ztb = zt + b * 4 * nu;
           if (peep)
-            row_fwd<T, A, RA, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
-                                    c_next + o1, cpre + o1, hu + o1, peep + sl.u0);
+            row_fwd<T, A, RA, true, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
+                                          c_next + o1, cpre + o1, hu + o1, peep + sl.u0, ztb);
           else
-            row_fwd<T, A, RA, false>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
-                                     c_next + o1, cpre + o1, hu + o1, peep);
+            row_fwd<T, A, RA, false, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
+                                           c_next + o1, cpre + o1, hu + o1, peep, ztb);
         }
       }
       const T* r = hu;
