@@ -13,10 +13,16 @@ does. ``torch.nn.LSTM`` is never held or subclassed: this is a functional call.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .spec import CellSpec, Dropout, Weights
+
+# torch warns once that oneDNN has no projection support and it uses its own
+# loop; the result is the same, and the choice of kernel is ours to explain.
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 
 def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:
