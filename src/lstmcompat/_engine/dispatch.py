@@ -22,14 +22,22 @@ KernelName = str
 #: ``None`` when the kernel can run the call exactly, else the reason it cannot.
 _KERNELS: dict[str, Callable[..., str | None]] = {}
 _RUNNERS: dict[str, Callable] = {}
+_DESCRIBE: dict[str, Callable[..., str]] = {}
 _PRIORITY: list[str] = []
 
 
 def register_kernel(name: str, runner: Callable, cannot: Callable[..., str | None],
-                    priority: int | None = None) -> None:
-    """Register a kernel ``runner`` with its ``cannot(...) -> reason | None`` predicate."""
+                    priority: int | None = None,
+                    describe: Callable[..., str] | None = None) -> None:
+    """Register a kernel ``runner`` with its ``cannot(...) -> reason | None`` predicate.
+
+    ``describe(spec, **ctx) -> str``, when given, adds how the kernel will run
+    the call (e.g. which time loop) to ``choose``'s reason.
+    """
     _KERNELS[name] = cannot
     _RUNNERS[name] = runner
+    if describe is not None:
+        _DESCRIBE[name] = describe
     if name in _PRIORITY:
         _PRIORITY.remove(name)
     _PRIORITY.insert(len(_PRIORITY) if priority is None else priority, name)
@@ -74,14 +82,23 @@ def reference_cannot(spec: CellSpec, **_: object) -> str | None:
     return None
 
 
+def _describe(name: str, spec: CellSpec, ctx: dict) -> str:
+    fn = _DESCRIBE.get(name)
+    return f" [{fn(spec, **ctx)}]" if fn is not None else ""
+
+
 def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32, mask_kind: MaskKind = "none",
            dropout_kind: DropoutKind = "none", reverse: bool = False,
-           kernel: KernelName | None = None) -> tuple[KernelName, str]:
+           steps: int | None = None, kernel: KernelName | None = None
+           ) -> tuple[KernelName, str]:
     """Pick the kernel for a call: ``(name, reason)``.
 
-    Pure: it looks only at its arguments. ``kernel`` forces a choice; a forced
-    kernel that cannot run the call exactly raises ``ValueError``.
+    Pure: it looks only at its arguments (``steps`` is the sequence length when
+    known: a single step on CPU is not worth ``torch.lstm``'s per-call setup, so
+    ``native`` is then passed over for a kernel with a cheaper step). ``kernel``
+    forces a choice; a forced kernel that cannot run the call exactly raises
+    ``ValueError``.
     """
     device = torch.device(device)
     ctx = dict(device=device, dtype=dtype, mask_kind=mask_kind, dropout_kind=dropout_kind,
@@ -94,12 +111,16 @@ def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
         why = _KERNELS[kernel](spec, **ctx)
         if why is not None:
             raise ValueError(f"`kernel={kernel!r}` cannot run this call exactly: {why}.")
-        return kernel, f"{kernel}: requested explicitly"
+        return kernel, f"{kernel}: requested explicitly{_describe(kernel, spec, ctx)}"
     rejected = []
     for name in _PRIORITY:
         why = _KERNELS[name](spec, **ctx)
+        if why is None and name == "native" and steps == 1 and device.type == "cpu" \
+                and name != _PRIORITY[-1]:
+            why = "a single step on CPU, where torch.lstm's per-call setup costs more than the step"
         if why is None:
             tail = f" ({'; '.join(rejected)})" if rejected else ""
-            return name, f"{name}: the fastest kernel that is exact for this call{tail}"
+            return name, (f"{name}: the fastest kernel that is exact for this call"
+                          f"{_describe(name, spec, ctx)}{tail}")
         rejected.append(f"not {name}: {why}")
     raise RuntimeError("no kernel registered")  # unreachable: reference takes everything

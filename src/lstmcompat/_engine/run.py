@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .dispatch import (
@@ -13,14 +15,18 @@ from .dispatch import (
     register_kernel,
     runner,
 )
-from .fused import fused_cannot, run_fused
+from .fused import fused_cannot, fused_describe, fused_step, run_fused
 from .native import run_native
 from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights
 
 register_kernel("native", run_native, native_cannot)
 register_kernel("reference", run_reference, reference_cannot)
-register_kernel("fused", run_fused, fused_cannot, priority=1)
+register_kernel("fused", run_fused, fused_cannot, priority=1, describe=fused_describe)
+
+#: Environment variable that forces a kernel for every call that names none
+#: (e.g. ``LSTMCOMPAT_KERNEL=fused`` to run a test suite through ``fused``).
+KERNEL_ENV = "LSTMCOMPAT_KERNEL"
 
 
 def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, torch.Tensor | None]:
@@ -78,9 +84,16 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
         mask = mask.bool()
     mask_kind, lengths = analyze_mask(mask, time_dim)
     dkind = dropout_kind(dropout)
+    steps = x.shape[time_dim]
     name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
-                     dropout_kind=dkind, reverse=reverse, kernel=kernel)
+                          dropout_kind=dkind, reverse=reverse, steps=steps,
+                          kernel=kernel or os.environ.get(KERNEL_ENV) or None)
     fn = runner(name)
+    if name == "fused" and steps == 1 and mask_kind == "none" and dkind == "none":
+        # Streaming: one step through the low-overhead step path (compiled when
+        # no gradient is needed), same semantics as the sequence kernel.
+        h, c = fused_step(spec, x.select(time_dim, 0), w, h0, c0)
+        return h.unsqueeze(time_dim), h, c, (name, reason)
     if name == "native":
         out = fn(spec, x, w, h0, c0, lengths=lengths, reverse=reverse, dropout=dropout,
                  batch_first=batch_first)
