@@ -6,6 +6,7 @@ raises ``ValueError`` (never a silent fallback).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -36,6 +37,7 @@ def register_kernel(name: str, runner: Callable, cannot: Callable[..., str | Non
     """
     _KERNELS[name] = cannot
     _RUNNERS[name] = runner
+    _choose.cache_clear()
     if describe is not None:
         _DESCRIBE[name] = describe
     if name in _PRIORITY:
@@ -101,6 +103,24 @@ def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
     ``ValueError``.
     """
     device = torch.device(device)
+    # A single step is the only length that changes the answer.
+    steps = None if steps is None else min(int(steps), 2)
+    try:
+        return _choose(spec, device, dtype, mask_kind, dropout_kind, reverse, steps, kernel)
+    except TypeError:  # an unhashable user callable in the spec: decide without the memo
+        return _choose.__wrapped__(spec, device, dtype, mask_kind, dropout_kind, reverse, steps,
+                                   kernel)
+
+
+def clear_choice_cache() -> None:
+    """Forget memoised choices (after the set of kernels or their availability changed)."""
+    _choose.cache_clear()
+
+
+@functools.lru_cache(maxsize=1024)
+def _choose(spec: CellSpec, device: torch.device, dtype: torch.dtype, mask_kind: MaskKind,
+            dropout_kind: DropoutKind, reverse: bool, steps: int | None,
+            kernel: KernelName | None) -> tuple[KernelName, str]:
     ctx = dict(device=device, dtype=dtype, mask_kind=mask_kind, dropout_kind=dropout_kind,
                reverse=reverse)
     if kernel is not None:

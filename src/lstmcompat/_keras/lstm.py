@@ -36,6 +36,18 @@ def _shape_str(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
+def _gate_major_parameter(value: torch.Tensor, requires_grad: bool) -> torch.nn.Parameter:
+    """A ``(in, 4*units)`` Parameter stored gate-major, as ``(4*units, in)`` in memory.
+
+    Shape, values and gradients are Keras's; only the strides differ, so that
+    ``param.t()`` is the contiguous ``(4*units, in)`` weight that ``torch.lstm``
+    (oneDNN, cuDNN) reads without re-laying it out on every call.
+    """
+    storage = torch.empty(value.shape[1], value.shape[0], dtype=value.dtype, device=value.device)
+    storage.t().copy_(value)
+    return torch.nn.Parameter(storage.t(), requires_grad=requires_grad)
+
+
 class LSTM(torch.nn.Module):
     """Long Short-Term Memory layer with the exact semantics of ``tf.compat.v1.keras.layers.LSTM``.
 
@@ -220,10 +232,9 @@ class LSTM(torch.nn.Module):
         self._input_features = int(features)
         kernel = self.kernel_initializer((self._input_features, 4 * u), dtype=dt)
         recurrent = self.recurrent_initializer((u, 4 * u), dtype=dt)
-        self.kernel = torch.nn.Parameter(torch.as_tensor(kernel, dtype=dt),
-                                         requires_grad=self.trainable)
-        self.recurrent_kernel = torch.nn.Parameter(torch.as_tensor(recurrent, dtype=dt),
-                                                   requires_grad=self.trainable)
+        self.kernel = _gate_major_parameter(torch.as_tensor(kernel, dtype=dt), self.trainable)
+        self.recurrent_kernel = _gate_major_parameter(torch.as_tensor(recurrent, dtype=dt),
+                                                      self.trainable)
         if self.use_bias:
             if self.unit_forget_bias:
                 bias = torch.cat([
@@ -296,9 +307,7 @@ class LSTM(torch.nn.Module):
     @property
     def states(self) -> list[torch.Tensor | None]:
         """``[h, c]`` of a stateful layer (``[None, None]`` before they exist)."""
-        h = getattr(self, "states_h", None)
-        c = getattr(self, "states_c", None)
-        return [h, c]
+        return [self._buffers.get("states_h"), self._buffers.get("states_c")]
 
     def reset_states(self, states: Sequence[Any] | None = None) -> None:
         """Reset the stored states of a stateful layer to zeros, or to ``states`` (``[h, c]``).
@@ -341,18 +350,27 @@ class LSTM(torch.nn.Module):
         self._set_states(values[0], values[1])
 
     def _set_states(self, h: torch.Tensor, c: torch.Tensor) -> None:
-        h, c = h.detach().clone(), c.detach().clone()
-        if hasattr(self, "states_h"):
-            self.states_h = h
-            self.states_c = c
+        """Store copies of ``[h, c]``, detached: no gradient flows into earlier calls.
+
+        The buffers are replaced, never written in place: the previous states may
+        be saved for a backward pass that is still to come.
+        """
+        if "states_h" in self._buffers:
+            self._buffers["states_h"] = h.detach().clone()
+            self._buffers["states_c"] = c.detach().clone()
         else:
-            self.register_buffer("states_h", h)
-            self.register_buffer("states_c", c)
+            self.register_buffer("states_h", h.detach().clone())
+            self.register_buffer("states_c", c.detach().clone())
 
     # ------------------------------------------------------------------- call
     def _spec(self) -> CellSpec:
-        return CellSpec(units=self.units, activation=self.activation,
-                        recurrent_activation=self.recurrent_activation, mask_mode="carry")
+        key = (self.units, self.activation, self.recurrent_activation)
+        cached = self.__dict__.get("_spec_cache")
+        if cached is None or cached[0] != key:
+            spec = CellSpec(units=self.units, activation=self.activation,
+                            recurrent_activation=self.recurrent_activation, mask_mode="carry")
+            cached = self.__dict__["_spec_cache"] = (key, spec)
+        return cached[1]
 
     def _dropout_masks(self, batch: int, features: int, training: bool,
                        device: torch.device) -> Dropout | None:
@@ -421,10 +439,10 @@ class LSTM(torch.nn.Module):
         else:
             initial = None
         if self.stateful:
-            stored = (self.states_h, self.states_c)
+            stored = (self._buffers["states_h"], self._buffers["states_c"])
             # Keras: a passed initial_state is used only while the stored states are all zero.
             if initial is None or bool(stored[0].any()) or bool(stored[1].any()):
-                return stored[0].to(self.dtype), stored[1].to(self.dtype)
+                return stored[0], stored[1]
             return initial
         if initial is not None:
             return initial
@@ -485,7 +503,7 @@ class LSTM(torch.nn.Module):
             training = self.training
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
         w = Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)
-        outputs, h, c, self.last_kernel = run_explained(
+        outputs, h, c, last_kernel = run_explained(
             self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
             batch_first=batch_first, kernel=self.engine_kernel)
         if self.stateful:
@@ -495,10 +513,13 @@ class LSTM(torch.nn.Module):
         else:
             output = outputs[:, -1] if batch_first else outputs[-1]
         result: torch.Tensor | list[torch.Tensor] = [output, h, c] if self.return_state else output
-        self._activity_losses = []
+        # Plain attributes set through __dict__: nn.Module.__setattr__ costs more than a step.
+        self.__dict__["last_kernel"] = last_kernel
+        activity: list[torch.Tensor] = []
         if self.activity_regularizer is not None:
             for t in (result if isinstance(result, list) else [result]):
-                self._activity_losses.append(self.activity_regularizer(t) / t.shape[0])
+                activity.append(self.activity_regularizer(t) / t.shape[0])
+        self.__dict__["_activity_losses"] = activity
         return result
 
     # ----------------------------------------------------------------- config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,7 +11,10 @@ import torch
 from torch import nn
 
 from .._engine import CellSpec, Weights, run_explained
+from .._engine.cache import DerivedCache, needs_grad
+from .._engine.fused import fused_cannot, streaming_stepper
 from .._engine.gates import permute
+from .._engine.run import KERNEL_ENV
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
 from .graph import get_default_graph, make_value
@@ -129,6 +133,9 @@ class LSTMCell(RNNCellBase):
         # TF: `if activation:` -- any falsy value means tanh.
         self._activation: str | Callable = activation if activation else "tanh"
         self.last_kernel: tuple[str, str] | None = None
+        self._weights_cache: DerivedCache[Weights] = DerivedCache()
+        self._stepper: tuple[Any] | None = None
+        self._stream_cache: DerivedCache[tuple] = DerivedCache()
         for attr in ("kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag", "proj_kernel"):
             self.register_parameter(attr, None)
 
@@ -236,9 +243,21 @@ class LSTMCell(RNNCellBase):
         )
 
     def engine_weights(self) -> Weights:
-        """The weights in the engine's canonical layout (differentiable views of the parameters)."""
+        """The weights in the engine's canonical layout (differentiable views of the parameters).
+
+        Cached between calls while no gradient is recorded (streaming inference).
+        """
         if not self.built:
             raise ValueError(f'Layer "{self.name}" is not built yet; call it or `build` first.')
+        return self._weights_cache.get(self._param_list, self._make_engine_weights)
+
+    @property
+    def _param_list(self) -> tuple[torch.Tensor | None, ...]:
+        """The parameters the engine weights derive from (``None`` where absent)."""
+        return (self.kernel, self.bias, self.w_i_diag, self.w_f_diag, self.w_o_diag,
+                self.proj_kernel)
+
+    def _make_engine_weights(self) -> Weights:
         depth = self.kernel.shape[0] - self.output_size
         return Weights(
             W=permute(self.kernel[:depth], "tf1", "canonical", dim=-1),
@@ -303,6 +322,9 @@ class LSTMCell(RNNCellBase):
         Returns the output ``(batch, output_size)`` and the new state
         (``LSTMStateTuple(c, h)`` or the concatenated ``[c, h]``).
         """
+        fast = self._streaming_step(inputs, state, scope)
+        if fast is not None:
+            return fast
         x = as_tensor(inputs)
         check_floating(x.dtype)
         if x.dim() != 2:
@@ -313,6 +335,52 @@ class LSTMCell(RNNCellBase):
         self._prepare(x.shape[1], x.dtype, scope)
         out, new_state = self._run_sequence(x.unsqueeze(0), state, None, batch_first=False)
         return out[0], new_state
+
+    def _streaming_step(self, inputs: Any, state: State, scope: Any
+                        ) -> tuple[torch.Tensor, State] | None:
+        """Streaming inference with the least per-call work, or ``None`` when not applicable.
+
+        Applies to a built cell with tuple state, called on CPU tensors of the
+        weights' dtype and shapes, while autograd records nothing and no kernel
+        is forced: then it runs the compiled single step of the ``fused`` kernel
+        (what :func:`~lstmcompat._engine.run_explained` picks for one step, same
+        numbers) on weights prepared once and cached until they change.
+        """
+        if scope is not None or not self.built or not self._state_is_tuple \
+                or type(inputs) is not torch.Tensor or type(state) is not LSTMStateTuple:
+            return None
+        c, h = state
+        dt = self.kernel.dtype
+        if type(c) is not torch.Tensor or type(h) is not torch.Tensor or inputs.dim() != 2 \
+                or inputs.device.type != "cpu" or inputs.dtype != dt \
+                or inputs.shape[1] != self._input_depth or c.dtype != dt or h.dtype != dt \
+                or c.shape != (inputs.shape[0], self._num_units) \
+                or h.shape != (inputs.shape[0], self.output_size) \
+                or not (inputs.is_contiguous() and c.is_contiguous() and h.is_contiguous()):
+            return None
+        params = self._param_list
+        if needs_grad(params) or (torch.is_grad_enabled() and (
+                inputs.requires_grad or c.requires_grad or h.requires_grad)) \
+                or os.environ.get(KERNEL_ENV):
+            return None
+        if self._stepper is None:
+            spec = self.cell_spec()
+            ok = fused_cannot(spec, device=torch.device("cpu"), dtype=dt, mask_kind="none",
+                              dropout_kind="none", reverse=False) is None
+            self._stepper = (streaming_stepper(spec, dt) if ok else None,)
+        step = self._stepper[0]
+        if step is None:
+            return None
+        W, R, b, peep, P = self._stream_cache.get(params, self._stream_weights)
+        h1, c1 = step(inputs, W, R, b, h, c, peep, P)
+        self.__dict__["last_kernel"] = ("fused", "fused: single-step streaming path")
+        return h1, LSTMStateTuple(c1, h1)
+
+    def _stream_weights(self) -> tuple[torch.Tensor | None, ...]:
+        w = self._make_engine_weights()
+        peep = torch.stack([w.w_i, w.w_f, w.w_o]) if self._use_peepholes else None
+        return (w.W.contiguous(), w.R.contiguous(), w.b.contiguous(), peep,
+                None if w.P is None else w.P.contiguous())
 
     def extra_repr(self) -> str:
         parts = [f"{self._num_units}"]

@@ -23,6 +23,7 @@ __all__ = [
     "fused_describe",
     "fused_step",
     "run_fused",
+    "streaming_stepper",
 ]
 
 
@@ -115,3 +116,29 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
             return ext.step(spec, x, w.W, w.R, w.b, h, c, peep, P)
     _, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
     return h1, c1
+
+
+def streaming_stepper(spec: CellSpec, dtype: torch.dtype):
+    """A low-overhead inference step for ``spec`` on CPU, or ``None`` without the extension.
+
+    Returns ``step(x, W, R, b, h, c, peep, P) -> (h', c')`` taking contiguous
+    CPU tensors of ``dtype`` (``peep`` is ``stack([w_i, w_f, w_o])`` or ``None``)
+    and calling the compiled step directly: the semantics of :func:`fused_step`
+    without autograd, for front-ends that validate and cache their inputs once
+    (streaming with batch 1, where per-call Python work is most of the cost).
+    """
+    from . import _build
+
+    ext = _build.backend()
+    if ext is None or dtype not in (torch.float32, torch.float64):
+        return None
+    act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
+    if act is None or ract is None:
+        return None
+    op = ext.ops.step
+    fb, clip, pclip = spec.forget_bias, spec.cell_clip, spec.proj_clip
+
+    def step(x, W, R, b, h, c, peep, P):
+        return op(x, W, R, b, fb, h, c, peep, P, act, ract, clip, pclip)
+
+    return step

@@ -242,10 +242,38 @@ def _reset() -> None:
     """Forget the load result (tests use it to re-read ``LSTMCOMPAT_NO_EXT``)."""
     global _state
     _state = None
+    from ..dispatch import clear_choice_cache
+
+    clear_choice_cache()  # choose's reasons name the time loop
 
 
 def _opt(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.contiguous()
+
+
+_CONTIGUOUS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _weight(t: torch.Tensor) -> torch.Tensor:
+    """``t.contiguous()``, cached for a non-contiguous weight until it changes.
+
+    Weights stored transposed (the Keras front-end keeps ``(in, 4u)`` kernels on
+    ``(4u, in)`` storage so that ``torch.lstm`` reads them without a reorder)
+    would otherwise be copied on every call: in forward and again in backward,
+    and on every streaming step. Only used inside the autograd Function and the
+    inference step, where no graph is recorded, so a cached copy is safe. Each
+    entry keeps its source alive, so its address cannot be reused by another
+    tensor while the entry exists.
+    """
+    if t.is_contiguous():
+        return t
+    key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.dtype)
+    hit = _CONTIGUOUS.get(key)
+    if hit is None:
+        if len(_CONTIGUOUS) >= 8:
+            _CONTIGUOUS.pop(next(iter(_CONTIGUOUS)))
+        hit = _CONTIGUOUS[key] = (t.detach(), t.detach().contiguous())
+    return hit[1]
 
 
 class ExtensionBackend:
@@ -265,7 +293,7 @@ class ExtensionBackend:
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
                      ) -> tuple[torch.Tensor, ...]:
         act, ract = self._codes(spec)
-        res = self.ops.forward(Z, R.contiguous(), h0.contiguous(), c0.contiguous(), _opt(dmh),
+        res = self.ops.forward(Z, _weight(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
                                spec.proj_clip, spec.mask_mode == "carry", save)
         outputs, h, c, C, Cpre, Hs, Rpre = res
@@ -280,7 +308,7 @@ class ExtensionBackend:
                       dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
         act, ract = self._codes(spec)
         return tuple(self.ops.backward(
-            Z, C, Cpre, Rpre, c0.contiguous(), R.contiguous(), _opt(dmh), _opt(peep), _opt(P),
+            Z, C, Cpre, Rpre, c0.contiguous(), _weight(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
             spec.mask_mode == "carry"))
 
@@ -290,7 +318,7 @@ class ExtensionBackend:
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One inference step (the forget bias is added inside)."""
         act, ract = self._codes(spec)
-        h1, c1 = self.ops.step(x.contiguous(), W.contiguous(), R.contiguous(), _opt(b),
+        h1, c1 = self.ops.step(x.contiguous(), _weight(W), _weight(R), _opt(b),
                                spec.forget_bias, h.contiguous(), c.contiguous(), _opt(peep),
                                _opt(P), act, ract, spec.cell_clip, spec.proj_clip)
         return h1, c1
