@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _activations
+from .. import _activations, _weights_io
 from .._dtypes import as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
 from . import constraints as _constraints_mod
@@ -266,29 +266,18 @@ class LSTM(torch.nn.Module):
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in the order of :attr:`weights`."""
-        return [p.detach().cpu().numpy().copy() for p in self.weights]
+        return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked)."""
-        params = self.weights
-        weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError(
-                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
-                f"of length {len(weights)}, but the layer was expecting {len(params)} weights."
-            )
-        values = []
-        for p, w in zip(params, weights):
-            t = as_tensor(w, "weights")
-            if tuple(t.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"Layer {self.name} weight shape {tuple(p.shape)} is not compatible with "
-                    f"provided weight shape {tuple(t.shape)}."
-                )
-            values.append(t)
-        with torch.no_grad():
-            for p, t in zip(params, values):
-                p.copy_(t.to(p.dtype))
+        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked).
+
+        Raises:
+            ValueError: wrong number of arrays or a shape that does not match.
+        """
+        _weights_io.set_weights(
+            self.name, self.weights, weights,
+            "Layer {name} weight shape {expected} is not compatible with provided weight "
+            "shape {got}.")
 
     # ----------------------------------------------------------------- losses
     @property

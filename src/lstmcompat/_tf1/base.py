@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import _weights_io
 from ._util import as_dtype
 from .graph import Graph, VariableScope, get_default_graph, variable_scope
 
@@ -100,7 +101,7 @@ class RNNCellBase(nn.Module):
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``)."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
+        return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``).
@@ -108,26 +109,9 @@ class RNNCellBase(nn.Module):
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
         """
-        params = self.weights
-        weights = list(weights)
-        if len(params) != len(weights):
-            raise ValueError(
-                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
-                f"of length {len(weights)}, but the layer was expecting {len(params)} weights. "
-                f"Provided weights: {str(weights)[:50]}..."
-            )
-        values = []
-        for p, w in zip(params, weights, strict=True):
-            t = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
-            if tuple(t.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"Layer weight shape {tuple(p.shape)} not compatible with provided weight "
-                    f"shape {tuple(t.shape)}"
-                )
-            values.append(t)
-        with torch.no_grad():
-            for p, t in zip(params, values, strict=True):
-                p.copy_(t.to(device=p.device, dtype=p.dtype))
+        _weights_io.set_weights(
+            self.name, self.weights, weights,
+            "Layer weight shape {expected} not compatible with provided weight shape {got}")
 
     # -- states -------------------------------------------------------------------
     @property
