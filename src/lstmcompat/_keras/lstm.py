@@ -10,6 +10,7 @@ and the variational dropout masks.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ import torch
 from .. import _activations, _weights_io
 from .._dtypes import as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
+from .._engine.cache import DerivedCache, needs_grad
+from .._engine.fused import fused_cannot, streaming_stepper
+from .._engine.run import KERNEL_ENV
 from . import constraints as _constraints_mod
 from . import initializers as _initializers
 from . import regularizers as _regularizers
@@ -453,6 +457,9 @@ class LSTM(torch.nn.Module):
             The last output ``(batch, units)``, or the sequence with
             ``return_sequences``; with ``return_state`` the list ``[output, h, c]``.
         """
+        fast = self._streaming_step(inputs, mask, training, initial_state)
+        if fast is not None:
+            return fast
         if isinstance(inputs, list):
             if len(inputs) > 1:
                 if initial_state is not None:
@@ -510,6 +517,57 @@ class LSTM(torch.nn.Module):
                 activity.append(self.activity_regularizer(t) / t.shape[0])
         self.__dict__["_activity_losses"] = activity
         return result
+
+    def _streaming_step(self, inputs: Any, mask: Any, training: bool | None,
+                        initial_state: Any) -> torch.Tensor | list[torch.Tensor] | None:
+        """A stateful layer fed one step at a time, with the least per-call work.
+
+        Applies to a built stateful layer called on one CPU time step of its batch
+        size and dtype, with no mask, initial_state, dropout in effect or activity
+        regularizer, while autograd records nothing and no kernel is forced: then
+        it runs the compiled single step of the ``fused`` kernel (what the engine
+        picks for one step, same numbers) on weights prepared once and cached
+        until they change. Returns ``None`` when any of that does not hold.
+        """
+        if not self.stateful or not self._batch or type(inputs) is not torch.Tensor \
+                or mask is not None or initial_state is not None \
+                or self.activity_regularizer is not None or self.engine_kernel is not None:
+            return None
+        x = inputs
+        if x.dim() != 3 or x.device.type != "cpu" or x.dtype != self.dtype \
+                or x.shape[0 if self.time_major else 1] != 1 \
+                or x.shape[1 if self.time_major else 0] != self._batch \
+                or x.shape[2] != self._input_features:
+            return None
+        if (training if training is not None else self.training) and (
+                self.dropout > 0 or self.recurrent_dropout > 0):
+            return None
+        params = (self.kernel, self.recurrent_kernel, self.bias)
+        if needs_grad((x, *params)) or os.environ.get(KERNEL_ENV):
+            return None
+        stepper = self.__dict__.get("_stepper")
+        if stepper is None:
+            spec = self._spec()
+            ok = fused_cannot(spec, device=torch.device("cpu"), dtype=self.dtype,
+                              mask_kind="none", dropout_kind="none", reverse=False) is None
+            stepper = self.__dict__["_stepper"] = (
+                streaming_stepper(spec, self.dtype) if ok else None,)
+        if stepper[0] is None:
+            return None
+        cache = self.__dict__.setdefault("_stream_cache", DerivedCache())
+        prepared = cache.get(params, lambda: stepper[0].prepare(
+            Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)))
+        buffers = self._buffers
+        h, c = stepper[0].step(x.reshape(self._batch, -1), buffers["states_h"],
+                               buffers["states_c"], prepared)
+        buffers["states_h"], buffers["states_c"] = h.clone(), c.clone()
+        self.__dict__["last_kernel"] = ("fused", "fused: single-step streaming path")
+        self.__dict__["_activity_losses"] = []
+        if self.return_sequences:
+            output = h.unsqueeze(0 if self.time_major else 1)
+        else:
+            output = h
+        return [output, h, c] if self.return_state else output
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:

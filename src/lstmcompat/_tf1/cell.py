@@ -368,19 +368,14 @@ class LSTMCell(RNNCellBase):
             ok = fused_cannot(spec, device=torch.device("cpu"), dtype=dt, mask_kind="none",
                               dropout_kind="none", reverse=False) is None
             self._stepper = (streaming_stepper(spec, dt) if ok else None,)
-        step = self._stepper[0]
-        if step is None:
+        stepper = self._stepper[0]
+        if stepper is None:
             return None
-        W, R, b, peep, P = self._stream_cache.get(params, self._stream_weights)
-        h1, c1 = step(inputs, W, R, b, h, c, peep, P)
+        prepared = self._stream_cache.get(
+            params, lambda: stepper.prepare(self._make_engine_weights()))
+        h1, c1 = stepper.step(inputs, h, c, prepared)
         self.__dict__["last_kernel"] = ("fused", "fused: single-step streaming path")
         return h1, LSTMStateTuple(c1, h1)
-
-    def _stream_weights(self) -> tuple[torch.Tensor | None, ...]:
-        w = self._make_engine_weights()
-        peep = torch.stack([w.w_i, w.w_f, w.w_o]) if self._use_peepholes else None
-        return (w.W.contiguous(), w.R.contiguous(), w.b.contiguous(), peep,
-                None if w.P is None else w.P.contiguous())
 
     def extra_repr(self) -> str:
         parts = [f"{self._num_units}"]

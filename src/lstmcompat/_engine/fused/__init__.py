@@ -22,6 +22,7 @@ __all__ = [
     "fused_cannot",
     "fused_describe",
     "fused_step",
+    "StreamingStepper",
     "run_fused",
     "streaming_stepper",
 ]
@@ -118,27 +119,51 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
     return h1, c1
 
 
-def streaming_stepper(spec: CellSpec, dtype: torch.dtype):
-    """A low-overhead inference step for ``spec`` on CPU, or ``None`` without the extension.
+class StreamingStepper:
+    """A low-overhead inference step for one ``spec`` on CPU (compiled extension only).
 
-    Returns ``step(x, W, R, b, h, c, peep, P) -> (h', c')`` taking contiguous
-    CPU tensors of ``dtype`` (``peep`` is ``stack([w_i, w_f, w_o])`` or ``None``)
-    and calling the compiled step directly: the semantics of :func:`fused_step`
-    without autograd, for front-ends that validate and cache their inputs once
-    (streaming with batch 1, where per-call Python work is most of the cost).
+    ``prepare(w)`` turns canonical :class:`Weights` into what the compiled step
+    reads (contiguous copies, stacked peepholes, ``[W; R]`` packed per thread);
+    a front-end caches its result while the weights do not change.
+    ``step(x, h, c, prepared) -> (h', c')`` then takes contiguous CPU tensors of
+    the spec's dtype: the semantics of :func:`fused_step` without autograd, for
+    front-ends that validate once and call per time step (streaming, batch 1),
+    where per-call work is most of the cost.
     """
+
+    __slots__ = ("_op", "_pack", "_args")
+
+    def __init__(self, ops, spec: CellSpec) -> None:
+        self._op = ops.step
+        self._pack = ops.step_pack
+        act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
+        self._args = (spec.forget_bias, act, ract, spec.cell_clip, spec.proj_clip,
+                      spec.use_peepholes, spec.num_proj is not None)
+
+    def prepare(self, w: Weights) -> tuple:
+        peep_on, proj_on = self._args[5], self._args[6]
+        W, R = w.W.detach().contiguous(), w.R.detach().contiguous()
+        packed, nt = self._pack(W, R)
+        peep = torch.stack([w.w_i, w.w_f, w.w_o]).detach() if peep_on else None  # type: ignore
+        P = w.P.detach().contiguous() if proj_on else None  # type: ignore[union-attr]
+        b = None if w.b is None else w.b.detach().contiguous()
+        return (W, R, b, peep, P, packed, nt)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+             prepared: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        W, R, b, peep, P, packed, nt = prepared
+        fb, act, ract, clip, pclip = self._args[:5]
+        return self._op(x, W, R, b, fb, h, c, peep, P, act, ract, clip, pclip, packed, nt)
+
+
+def streaming_stepper(spec: CellSpec, dtype: torch.dtype) -> StreamingStepper | None:
+    """A :class:`StreamingStepper` for ``spec``, or ``None`` without the compiled extension
+    (or for a dtype/activation it does not compile)."""
     from . import _build
 
     ext = _build.backend()
     if ext is None or dtype not in (torch.float32, torch.float64):
         return None
-    act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
-    if act is None or ract is None:
+    if _acts.code(spec.activation) is None or _acts.code(spec.recurrent_activation) is None:
         return None
-    op = ext.ops.step
-    fb, clip, pclip = spec.forget_bias, spec.cell_clip, spec.proj_clip
-
-    def step(x, W, R, b, h, c, peep, P):
-        return op(x, W, R, b, fb, h, c, peep, P, act, ract, clip, pclip)
-
-    return step
+    return StreamingStepper(ext.ops, spec)

@@ -76,13 +76,13 @@ def _torch_lib_dir() -> str:
 
 
 def _has_blas_symbols() -> bool:
-    """Whether libtorch_cpu exports the Fortran BLAS ``sgemm_``/``dgemm_`` (MKL builds do)."""
+    """Whether libtorch_cpu exports the Fortran BLAS ``?gemm_``/``?gemv_`` (MKL builds do)."""
     for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
         path = os.path.join(_torch_lib_dir(), name)
         if os.path.exists(path):
             try:
                 lib = ctypes.CDLL(path)
-                return hasattr(lib, "sgemm_") and hasattr(lib, "dgemm_")
+                return all(hasattr(lib, f) for f in ("sgemm_", "dgemm_", "sgemv_", "dgemv_"))
             except OSError:
                 return False
     return False

@@ -35,6 +35,12 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
             const double* alpha, const double* a, const int* lda, const double* b,
             const int* ldb, const double* beta, double* c, const int* ldc);
+void sgemv_(const char* t, const int* m, const int* n, const float* alpha, const float* a,
+            const int* lda, const float* x, const int* incx, const float* beta, float* y,
+            const int* incy);
+void dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a,
+            const int* lda, const double* x, const int* incx, const double* beta, double* y,
+            const int* incy);
 }
 #endif
 
@@ -53,6 +59,20 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
     return;
   }
 #ifdef LSTMCOMPAT_BLAS
+  if (M == 1 && !ta && !tb) {
+    // One row (batch 1: streaming steps): y^T = B^T a^T as a matrix-vector product,
+    // which BLAS runs faster than a one-column GEMM.
+    const char tr = 'N';
+    const int m = static_cast<int>(N), k = static_cast<int>(K), lb = static_cast<int>(ldb);
+    const int inc = 1;
+    const T one = 1;
+    if constexpr (std::is_same_v<T, float>) {
+      sgemv_(&tr, &m, &k, &one, B, &lb, A, &inc, &beta, C, &inc);
+    } else {
+      dgemv_(&tr, &m, &k, &one, B, &lb, A, &inc, &beta, C, &inc);
+    }
+    return;
+  }
   // Column-major view: C^T (N x M) = op(B)^T op(A)^T.
   const char tra = ta ? 'T' : 'N', trb = tb ? 'T' : 'N';
   const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
@@ -731,6 +751,50 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
 // h' and c' written straight into fresh tensors. Threads own unit slices as in
 // the sequence loop, so each keeps its columns of W and R in its own L2 cache
 // across calls; without a projection no barrier is needed at all.
+// Threads for one streaming step (and the layout of its packed weights).
+inline int step_threads(int64_t Dd, int64_t U, int64_t Pn) {
+  int nt = 1;
+#ifdef _OPENMP
+  nt = std::min(at::get_num_threads(), omp_get_max_threads());
+  if (U < 32 * nt || (Dd + Pn) * 4 * U < 65536) nt = 1;
+  nt = static_cast<int>(std::min<int64_t>(std::max(nt, 1), std::max<int64_t>(U / 32, 1)));
+#endif
+  return nt;
+}
+
+// Offset of thread t's block in packed step weights: each thread's block is its
+// (Dd + Pn) x (4 nu) gate columns of [W; R], rows contiguous.
+inline int64_t packed_offset(int t, int nt, int64_t Dd, int64_t U, int64_t Pn) {
+  int64_t off = 0;
+  for (int s = 0; s < t; ++s) {
+    const Slice sl = slice_of(s, nt, U, Pn);
+    off += (Dd + Pn) * 4 * (sl.u1 - sl.u0);
+  }
+  return off;
+}
+
+// Pack [W; R] for step(): returns (packed, threads). Weights that stay fixed over
+// many steps (streaming) are packed once, so that each thread reads one
+// contiguous block per step instead of eight strided column blocks.
+std::tuple<Tensor, int64_t> step_pack(const Tensor& W, const Tensor& R) {
+  TORCH_CHECK(W.dim() == 2 && R.dim() == 2 && W.size(1) == R.size(1) && W.size(1) % 4 == 0,
+              "step_pack: W (depth, 4u) and R (out, 4u) expected");
+  const int64_t Dd = W.size(0), U = W.size(1) / 4, Pn = R.size(0);
+  const int nt = step_threads(Dd, U, Pn);
+  Tensor packed = at::empty({(Dd + Pn) * 4 * U}, W.options());
+  Tensor WR = at::cat({W, R}, 0);  // (Dd + Pn, 4U)
+  for (int t = 0; t < nt; ++t) {
+    const Slice sl = slice_of(t, nt, U, Pn);
+    const int64_t nu = sl.u1 - sl.u0;
+    if (nu == 0) continue;
+    std::vector<Tensor> cols;
+    for (int64_t k = 0; k < 4; ++k) cols.push_back(WR.narrow(1, k * U + sl.u0, nu));
+    Tensor blk = at::cat(cols, 1).contiguous();  // (Dd + Pn, 4 nu)
+    packed.narrow(0, packed_offset(t, nt, Dd, U, Pn), blk.numel()).copy_(blk.view(-1));
+  }
+  return {packed, nt};
+}
+
 template <typename T, int A, int RA>
 struct Step {
   static std::vector<Tensor> run(const Tensor& x, const Tensor& W, const Tensor& R,
@@ -738,8 +802,10 @@ struct Step {
                                  const Tensor& h, const Tensor& c,
                                  const c10::optional<Tensor>& peep_t,
                                  const c10::optional<Tensor>& P_t, int act, int ract,
-                                 c10::optional<double> clip, c10::optional<double> pclip) {
+                                 c10::optional<double> clip, c10::optional<double> pclip,
+                                 const c10::optional<Tensor>& packed_t, int64_t packed_nt) {
     const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4, Pn = R.size(0);
+    const T* pk = opt_ptr<T>(packed_t);
     auto opts = x.options();
     const T* bp = opt_ptr<T>(b_t);
     const T* peep = opt_ptr<T>(peep_t);
@@ -762,12 +828,10 @@ struct Step {
     T* ho = h_out.data_ptr<T>();
     T* cpre = cpre_t.data_ptr<T>();
     T* hu = hu_t.data_ptr<T>();
-    int nt = 1;
-#ifdef _OPENMP
-    nt = std::min(at::get_num_threads(), omp_get_max_threads());
-    if (U < 32 * nt || (Dd + Pn) * 4 * U < 65536) nt = 1;
-    nt = static_cast<int>(std::min<int64_t>(std::max(nt, 1), std::max<int64_t>(U / 32, 1)));
-#endif
+    const int nt = pk ? static_cast<int>(packed_nt) : step_threads(Dd, U, Pn);
+    // With packed weights each thread computes its gate columns of x W + h R into
+    // a block of its own (gate blocks nu apart) with two contiguous GEMMs.
+    Tensor zloc_t = pk ? at::empty({nt, B * 4 * chunk_of(U, nt)}, opts) : Tensor();
     auto body = [&](const int t) {
       const Slice sl = slice_of(t, nt, U, Pn);
       const int64_t nu = sl.u1 - sl.u0;
@@ -778,14 +842,31 @@ struct Step {
             T* zr = z + r * 4 * U + col;
             for (int64_t j = 0; j < nu; ++j) zr[j] = (bp ? bp[col + j] : T(0)) + (k == 1 ? fb : T(0));
           }
-          gemm<T>(false, false, B, nu, Dd, xp, Dd, Wp + col, 4 * U, T(1), z + col, 4 * U);
-          gemm<T>(false, false, B, nu, Pn, hp, Pn, Rp + col, 4 * U, T(1), z + col, 4 * U);
+          if (!pk) {
+            gemm<T>(false, false, B, nu, Dd, xp, Dd, Wp + col, 4 * U, T(1), z + col, 4 * U);
+            gemm<T>(false, false, B, nu, Pn, hp, Pn, Rp + col, 4 * U, T(1), z + col, 4 * U);
+          }
+        }
+        T* zl = nullptr;
+        if (pk) {
+          const T* blk = pk + packed_offset(t, nt, Dd, U, Pn);
+          zl = zloc_t.data_ptr<T>() + t * zloc_t.size(1);
+          gemm<T>(false, false, B, 4 * nu, Dd, xp, Dd, blk, 4 * nu, T(0), zl, 4 * nu);
+          gemm<T>(false, false, B, 4 * nu, Pn, hp, Pn, blk + Dd * 4 * nu, 4 * nu, T(1), zl,
+                  4 * nu);
         }
         for (int64_t r = 0; r < B; ++r) {
           const int64_t o4 = r * 4 * U + sl.u0, o1 = r * U + sl.u0;
           // without a projection hu is h_out (Pn == U): o * act(c') lands in place
           T* hr = P ? hu + o1 : hu + r * Pn + sl.u0;
-          if (peep)
+          T* zt = pk ? zl + r * 4 * nu : nullptr;
+          if (peep && pk)
+            row_fwd<T, A, RA, true, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1,
+                                          cpre + o1, hr, peep + sl.u0, zt);
+          else if (pk)
+            row_fwd<T, A, RA, false, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1,
+                                           cpre + o1, hr, peep, zt);
+          else if (peep)
             row_fwd<T, A, RA, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1, cpre + o1,
                                     hr, peep + sl.u0);
           else
@@ -816,19 +897,24 @@ std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R
                                const Tensor& h, const Tensor& c,
                                const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
                                int64_t act, int64_t ract, c10::optional<double> clip,
-                               c10::optional<double> pclip) {
+                               c10::optional<double> pclip,
+                               const c10::optional<Tensor>& packed, int64_t packed_threads) {
   const auto st = x.scalar_type();
   check_inputs({&x, &W, &R, &h, &c}, st);
   check_opt(b, st);
   check_opt(peep, st);
   check_opt(P, st);
+  check_opt(packed, st);
+  if (packed.has_value() && packed->defined())
+    TORCH_CHECK(packed->numel() == (W.size(0) + R.size(0)) * W.size(1) && packed_threads >= 1,
+                "step: packed weights do not match W and R (use step_pack)");
   const int a = static_cast<int>(act), ra = static_cast<int>(ract);
   if (st == at::kFloat)
     return by_acts<Step, float>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                                pclip);
+                                pclip, packed, packed_threads);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
   return by_acts<Step, double>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                               pclip);
+                               pclip, packed, packed_threads);
 }
 
 }  // namespace
@@ -842,12 +928,14 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry) "
         "-> Tensor[]");
   m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
-        "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip) "
-        "-> Tensor[]");
+        "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
+        "Tensor? packed=None, int packed_threads=0) -> Tensor[]");
+  m.def("step_pack(Tensor W, Tensor R) -> (Tensor, int)");
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
   m.impl("forward", &fused_forward);
   m.impl("backward", &fused_backward);
   m.impl("step", &fused_step);
+  m.impl("step_pack", &step_pack);
 }
