@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -45,6 +46,8 @@ _state: tuple[ExtensionBackend | None, str] | None = None
 #: Seconds the last compilation in this process took (``None``: loaded from cache).
 last_build_seconds: float | None = None
 
+
+_log = logging.getLogger("lstmcompat")
 
 def _disabled() -> bool:
     return os.environ.get("LSTMCOMPAT_NO_EXT", "").strip() not in ("", "0", "false", "False")
@@ -189,6 +192,9 @@ def build(force: bool = False) -> Path:
             if target.exists() and not force:
                 return target
             tmp = directory / f"{target.name}.{os.getpid()}.tmp"
+            _log.warning("lstmcompat: compiling the fused LSTM kernel for this machine "
+                         "(once, about 20 s; cached in %s; LSTMCOMPAT_NO_EXT=1 skips it)",
+                         directory)
             start = time.perf_counter()
             try:
                 proc = subprocess.run(_command(cxx, flags, tmp), capture_output=True, text=True,
