@@ -14,12 +14,25 @@ def _weights(spec, depth=3, seed=0):
                    b=torch.randn(4 * u, generator=g) * 0.5)
 
 
-def test_single_cpu_step_avoids_native_but_native_can_be_forced():
+@pytest.mark.parametrize("kw,what", [(dict(steps=1), "a single step"),
+                                     (dict(batch=1), "batch 1")])
+def test_one_step_or_batch_one_prefers_the_compiled_loop(kw, what):
+    from lstmcompat._engine.fused import _build
+
     spec = CellSpec(units=4)
-    name, why = choose(spec, steps=1)
-    assert name == "fused" and "single step" in why
-    assert choose(spec, steps=5)[0] == "native"
-    assert choose(spec, steps=1, kernel="native")[0] == "native"
+    name, why = choose(spec, **kw)
+    if _build.backend() is None:  # no compiler: torch.lstm keeps these shapes
+        assert name == "native"
+    else:
+        assert name == "fused" and what in why
+    assert choose(spec, steps=5, batch=8)[0] == "native"
+    assert choose(spec, **kw, kernel="native")[0] == "native"
+    assert choose(spec, **kw, device="meta")[0] == "native"  # not on CPU: no claim
+
+
+def test_preference_never_overrides_exactness():
+    spec = CellSpec(units=4, activation=lambda t: t * 2)  # unknown derivative: not fused
+    assert choose(spec, steps=1, batch=1)[0] == "reference"
 
 
 def test_fused_reason_says_which_time_loop():

@@ -24,22 +24,29 @@ KernelName = str
 _KERNELS: dict[str, Callable[..., str | None]] = {}
 _RUNNERS: dict[str, Callable] = {}
 _DESCRIBE: dict[str, Callable[..., str]] = {}
+_PREFERRED: dict[str, Callable[..., str | None]] = {}
 _PRIORITY: list[str] = []
 
 
 def register_kernel(name: str, runner: Callable, cannot: Callable[..., str | None],
                     priority: int | None = None,
-                    describe: Callable[..., str] | None = None) -> None:
+                    describe: Callable[..., str] | None = None,
+                    preferred: Callable[..., str | None] | None = None) -> None:
     """Register a kernel ``runner`` with its ``cannot(...) -> reason | None`` predicate.
 
     ``describe(spec, **ctx) -> str``, when given, adds how the kernel will run
-    the call (e.g. which time loop) to ``choose``'s reason.
+    the call (e.g. which time loop) to ``choose``'s reason. ``preferred(spec,
+    steps=, batch=, **ctx) -> reason | None``, when given, claims calls of a
+    shape where this kernel beats the ones ranked above it (it must also be
+    able to run them exactly).
     """
     _KERNELS[name] = cannot
     _RUNNERS[name] = runner
     _choose.cache_clear()
     if describe is not None:
         _DESCRIBE[name] = describe
+    if preferred is not None:
+        _PREFERRED[name] = preferred
     if name in _PRIORITY:
         _PRIORITY.remove(name)
     _PRIORITY.insert(len(_PRIORITY) if priority is None else priority, name)
@@ -92,24 +99,25 @@ def _describe(name: str, spec: CellSpec, ctx: dict) -> str:
 def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32, mask_kind: MaskKind = "none",
            dropout_kind: DropoutKind = "none", reverse: bool = False,
-           steps: int | None = None, kernel: KernelName | None = None
-           ) -> tuple[KernelName, str]:
+           steps: int | None = None, batch: int | None = None,
+           kernel: KernelName | None = None) -> tuple[KernelName, str]:
     """Pick the kernel for a call: ``(name, reason)``.
 
-    Pure: it looks only at its arguments (``steps`` is the sequence length when
-    known: a single step on CPU is not worth ``torch.lstm``'s per-call setup, so
-    ``native`` is then passed over for a kernel with a cheaper step). ``kernel``
-    forces a choice; a forced kernel that cannot run the call exactly raises
-    ``ValueError``.
+    Pure: it looks only at its arguments and the registered kernels. ``steps``
+    and ``batch`` (when known) let a kernel claim the shapes it runs fastest
+    (one step or batch 1 on CPU: the compiled ``fused`` loop beats
+    ``torch.lstm``'s per-call setup). ``kernel`` forces a choice; a forced kernel
+    that cannot run the call exactly raises ``ValueError``.
     """
     device = torch.device(device)
-    # A single step is the only length that changes the answer.
+    # Only 1 versus more changes the answer.
     steps = None if steps is None else min(int(steps), 2)
+    batch = None if batch is None else min(int(batch), 2)
+    args = (spec, device, dtype, mask_kind, dropout_kind, reverse, steps, batch, kernel)
     try:
-        return _choose(spec, device, dtype, mask_kind, dropout_kind, reverse, steps, kernel)
+        return _choose(*args)
     except TypeError:  # an unhashable user callable in the spec: decide without the memo
-        return _choose.__wrapped__(spec, device, dtype, mask_kind, dropout_kind, reverse, steps,
-                                   kernel)
+        return _choose.__wrapped__(*args)
 
 
 def clear_choice_cache() -> None:
@@ -119,7 +127,7 @@ def clear_choice_cache() -> None:
 
 @functools.lru_cache(maxsize=1024)
 def _choose(spec: CellSpec, device: torch.device, dtype: torch.dtype, mask_kind: MaskKind,
-            dropout_kind: DropoutKind, reverse: bool, steps: int | None,
+            dropout_kind: DropoutKind, reverse: bool, steps: int | None, batch: int | None,
             kernel: KernelName | None) -> tuple[KernelName, str]:
     ctx = dict(device=device, dtype=dtype, mask_kind=mask_kind, dropout_kind=dropout_kind,
                reverse=reverse)
@@ -132,12 +140,15 @@ def _choose(spec: CellSpec, device: torch.device, dtype: torch.dtype, mask_kind:
         if why is not None:
             raise ValueError(f"`kernel={kernel!r}` cannot run this call exactly: {why}.")
         return kernel, f"{kernel}: requested explicitly{_describe(kernel, spec, ctx)}"
+    for name in _PRIORITY:
+        prefer = _PREFERRED.get(name)
+        if prefer is not None and _KERNELS[name](spec, **ctx) is None:
+            claim = prefer(spec, steps=steps, batch=batch, **ctx)
+            if claim is not None:
+                return name, f"{name}: {claim}{_describe(name, spec, ctx)}"
     rejected = []
     for name in _PRIORITY:
         why = _KERNELS[name](spec, **ctx)
-        if why is None and name == "native" and steps == 1 and device.type == "cpu" \
-                and name != _PRIORITY[-1]:
-            why = "a single step on CPU, where torch.lstm's per-call setup costs more than the step"
         if why is None:
             tail = f" ({'; '.join(rejected)})" if rejected else ""
             return name, (f"{name}: the fastest kernel that is exact for this call"

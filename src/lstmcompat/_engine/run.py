@@ -15,14 +15,15 @@ from .dispatch import (
     register_kernel,
     runner,
 )
-from .fused import fused_cannot, fused_describe, fused_step, run_fused
+from .fused import fused_cannot, fused_describe, fused_preferred, fused_step, run_fused
 from .native import run_native
 from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights
 
 register_kernel("native", run_native, native_cannot)
 register_kernel("reference", run_reference, reference_cannot)
-register_kernel("fused", run_fused, fused_cannot, priority=1, describe=fused_describe)
+register_kernel("fused", run_fused, fused_cannot, priority=1, describe=fused_describe,
+                preferred=fused_preferred)
 
 #: Environment variable that forces a kernel for every call that names none
 #: (e.g. ``LSTMCOMPAT_KERNEL=fused`` to run a test suite through ``fused``).
@@ -87,6 +88,7 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     steps = x.shape[time_dim]
     name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
                           dropout_kind=dkind, reverse=reverse, steps=steps,
+                          batch=x.shape[1 - time_dim],
                           kernel=kernel or os.environ.get(KERNEL_ENV) or None)
     fn = runner(name)
     if name == "fused" and steps == 1 and mask_kind == "none" and dkind == "none":

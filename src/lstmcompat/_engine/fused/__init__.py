@@ -21,6 +21,7 @@ __all__ = [
     "extension_status",
     "fused_cannot",
     "fused_describe",
+    "fused_preferred",
     "fused_step",
     "StreamingStepper",
     "run_fused",
@@ -77,6 +78,20 @@ def fused_describe(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
                    **_: object) -> str:
     """Which time loop ``fused`` uses for this call (for ``choose``'s reason)."""
     return backend_for(spec, dtype, device)[1]
+
+
+def fused_preferred(spec: CellSpec, *, steps: int | None, batch: int | None,
+                    device: torch.device, dtype: torch.dtype, **_: object) -> str | None:
+    """The shapes where ``fused`` beats ``native`` (for ``choose``): one step or batch 1 on
+    CPU with the compiled loop, where ``torch.lstm``'s per-call setup dominates."""
+    if device.type != "cpu" or not (steps == 1 or batch == 1):
+        return None
+    from . import _build
+
+    if _build.backend() is None:
+        return None
+    what = "a single step" if steps == 1 else "batch 1"
+    return f"{what} on CPU, where the compiled loop beats torch.lstm's per-call setup"
 
 
 def run_fused(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
