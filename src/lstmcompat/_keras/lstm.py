@@ -323,24 +323,32 @@ class LSTM(torch.nn.Module):
         if states is None:
             values = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in range(2)]
         else:
-            if isinstance(states, (np.ndarray, torch.Tensor)):
-                states = [states]
-            states = list(states)
-            if len(states) != 2:
-                raise ValueError(
-                    f"Layer {self.name} expects 2 states, but it received {len(states)} "
-                    "state values."
-                )
-            values = []
-            for i, s in enumerate(states):
-                t = as_tensor(s, "states")
-                if tuple(t.shape) != shape:
-                    raise ValueError(
-                        f"State {i} is incompatible with layer {self.name}: expected "
-                        f"shape={shape} but found shape={tuple(t.shape)}"
-                    )
-                values.append(t.to(device=device, dtype=self.dtype))
+            values = self._state_pair(
+                states, "states", shape, device,
+                f"Layer {self.name} expects 2 states, but it received {{n}} state values.",
+                f"State {{i}} is incompatible with layer {self.name}: expected "
+                "shape={expected} but found shape={got}", any_dtype=True)
         self._set_states(values[0], values[1])
+
+    def _state_pair(self, states: Any, arg: str, shape: tuple[int, int],
+                    device: torch.device | None, count_message: str,
+                    shape_message: str, any_dtype: bool = False) -> list[torch.Tensor]:
+        """Validate ``[h, c]`` array-likes (TF's messages: ``count_message`` formatted
+        with ``n``, ``shape_message`` with ``i``, ``expected``, ``got``) and convert them
+        to the layer's dtype and device (``any_dtype``: also from integer arrays, as
+        assigning values to TF's state variables does)."""
+        if isinstance(states, (np.ndarray, torch.Tensor)):
+            states = [states]
+        states = list(states)
+        if len(states) != 2:
+            raise ValueError(count_message.format(n=len(states)))
+        values = []
+        for i, s in enumerate(states):
+            t = as_tensor(s, arg, dtype=None if any_dtype else self.dtype, device=device)
+            if tuple(t.shape) != shape:
+                raise ValueError(shape_message.format(i=i, expected=shape, got=tuple(t.shape)))
+            values.append(t.to(self.dtype))
+        return values
 
     def _set_states(self, h: torch.Tensor, c: torch.Tensor) -> None:
         """Store copies of ``[h, c]``, detached: no gradient flows into earlier calls.
@@ -410,25 +418,13 @@ class LSTM(torch.nn.Module):
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (batch, self.units)
         if initial_state is not None:
-            if isinstance(initial_state, (torch.Tensor, np.ndarray)):
-                initial_state = [initial_state]
-            initial_state = list(initial_state)
-            if len(initial_state) != 2:
-                raise ValueError(
-                    f"Layer has 2 states but was passed {len(initial_state)} initial states. "
-                    "Pass `initial_state=[h, c]`."
-                )
-            state = []
-            for i, s in enumerate(initial_state):
-                t = as_tensor(s, "initial_state", dtype=self.dtype, device=device)
-                if tuple(t.shape) != shape:
-                    raise ValueError(
-                        "An `initial_state` was passed that is not compatible with "
-                        f"`cell.state_size`: state {i} has shape {tuple(t.shape)}, expected "
-                        f"{shape} (batch, units)."
-                    )
-                state.append(t)
-            initial = (state[0], state[1])
+            h, c = self._state_pair(
+                initial_state, "initial_state", shape, device,
+                "Layer has 2 states but was passed {n} initial states. "
+                "Pass `initial_state=[h, c]`.",
+                "An `initial_state` was passed that is not compatible with `cell.state_size`: "
+                "state {i} has shape {got}, expected {expected} (batch, units).")
+            initial = (h, c)
         else:
             initial = None
         if self.stateful:
