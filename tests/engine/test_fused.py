@@ -283,14 +283,18 @@ def test_run_fused_picks_a_backend_for_every_activation():
 def test_compiled_loops_multithreaded_sizes(spec, dropout, dtype):
     """Sizes large enough that the compiled loops split the units across threads."""
     ext = _ext()
-    if dtype == torch.float32 and spec.activation == "relu":
-        pytest.skip("unbounded relu cells amplify float32 rounding (~1e6 gradients); "
-                    "float64 checks this spec exactly")
     x, w, h0, c0, m, dr = make_case(spec, 5, 32, 6, mask="general", dropout=dropout, seed=7,
                                     dtype=dtype)
     kw = dict(mask=m, dropout=dr, reverse=True)
     want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
     got = outputs_and_grads(with_backend(ext), spec, x, w, h0, c0, **kw)
+    if dtype == torch.float32 and spec.activation == "relu":
+        # Unbounded relu cells grow gradients to ~1e6 and amplify float32 rounding up
+        # to ~5e-3 relative (measured); a wrong gradient is off by O(1). Compare each
+        # tensor relative to its size; float64 checks this spec elementwise at 1e-9.
+        for a, b in zip(got, want):
+            assert float((a - b).norm()) <= 2e-2 * float(b.norm()) + 1e-6
+        return
     tol = (1e-9, 1e-10) if dtype == torch.float64 else (1e-4, 2e-5)
     assert_close_all(got, want, *tol)
 
