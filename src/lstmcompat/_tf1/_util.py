@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
+from .._dtypes import as_tensor as _as_tensor
 from .._dtypes import resolve_dtype
 from .._keras import initializers
 
@@ -31,13 +31,9 @@ def check_floating(dtype: torch.dtype | None) -> None:
         )
 
 
-def as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Array-likes (NumPy arrays, lists) to a tensor; tensors pass through (cast to ``dtype``)."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, (list, tuple)) else x)
-    if dtype is not None and x.dtype != dtype:
-        x = x.to(dtype)
-    return x
+def as_tensor(x: Any, arg: str = "inputs") -> torch.Tensor:
+    """Array-likes (NumPy arrays, lists) to a tensor; tensors pass through unchanged."""
+    return _as_tensor(x, arg)
 
 
 def glorot_uniform(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
