@@ -106,3 +106,33 @@ def test_concurrent_first_builds_share_one_library(tmp_path):
     print(f"extension build took {built[0]:.1f}s")
     assert len(list(tmp_path.glob("*.so"))) == 1
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_without_python_headers_the_ops_build_alone(tmp_path):
+    """No Python headers: the library is built from the ops source only and loaded with
+    torch.ops.load_library; the loops run compiled, streaming steps take the general path."""
+    _needs_compiler()
+    patch = "from lstmcompat._engine.fused import _build\n_build.python_include = lambda: None\n"
+    script = textwrap.dedent("""
+        import lstmcompat
+        cell = lstmcompat.LSTMCell(8)
+        x = torch.randn(1, 4)
+        state = cell.zero_state(1, torch.float32)
+        with torch.no_grad():
+            cell(x, state)
+            out, _ = cell(x, state)
+        print(json.dumps(dict(module=_build.backend().module is not None,
+                              stream=cell._stream, kernel=cell.last_kernel[1])))
+    """)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "LSTMCOMPAT_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", patch + PROBE + script], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    probe_result, cell_result = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert probe_result["ok"] and probe_result["err"] < 1e-5
+    assert probe_result["backend"] == "compiled C++ time loop"
+    assert not cell_result["module"] and cell_result["stream"] is False
+    assert "streaming" not in cell_result["kernel"]
+    assert len(list(tmp_path.glob("*.so"))) == 1 and not list(tmp_path.glob("*.o"))

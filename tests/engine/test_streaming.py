@@ -1,14 +1,21 @@
-"""The streaming step (packed weights, compiled) against the reference step."""
+"""The streaming step (compiled ``Streamer``: packed weights kept on the C++ side)
+against the reference step, its applicability checks, and both front-ends' use of it."""
+
+import copy
+import pickle
 
 import pytest
 import torch
 
 import lstmcompat as L
 from lstmcompat._engine import CellSpec, Weights
-from lstmcompat._engine.fused import _build, streaming_stepper
+from lstmcompat._engine.fused import _build, streamer
 from lstmcompat._engine.reference import step as reference_step
+from lstmcompat._streaming import STREAMING_KERNEL
 
-needs_ext = pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+needs_stream = pytest.mark.skipif(
+    _build.backend() is None or _build.backend().module is None,
+    reason="no compiled extension with its Python binding here")
 
 SPECS = [
     CellSpec(units=96),
@@ -17,6 +24,7 @@ SPECS = [
     CellSpec(units=96, use_peepholes=True, num_proj=40, proj_clip=0.3),
     CellSpec(units=70, activation="relu", num_proj=130),
 ]
+NAMES = ("W", "R", "b", "w_i", "w_f", "w_o", "P")
 
 
 def _weights(spec, depth, dtype, g):
@@ -32,12 +40,27 @@ def _weights(spec, depth, dtype, g):
                    P=r(u, spec.num_proj) if spec.num_proj else None)
 
 
-@needs_ext
+def _streamer(spec, w, **kw):
+    params = {n: getattr(w, n) for n in NAMES if getattr(w, n) is not None}
+    return streamer(spec, params, NAMES, Weights, **kw), params
+
+
+def _expected(spec, w, x, h, c):
+    with torch.no_grad():
+        return reference_step(spec, x @ w.W + w.b, h, c, w)
+
+
+def _close(got, want, dtype):
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+@needs_stream
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("spec", SPECS)
-def test_packed_step_equals_reference(spec, batch, dtype, threads):
+def test_streamer_step_equals_reference(spec, batch, dtype, threads):
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -47,17 +70,118 @@ def test_packed_step_equals_reference(spec, batch, dtype, threads):
         x = torch.randn(batch, depth, generator=g, dtype=dtype)
         h = torch.randn(batch, spec.output_size, generator=g, dtype=dtype)
         c = torch.randn(batch, spec.units, generator=g, dtype=dtype)
-        stepper = streaming_stepper(spec, dtype)
-        prepared = stepper.prepare(w)
-        with torch.no_grad():
-            h1, c1 = stepper.step(x, h, c, prepared)
-            zx = x @ w.W + w.b
-            h_ref, c_ref = reference_step(spec, zx, h, c, w)
-        tol = 1e-5 if dtype == torch.float32 else 1e-12
-        torch.testing.assert_close(h1, h_ref, rtol=tol, atol=tol)
-        torch.testing.assert_close(c1, c_ref, rtol=tol, atol=tol)
+        s, _ = _streamer(spec, w)
+        h1, c1 = s.step(x, h, c)
+        h_ref, c_ref = _expected(spec, w, x, h, c)
+        _close(h1, h_ref, dtype)
+        _close(c1, c_ref, dtype)
     finally:
         torch.set_num_threads(old)
+
+
+@needs_stream
+@pytest.mark.parametrize("axis", [0, 1])
+def test_streamer_3d_input_and_stateful_buffers(axis):
+    spec = SPECS[3]
+    g = torch.Generator().manual_seed(1)
+    w = _weights(spec, 24, torch.float32, g)
+    x = torch.randn(2, 24, generator=g)
+    h = torch.randn(2, spec.output_size, generator=g)
+    c = torch.randn(2, spec.units, generator=g)
+    s, _ = _streamer(spec, w, x_time_axis=axis)
+    h_ref, c_ref = _expected(spec, w, x, h, c)
+    h1, c1 = s.step(x.unsqueeze(axis), h, c)
+    _close(h1, h_ref, torch.float32)
+    assert s.step(x, h, c) is None  # 2-D input for a 3-D streamer
+    assert s.step(torch.randn(2, 2, 24).movedim(0, axis), h, c) is None  # two steps
+    buffers = {"h": h.clone(), "c": c.clone()}
+    h2, c2 = s.step_stateful(x.unsqueeze(axis), buffers, "h", "c")
+    _close(h2, h_ref, torch.float32)
+    _close(c2, c_ref, torch.float32)
+    # the stored state is updated, with copies that the returned tensors do not alias
+    torch.testing.assert_close(buffers["h"], h2)
+    assert buffers["h"].data_ptr() != h2.data_ptr()
+    assert buffers["c"].data_ptr() != c2.data_ptr()
+
+
+@needs_stream
+def test_streamer_declines_what_it_does_not_run(monkeypatch):
+    spec = SPECS[0]
+    g = torch.Generator().manual_seed(2)
+    w = _weights(spec, 16, torch.float32, g)
+    x, h, c = torch.randn(1, 16), torch.zeros(1, 96), torch.zeros(1, 96)
+    s, params = _streamer(spec, w)
+    assert s.step(x, h, c) is not None
+    assert s.step(x.double(), h.double(), c.double()) is None  # dtype
+    assert s.step(torch.randn(1, 17), h, c) is None  # depth
+    assert s.step(x, torch.zeros(2, 96), c) is None  # batch mismatch
+    assert s.step(torch.randn(16, 1).t(), h, c) is not None  # (1, 16) transposed is contiguous
+    assert s.step(torch.randn(3, 16).t()[:1], h, c) is None  # not contiguous
+    assert s.step(torch.nn.Parameter(x), h, c) is None  # a subclass
+    assert s.step(x.numpy(), h, c) is None
+    assert s.step(x.unsqueeze(0), h, c) is None  # 3-D into a 2-D streamer
+    assert s.step(x.requires_grad_(), h, c) is None  # autograd would record
+    with torch.no_grad():
+        assert s.step(x, h, c) is not None
+    x = x.detach()
+    params["W"].requires_grad_()
+    assert s.step(x, h, c) is None
+    with torch.no_grad():
+        assert s.step(x, h, c) is not None
+    params["W"].requires_grad_(False)
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
+    assert s.step(x, h, c) is None
+    monkeypatch.delenv("LSTMCOMPAT_KERNEL")
+    params["W"] = params["W"].half()  # parameters the step cannot run
+    assert s.step(x, h, c) is None
+
+
+@needs_stream
+def test_streamer_follows_parameter_changes():
+    spec = SPECS[2]
+    g = torch.Generator().manual_seed(3)
+    w = _weights(spec, 16, torch.float32, g)
+    x = torch.randn(1, 16, generator=g)
+    h, c = torch.randn(1, 96, generator=g), torch.randn(1, 96, generator=g)
+    s, params = _streamer(spec, w)
+
+    def check():
+        cur = Weights(**{n: params.get(n) for n in NAMES})
+        got = s.step(x, h, c)
+        want = _expected(spec, cur, x, h, c)
+        _close(got[0], want[0], torch.float32)
+        _close(got[1], want[1], torch.float32)
+
+    check()
+    params["R"].mul_(0.5)  # in place
+    check()
+    params["w_f"] = torch.randn(96, generator=g)  # replaced
+    check()
+    params["W"].data = torch.randn(16, 384, generator=g)  # re-pointed
+    check()
+    other = torch.randn(384, generator=g)
+    torch.utils.swap_tensors(params["b"], other)  # swapped under the same object
+    check()
+    del params["b"]  # removed: no bias
+    got = s.step(x, h, c)
+    zero_b = Weights(**{**{n: params.get(n) for n in NAMES}, "b": torch.zeros(384)})
+    _close(got[0], _expected(spec, zero_b, x, h, c)[0], torch.float32)
+
+
+def test_without_the_binding_there_is_no_streamer(monkeypatch):
+    ext = _build.backend()
+    if ext is not None:
+        monkeypatch.setattr(ext, "module", None)
+    assert streamer(SPECS[0], {}, NAMES, Weights) is None
+    cell = L.LSTMCell(8)
+    x = torch.randn(1, 4)
+    state = cell.zero_state(1, torch.float32)
+    with torch.no_grad():
+        cell(x, state)
+        out, _ = cell(x, state)
+    assert cell.last_kernel != STREAMING_KERNEL
+    assert cell._stream is False
+    assert out.shape == (1, 8)
 
 
 def test_streaming_cell_equals_the_sequence_path():
@@ -76,26 +200,118 @@ def test_streaming_cell_equals_the_sequence_path():
     for t in range(5):  # autograd on: the whole engine path, no streaming shortcut
         out, s = cell(x[t], s)
         slow.append(out.detach())
+    assert cell.last_kernel != STREAMING_KERNEL
     torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-5, atol=1e-6)
-    if _build.backend() is not None:
-        assert "streaming" in streamed[1]
-    # the cached weights follow in-place updates of the parameters
+    if _build.backend() is not None and _build.backend().module is not None:
+        assert streamed == STREAMING_KERNEL
+    # the prepared weights follow in-place updates and replacements of the parameters
     with torch.no_grad():
         cell.kernel.mul_(0.5)
         a, _ = cell(x[0], state)
     b, _ = cell(x[0], state)
     torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    cell.w_f_diag = torch.nn.Parameter(torch.randn(96))
+    with torch.no_grad():
+        a, _ = cell(x[0], state)
+    b, _ = cell(x[0], state)
+    torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
 
 
+@needs_stream
+def test_streamed_cell_copies_and_pickles():
+    torch.manual_seed(0)
+    cell = L.LSTMCell(16)
+    x = torch.randn(1, 8)
+    state = cell.zero_state(1, torch.float32)
+    with torch.no_grad():
+        cell(x, state)
+        want, _ = cell(x, state)
+    assert cell._stream
+    for clone in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
+        with torch.no_grad():
+            got, _ = clone(x, state)
+        assert clone.last_kernel == STREAMING_KERNEL
+        torch.testing.assert_close(got, want)
+        with torch.no_grad():
+            clone.kernel.zero_()  # the copy has its own parameters
+        assert not torch.equal(clone(x, state)[0], want)
+    with torch.no_grad():
+        torch.testing.assert_close(cell(x, state)[0], want)
+
+
+@needs_stream
+def test_streaming_cell_other_calls_take_the_general_path():
+    torch.manual_seed(0)
+    cell = L.LSTMCell(16)
+    x = torch.randn(2, 8)
+    state = cell.zero_state(2, torch.float32)
+    with torch.no_grad():
+        cell(x, state)
+        cell(x, state)
+        assert cell.last_kernel == STREAMING_KERNEL
+        with pytest.raises(TypeError, match="dtype"):
+            cell(x.double(), cell.zero_state(2, torch.float64))
+        with pytest.raises(ValueError, match="incompatible"):
+            cell(torch.randn(2, 9), state)
+        with pytest.raises(ValueError, match="state shapes"):
+            cell(x, cell.zero_state(3, torch.float32))
+        out, new = cell(x.numpy(), state)  # array-likes: converted by the general path
+        assert cell.last_kernel != STREAMING_KERNEL
+        want, _ = cell(x, state)
+        torch.testing.assert_close(out, want)
+        assert isinstance(new, L.LSTMStateTuple)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("rec", ["hard_sigmoid", "sigmoid"])
-def test_stateful_keras_streaming_equals_one_sequence(rec):
+def test_stateful_keras_streaming_equals_one_sequence(rec, time_major):
     torch.manual_seed(0)
     layer = L.LSTM(96, recurrent_activation=rec, stateful=True, return_sequences=True,
-                   batch_input_shape=(1, None, 16))
+                   time_major=time_major, batch_input_shape=(2, None, 16))
     layer.eval()
-    x = torch.randn(1, 6, 16)
+    x = torch.randn(2, 6, 16)
+    if time_major:
+        x = x.transpose(0, 1).contiguous()
+    tdim = 0 if time_major else 1
     with torch.no_grad():
         whole = layer(x)
+        end = [s.clone() for s in layer.states]
         layer.reset_states()
-        steps = torch.cat([layer(x[:, t:t + 1]) for t in range(6)], dim=1)
+        steps = torch.cat([layer(x.narrow(tdim, t, 1).contiguous()) for t in range(6)],
+                          dim=tdim)
     torch.testing.assert_close(steps, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.states[0], end[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.states[1], end[1], rtol=1e-5, atol=1e-6)
+    if _build.backend() is not None and _build.backend().module is not None:
+        assert layer.last_kernel == STREAMING_KERNEL
+
+
+@needs_stream
+def test_stateful_keras_streaming_follows_the_configuration():
+    torch.manual_seed(0)
+    layer = L.LSTM(16, stateful=True, return_state=True, dropout=0.5,
+                   batch_input_shape=(1, None, 4))
+    x = torch.randn(1, 1, 4)
+    with torch.no_grad():
+        layer(x)
+        layer(x)  # training (a fresh module): dropout in effect, general path
+        assert layer.last_kernel != STREAMING_KERNEL
+        layer.eval()
+        layer.reset_states()
+        out, h, c = layer(x)
+        assert layer.last_kernel == STREAMING_KERNEL
+        assert out.shape == (1, 16) and torch.equal(out, h)
+        layer(x, training=True)  # explicit training: dropout, general path
+        assert layer.last_kernel != STREAMING_KERNEL
+        layer(x)
+        assert layer.last_kernel == STREAMING_KERNEL
+        layer.engine_kernel = "reference"  # a forced kernel is honoured at once
+        layer(x)
+        assert layer.last_kernel[0] == "reference"
+        layer.engine_kernel = None
+        layer.reset_states()
+        a = layer(x)[0]
+        layer.reset_states()
+        b = layer(x, mask=torch.ones(1, 1, dtype=torch.bool))[0]  # with a mask: general path
+        assert layer.last_kernel != STREAMING_KERNEL
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

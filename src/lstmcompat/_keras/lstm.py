@@ -10,7 +10,6 @@ and the variational dropout masks.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,9 +19,8 @@ import torch
 from .. import _activations, _weights_io
 from .._dtypes import as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
-from .._engine.cache import DerivedCache, needs_grad
-from .._engine.fused import fused_cannot, streaming_stepper
-from .._engine.run import KERNEL_ENV
+from .._engine.fused import streamer
+from .._streaming import STREAMING_KERNEL, StreamingModule
 from . import constraints as _constraints_mod
 from . import initializers as _initializers
 from . import regularizers as _regularizers
@@ -40,6 +38,16 @@ def _shape_str(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
+#: The parameters the engine weights derive from, in :func:`_engine_weights`'s order.
+_PARAM_NAMES = ("kernel", "recurrent_kernel", "bias")
+
+
+def _engine_weights(kernel: torch.Tensor, recurrent_kernel: torch.Tensor,
+                    bias: torch.Tensor | None) -> Weights:
+    """The canonical engine :class:`Weights` (Keras gate order is the canonical one)."""
+    return Weights(W=kernel, R=recurrent_kernel, b=bias)
+
+
 def _gate_major_parameter(value: torch.Tensor, requires_grad: bool) -> torch.nn.Parameter:
     """A ``(in, 4*units)`` Parameter stored gate-major, as ``(4*units, in)`` in memory.
 
@@ -52,7 +60,7 @@ def _gate_major_parameter(value: torch.Tensor, requires_grad: bool) -> torch.nn.
     return torch.nn.Parameter(storage.t(), requires_grad=requires_grad)
 
 
-class LSTM(torch.nn.Module):
+class LSTM(StreamingModule, torch.nn.Module):
     """Long Short-Term Memory layer with the exact semantics of ``tf.compat.v1.keras.layers.LSTM``.
 
     TensorFlow equivalent: ``tf.compat.v1.keras.layers.LSTM`` (tf_keras
@@ -453,9 +461,14 @@ class LSTM(torch.nn.Module):
             The last output ``(batch, units)``, or the sequence with
             ``return_sequences``; with ``return_state`` the list ``[output, h, c]``.
         """
-        fast = self._streaming_step(inputs, mask, training, initial_state)
-        if fast is not None:
-            return fast
+        stream = self._stream
+        if stream is None and self.built:
+            stream = self._start_streaming()
+        if stream and mask is None and initial_state is None and not (
+                training and (self.dropout > 0 or self.recurrent_dropout > 0)):
+            new = stream.step_stateful(inputs, self._buffers, "states_h", "states_c")
+            if new is not None:
+                return self._streamed(*new)
         if isinstance(inputs, list):
             if len(inputs) > 1:
                 if initial_state is not None:
@@ -494,7 +507,7 @@ class LSTM(torch.nn.Module):
         if training is None:
             training = self.training
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
-        w = Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)
+        w = _engine_weights(self.kernel, self.recurrent_kernel, self.bias)
         outputs, h, c, last_kernel = run_explained(
             self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
             batch_first=batch_first, kernel=self.engine_kernel)
@@ -514,55 +527,31 @@ class LSTM(torch.nn.Module):
         self.__dict__["_activity_losses"] = activity
         return result
 
-    def _streaming_step(self, inputs: Any, mask: Any, training: bool | None,
-                        initial_state: Any) -> torch.Tensor | list[torch.Tensor] | None:
-        """A stateful layer fed one step at a time, with the least per-call work.
-
-        Applies to a built stateful layer called on one CPU time step of its batch
-        size and dtype, with no mask, initial_state, dropout in effect or activity
-        regularizer, while autograd records nothing and no kernel is forced: then
-        it runs the compiled single step of the ``fused`` kernel (what the engine
-        picks for one step, same numbers) on weights prepared once and cached
-        until they change. Returns ``None`` when any of that does not hold.
+    def _start_streaming(self) -> Any:
+        """Decide (once per configuration) whether calls can take the compiled streaming
+        path (:mod:`lstmcompat._streaming`): a built stateful layer with its batch size
+        known, no activity regularizer, no ``engine_kernel`` and no dropout in effect.
+        The streamer then runs a call whenever it is one CPU time step of the
+        layer's batch size and dtype (no mask, no initial_state, autograd recording
+        nothing, no kernel forced): the fused kernel's single step (what the engine
+        picks for one step, same numbers) on weights prepared once and kept until a
+        parameter changes, the stored states updated in place of the general path.
         """
-        if not self.stateful or not self._batch or type(inputs) is not torch.Tensor \
-                or mask is not None or initial_state is not None \
-                or self.activity_regularizer is not None or self.engine_kernel is not None:
-            return None
-        x = inputs
-        if x.dim() != 3 or x.device.type != "cpu" or x.dtype != self.dtype \
-                or x.shape[0 if self.time_major else 1] != 1 \
-                or x.shape[1 if self.time_major else 0] != self._batch \
-                or x.shape[2] != self._input_features:
-            return None
-        if (training if training is not None else self.training) and (
-                self.dropout > 0 or self.recurrent_dropout > 0):
-            return None
-        params = (self.kernel, self.recurrent_kernel, self.bias)
-        if needs_grad((x, *params)) or os.environ.get(KERNEL_ENV):
-            return None
-        stepper = self.__dict__.get("_stepper")
-        if stepper is None:
-            spec = self._spec()
-            ok = fused_cannot(spec, device=torch.device("cpu"), dtype=self.dtype,
-                              mask_kind="none", dropout_kind="none", reverse=False) is None
-            stepper = self.__dict__["_stepper"] = (
-                streaming_stepper(spec, self.dtype) if ok else None,)
-        if stepper[0] is None:
-            return None
-        cache = self.__dict__.setdefault("_stream_cache", DerivedCache())
-        prepared = cache.get(params, lambda: stepper[0].prepare(
-            Weights(W=self.kernel, R=self.recurrent_kernel, b=self.bias)))
-        buffers = self._buffers
-        h, c = stepper[0].step(x.reshape(self._batch, -1), buffers["states_h"],
-                               buffers["states_c"], prepared)
-        buffers["states_h"], buffers["states_c"] = h.clone(), c.clone()
-        self.__dict__["last_kernel"] = ("fused", "fused: single-step streaming path")
-        self.__dict__["_activity_losses"] = []
-        if self.return_sequences:
-            output = h.unsqueeze(0 if self.time_major else 1)
-        else:
-            output = h
+        stream = False
+        if self.stateful and self._batch and self.activity_regularizer is None \
+                and self.engine_kernel is None \
+                and not (self.training and (self.dropout > 0 or self.recurrent_dropout > 0)):
+            stream = streamer(self._spec(), self._parameters, _PARAM_NAMES, _engine_weights,
+                              x_time_axis=0 if self.time_major else 1) or False
+        self.__dict__["_stream"] = stream
+        return stream
+
+    def _streamed(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The result of a call that ran on the streaming path."""
+        d = self.__dict__
+        d["last_kernel"] = STREAMING_KERNEL
+        d["_activity_losses"] = []
+        output = h.unsqueeze(0 if self.time_major else 1) if self.return_sequences else h
         return [output, h, c] if self.return_state else output
 
     # ----------------------------------------------------------------- config

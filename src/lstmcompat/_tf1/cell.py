@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from .._engine import CellSpec, Weights, run_explained
-from .._engine.cache import DerivedCache, needs_grad
-from .._engine.fused import fused_cannot, streaming_stepper
+from .._engine.cache import DerivedCache
+from .._engine.fused import streamer
 from .._engine.gates import permute
-from .._engine.run import KERNEL_ENV
+from .._streaming import STREAMING_KERNEL, StreamingModule
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
 from .graph import get_default_graph, make_value
@@ -23,7 +23,7 @@ from .state import LSTMStateTuple
 ActivationLike = str | Callable[[torch.Tensor], torch.Tensor] | None
 
 
-class LSTMCell(RNNCellBase):
+class LSTMCell(StreamingModule, RNNCellBase):
     r"""Long short-term memory cell with optional peepholes, cell clipping and projection.
 
     TensorFlow equivalent: ``tf.compat.v1.nn.rnn_cell.LSTMCell`` (tf_keras
@@ -134,8 +134,6 @@ class LSTMCell(RNNCellBase):
         self._activation: str | Callable = activation if activation else "tanh"
         self.last_kernel: tuple[str, str] | None = None
         self._weights_cache: DerivedCache[Weights] = DerivedCache()
-        self._stepper: tuple[Any] | None = None
-        self._stream_cache: DerivedCache[tuple] = DerivedCache()
         for attr in ("kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag", "proj_kernel"):
             self.register_parameter(attr, None)
 
@@ -254,18 +252,10 @@ class LSTMCell(RNNCellBase):
     @property
     def _param_list(self) -> tuple[torch.Tensor | None, ...]:
         """The parameters the engine weights derive from (``None`` where absent)."""
-        return (self.kernel, self.bias, self.w_i_diag, self.w_f_diag, self.w_o_diag,
-                self.proj_kernel)
+        return tuple(getattr(self, name) for name in _PARAM_NAMES)
 
     def _make_engine_weights(self) -> Weights:
-        depth = self.kernel.shape[0] - self.output_size
-        return Weights(
-            W=permute(self.kernel[:depth], "tf1", "canonical", dim=-1),
-            R=permute(self.kernel[depth:], "tf1", "canonical", dim=-1),
-            b=permute(self.bias, "tf1", "canonical", dim=-1),
-            w_i=self.w_i_diag, w_f=self.w_f_diag, w_o=self.w_o_diag,
-            P=self.proj_kernel,
-        )
+        return _engine_weights(self.output_size, *self._param_list)
 
     def _split_state(self, state: State, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         u, p = self._num_units, self.output_size
@@ -322,9 +312,14 @@ class LSTMCell(RNNCellBase):
         Returns the output ``(batch, output_size)`` and the new state
         (``LSTMStateTuple(c, h)`` or the concatenated ``[c, h]``).
         """
-        fast = self._streaming_step(inputs, state, scope)
-        if fast is not None:
-            return fast
+        stream = self._stream
+        if stream is None and self.built:
+            stream = self._start_streaming()
+        if stream and scope is None and type(state) is LSTMStateTuple:
+            new = stream.step(inputs, state[1], state[0])
+            if new is not None:
+                self.__dict__["last_kernel"] = STREAMING_KERNEL
+                return new[0], LSTMStateTuple(new[1], new[0])
         x = as_tensor(inputs)
         check_floating(x.dtype)
         if x.dim() != 2:
@@ -336,46 +331,22 @@ class LSTMCell(RNNCellBase):
         out, new_state = self._run_sequence(x.unsqueeze(0), state, None, batch_first=False)
         return out[0], new_state
 
-    def _streaming_step(self, inputs: Any, state: State, scope: Any
-                        ) -> tuple[torch.Tensor, State] | None:
-        """Streaming inference with the least per-call work, or ``None`` when not applicable.
-
-        Applies to a built cell with tuple state, called on CPU tensors of the
-        weights' dtype and shapes, while autograd records nothing and no kernel
-        is forced: then it runs the compiled single step of the ``fused`` kernel
-        (what :func:`~lstmcompat._engine.run_explained` picks for one step, same
-        numbers) on weights prepared once and cached until they change.
+    def _start_streaming(self) -> Any:
+        """Decide (once per configuration) whether single steps can take the compiled
+        streaming path (:mod:`lstmcompat._streaming`): a built cell with tuple state
+        whose activation the fused kernel compiles. The streamer then runs a step
+        whenever the call qualifies (CPU tensors of the weights' dtype and shapes,
+        contiguous, autograd recording nothing, no kernel forced): the fused
+        kernel's single step (what the engine picks for one step, same numbers) on
+        weights prepared once and kept until a parameter changes.
         """
-        if scope is not None or not self.built or not self._state_is_tuple \
-                or type(inputs) is not torch.Tensor or type(state) is not LSTMStateTuple:
-            return None
-        c, h = state
-        dt = self.kernel.dtype
-        if type(c) is not torch.Tensor or type(h) is not torch.Tensor or inputs.dim() != 2 \
-                or inputs.device.type != "cpu" or inputs.dtype != dt \
-                or inputs.shape[1] != self._input_depth or c.dtype != dt or h.dtype != dt \
-                or c.shape != (inputs.shape[0], self._num_units) \
-                or h.shape != (inputs.shape[0], self.output_size) \
-                or not (inputs.is_contiguous() and c.is_contiguous() and h.is_contiguous()):
-            return None
-        params = self._param_list
-        if needs_grad(params) or (torch.is_grad_enabled() and (
-                inputs.requires_grad or c.requires_grad or h.requires_grad)) \
-                or os.environ.get(KERNEL_ENV):
-            return None
-        if self._stepper is None:
-            spec = self.cell_spec()
-            ok = fused_cannot(spec, device=torch.device("cpu"), dtype=dt, mask_kind="none",
-                              dropout_kind="none", reverse=False) is None
-            self._stepper = (streaming_stepper(spec, dt) if ok else None,)
-        stepper = self._stepper[0]
-        if stepper is None:
-            return None
-        prepared = self._stream_cache.get(
-            params, lambda: stepper.prepare(self._make_engine_weights()))
-        h1, c1 = stepper.step(inputs, h, c, prepared)
-        self.__dict__["last_kernel"] = ("fused", "fused: single-step streaming path")
-        return h1, LSTMStateTuple(c1, h1)
+        stream = False
+        if self._state_is_tuple:
+            stream = streamer(
+                self.cell_spec(), self._parameters, _PARAM_NAMES,
+                functools.partial(_engine_weights, self.output_size)) or False
+        self.__dict__["_stream"] = stream
+        return stream
 
     def extra_repr(self) -> str:
         parts = [f"{self._num_units}"]
@@ -413,6 +384,23 @@ class LSTMCell(RNNCellBase):
         return cls(**config)
 
 
+#: The parameters engine weights derive from, in :func:`_engine_weights`'s order.
+_PARAM_NAMES = ("kernel", "bias", "w_i_diag", "w_f_diag", "w_o_diag", "proj_kernel")
+
+
+def _engine_weights(output_size: int, kernel: torch.Tensor, bias: torch.Tensor,
+                    w_i: torch.Tensor | None, w_f: torch.Tensor | None,
+                    w_o: torch.Tensor | None, proj: torch.Tensor | None) -> Weights:
+    """The canonical engine :class:`Weights` of a cell's TF1 parameters."""
+    depth = kernel.shape[0] - output_size
+    return Weights(
+        W=permute(kernel[:depth], "tf1", "canonical", dim=-1),
+        R=permute(kernel[depth:], "tf1", "canonical", dim=-1),
+        b=permute(bias, "tf1", "canonical", dim=-1),
+        w_i=w_i, w_f=w_f, w_o=w_o, P=proj,
+    )
+
+
 def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
               lengths: torch.Tensor | None, batch_first: bool, B: int, T: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -428,6 +416,7 @@ def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tenso
         mask = steps.unsqueeze(1) < lengths.to(x.device).unsqueeze(0)  # (T, B)
         if batch_first:
             mask = mask.t()
-    outputs, h, c, cell.last_kernel = run_explained(
+    outputs, h, c, last_kernel = run_explained(
         cell.cell_spec(), x, cell.engine_weights(), h0, c0, mask=mask, batch_first=batch_first)
+    cell.__dict__["last_kernel"] = last_kernel  # a report, not configuration
     return outputs, h, c

@@ -9,6 +9,9 @@ Public to the engine: :func:`run_fused` (kernel contract of
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
 from ..spec import CellSpec, Dropout, Weights
@@ -23,9 +26,8 @@ __all__ = [
     "fused_describe",
     "fused_preferred",
     "fused_step",
-    "StreamingStepper",
     "run_fused",
-    "streaming_stepper",
+    "streamer",
 ]
 
 
@@ -134,51 +136,53 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
     return h1, c1
 
 
-class StreamingStepper:
-    """A low-overhead inference step for one ``spec`` on CPU (compiled extension only).
+def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
+             weights: Callable[..., Weights], *, x_time_axis: int = -1) -> object | None:
+    """A compiled ``Streamer`` that runs inference steps of ``spec`` for one module, or
+    ``None`` without the compiled Python binding (or for activations it does not compile).
 
-    ``prepare(w)`` turns canonical :class:`Weights` into what the compiled step
-    reads (contiguous copies, stacked peepholes, ``[W; R]`` packed per thread);
-    a front-end caches its result while the weights do not change.
-    ``step(x, h, c, prepared) -> (h', c')`` then takes contiguous CPU tensors of
-    the spec's dtype: the semantics of :func:`fused_step` without autograd, for
-    front-ends that validate once and call per time step (streaming, batch 1),
-    where per-call work is most of the cost.
+    ``params`` is the module's parameter dict (``module._parameters``) and ``names``
+    the entries the weights derive from; ``weights(*params[names])`` gives the
+    canonical :class:`Weights`. The streamer prepares the step weights from them
+    (contiguous copies, stacked peepholes, ``[W; R]`` packed per thread), keeps
+    them on the C++ side and prepares them again whenever one of those entries
+    is replaced, re-pointed or modified in place. Its methods:
+
+    - ``step(x, h, c) -> (h', c')``: ``x (batch, depth)`` (``x_time_axis`` 0 or 1:
+      a 3-D input with one step on that axis);
+    - ``step_stateful(x, buffers, h_name, c_name) -> (h', c')``: the state is read
+      from the dict ``buffers`` and fresh copies of the new one written back;
+
+    each returning ``None`` instead when the compiled step does not apply: not
+    exactly ``torch.Tensor`` inputs, another dtype or shape, non-contiguous or
+    non-CPU tensors, autograd recording (grad mode with any input or parameter
+    requiring grad), ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype/device
+    the step does not run. The numbers are those of :func:`fused_step`.
     """
-
-    __slots__ = ("_op", "_pack", "_args")
-
-    def __init__(self, ops, spec: CellSpec) -> None:
-        self._op = ops.step
-        self._pack = ops.step_pack
-        act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
-        self._args = (spec.forget_bias, act, ract, spec.cell_clip, spec.proj_clip,
-                      spec.use_peepholes, spec.num_proj is not None)
-
-    def prepare(self, w: Weights) -> tuple:
-        peep_on, proj_on = self._args[5], self._args[6]
-        W, R = w.W.detach().contiguous(), w.R.detach().contiguous()
-        packed, nt = self._pack(W, R)
-        peep = torch.stack([w.w_i, w.w_f, w.w_o]).detach() if peep_on else None  # type: ignore
-        P = w.P.detach().contiguous() if proj_on else None  # type: ignore[union-attr]
-        b = None if w.b is None else w.b.detach().contiguous()
-        return (W, R, b, peep, P, packed, nt)
-
-    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-             prepared: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-        W, R, b, peep, P, packed, nt = prepared
-        fb, act, ract, clip, pclip = self._args[:5]
-        return self._op(x, W, R, b, fb, h, c, peep, P, act, ract, clip, pclip, packed, nt)
-
-
-def streaming_stepper(spec: CellSpec, dtype: torch.dtype) -> StreamingStepper | None:
-    """A :class:`StreamingStepper` for ``spec``, or ``None`` without the compiled extension
-    (or for a dtype/activation it does not compile)."""
     from . import _build
 
     ext = _build.backend()
-    if ext is None or dtype not in (torch.float32, torch.float64):
+    if ext is None or ext.module is None:
         return None
-    if _acts.code(spec.activation) is None or _acts.code(spec.recurrent_activation) is None:
+    act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
+    if act is None or ract is None:
         return None
-    return StreamingStepper(ext.ops, spec)
+    make = functools.partial(_prepare_step, ext.ops, spec.use_peepholes,
+                             spec.num_proj is not None, weights)
+    return ext.module.Streamer(act, ract, spec.forget_bias, spec.cell_clip, spec.proj_clip,
+                               params, tuple(names), make, x_time_axis)
+
+
+def _prepare_step(ops, peep_on: bool, proj_on: bool, weights: Callable[..., Weights],
+                  *params: torch.Tensor | None) -> tuple | None:
+    """What the compiled step reads, from the current parameters (``None``: it cannot run
+    on them)."""
+    w = weights(*params)
+    if w.W.dtype not in (torch.float32, torch.float64) or w.W.device.type != "cpu":
+        return None
+    W, R = w.W.detach().contiguous(), w.R.detach().contiguous()
+    packed, nt = ops.step_pack(W, R)
+    peep = torch.stack([w.w_i, w.w_f, w.w_o]).detach() if peep_on else None  # type: ignore
+    P = w.P.detach().contiguous() if proj_on else None  # type: ignore[union-attr]
+    b = None if w.b is None else w.b.detach().contiguous()
+    return (W, R, b, peep, P, packed, nt)

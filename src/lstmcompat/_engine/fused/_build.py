@@ -2,10 +2,14 @@
 
 The C++ sources under ``csrc/`` are compiled on first use into a shared
 library that registers ``torch.ops.lstmcompat_fused.{forward,backward,step}``
-(``TORCH_LIBRARY``; no pybind11, no Python headers), then loaded with
-``torch.ops.load_library``. No ninja or other build tool is needed: the C++
-compiler (``$CXX``, else ``c++``/``g++``/``clang++`` on ``PATH``) is invoked
-directly with torch's include and library paths.
+(``TORCH_LIBRARY``). Where the Python headers are installed it is also a
+Python extension module (``stream.cpp``: the pybind11 ``Streamer`` that runs
+streaming steps without the per-call cost of ``torch.ops``) and is imported as
+one; without them the library is built from ``fused_lstm.cpp`` alone and loaded
+with ``torch.ops.load_library`` (then streaming steps take the general path).
+No ninja or other build tool is needed: the C++ compiler (``$CXX``, else
+``c++``/``g++``/``clang++`` on ``PATH``) is invoked directly with torch's include
+and library paths, one process per source file, in parallel.
 
 The library is cached under ``$LSTMCOMPAT_CACHE_DIR`` (default
 ``~/.cache/lstmcompat``; ``$XDG_CACHE_HOME/lstmcompat`` when set), keyed by a
@@ -39,7 +43,12 @@ from . import _acts
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = ("fused_lstm.cpp",)
+#: The Python binding, compiled only where the Python headers are installed.
+PY_SOURCES = ("stream.cpp",)
+HEADERS = ("fused_lstm.h",)
 _OPS_NAMESPACE = "lstmcompat_fused"
+#: Name of the extension module (``PYBIND11_MODULE`` in ``stream.cpp``).
+_MODULE = "_fused_ext"
 
 _lock = threading.Lock()
 _state: tuple[ExtensionBackend | None, str] | None = None
@@ -102,8 +111,19 @@ def _cpu_fingerprint() -> str:
     return platform.machine() + platform.processor()
 
 
+def python_include() -> str | None:
+    """The directory holding ``Python.h``, or ``None`` when the headers are not installed."""
+    import sysconfig
+
+    for key in ("include", "platinclude"):
+        path = sysconfig.get_paths().get(key)
+        if path and os.path.exists(os.path.join(path, "Python.h")):
+            return path
+    return None
+
+
 def _flags(native: bool, blas: bool, openmp: bool = True) -> list[str]:
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-DNDEBUG", "-w",
+    flags = ["-O3", "-std=c++17", "-fPIC", "-DNDEBUG", "-w", "-fvisibility=hidden",
              # keep a*b+c as two roundings, as PyTorch's eager ops do
              "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
              f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
@@ -117,20 +137,54 @@ def _flags(native: bool, blas: bool, openmp: bool = True) -> list[str]:
     return flags
 
 
-def _command(cxx: str, flags: list[str], out: Path) -> list[str]:
+def _compile_commands(cxx: str, flags: list[str], python: str | None, out: Path
+                      ) -> tuple[list[list[str]], list[str]]:
+    """One compile command per source (objects next to ``out``) and the link command."""
     from torch.utils import cpp_extension
 
-    cmd = [cxx, *flags]
-    cmd += [f"-I{p}" for p in cpp_extension.include_paths()]
-    cmd += [str(CSRC / s) for s in SOURCES]
+    includes = [f"-I{p}" for p in cpp_extension.include_paths()]
+    sources = list(SOURCES) + (list(PY_SOURCES) if python else [])
+    if python:
+        includes.append(f"-I{python}")
+    compiles, objects = [], []
+    for src in sources:
+        obj = f"{out}.{Path(src).stem}.o"
+        compiles.append([cxx, *flags, *includes, "-c", str(CSRC / src), "-o", obj])
+        objects.append(obj)
     lib = _torch_lib_dir()
-    cmd += [f"-L{lib}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{lib}", "-o", str(out)]
-    return cmd
+    libs = ["-lc10", "-ltorch_cpu"] + (["-ltorch_python"] if python else [])
+    link = [cxx, *flags, "-shared", *objects, f"-L{lib}", *libs, f"-Wl,-rpath,{lib}",
+            "-o", str(out)]
+    return compiles, link
+
+
+def _run_build(compiles: list[list[str]], link: list[str]) -> str | None:
+    """Run the compiles in parallel, then the link; ``None`` on success, else the error."""
+    outputs = []
+    try:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) for cmd in compiles]
+        failed = False
+        for proc in procs:
+            out, _ = proc.communicate(timeout=900)
+            failed |= proc.returncode != 0
+            outputs.append(out)
+        if not failed:
+            proc = subprocess.run(link, capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0:
+                return None
+            outputs.append(proc.stderr or proc.stdout)
+    except (OSError, subprocess.SubprocessError) as e:
+        outputs.append(f"{link[0]}: {e}")
+    finally:
+        for cmd in compiles:
+            Path(cmd[-1]).unlink(missing_ok=True)
+    return "\n".join(o for o in outputs if o)[-4000:] or "the compiler failed"
 
 
 def _key(cxx: str, flags: list[str]) -> str:
     h = hashlib.sha256()
-    for s in SOURCES:
+    for s in SOURCES + PY_SOURCES + HEADERS:
         h.update((CSRC / s).read_bytes())
     try:
         version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
@@ -183,8 +237,12 @@ def build(force: bool = False) -> Path:
         directory = Path(tempfile.gettempdir()) / "lstmcompat-cache"
         directory.mkdir(parents=True, exist_ok=True)
     errors = []
-    for native, openmp in ((True, True), (False, True), (False, False)):
-        flags = _flags(native, blas, openmp)
+    python = python_include()
+    attempts = [(True, True, python), (False, True, python), (False, False, python)]
+    if python:  # a binding that does not compile must not cost the compiled loops
+        attempts.append((True, True, None))
+    for native, openmp, py_inc in attempts:
+        flags = _flags(native, blas, openmp) + (["-DLSTMCOMPAT_PYTHON"] if py_inc else [])
         target = directory / f"fused_lstm-{_key(cxx, flags)}.so"
         if target.exists() and not force:
             return target
@@ -196,18 +254,13 @@ def build(force: bool = False) -> Path:
                          "(once, about 20 s; cached in %s; LSTMCOMPAT_NO_EXT=1 skips it)",
                          directory)
             start = time.perf_counter()
-            try:
-                proc = subprocess.run(_command(cxx, flags, tmp), capture_output=True, text=True,
-                                      timeout=900)
-            except (OSError, subprocess.SubprocessError) as e:
-                errors.append(f"{cxx}: {e}")
-                continue
-            if proc.returncode == 0 and tmp.exists():
+            error = _run_build(*_compile_commands(cxx, flags, py_inc, tmp))
+            if error is None and tmp.exists():
                 os.replace(tmp, target)
                 last_build_seconds = time.perf_counter() - start
                 return target
             tmp.unlink(missing_ok=True)
-            errors.append(proc.stderr[-4000:] or proc.stdout[-4000:])
+            errors.append(error or "no library was written")
     raise RuntimeError("compiling the fused LSTM extension failed:\n" + "\n".join(errors))
 
 
@@ -216,12 +269,35 @@ def _load() -> tuple[ExtensionBackend | None, str]:
         return None, "compiled extension disabled by LSTMCOMPAT_NO_EXT"
     try:
         path = build()
-        torch.ops.load_library(str(path))
+        module = _import_module(path)
+        if module is None:
+            torch.ops.load_library(str(path))
         getattr(torch.ops, _OPS_NAMESPACE).forward  # noqa: B018 - check registration
     except Exception as e:  # any failure means: run the pure-PyTorch loops
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return None, f"compiled extension unavailable: {first}"
-    return ExtensionBackend(), f"compiled extension loaded from {path}"
+    return ExtensionBackend(module), f"compiled extension loaded from {path}"
+
+
+def _import_module(path: Path) -> object | None:
+    """Import the library as the Python module ``_fused_ext`` (which also registers
+    the ops); ``None`` when it was built without the Python binding."""
+    import importlib.machinery
+    import importlib.util
+
+    name = f"{__package__}.{_MODULE}"
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    if spec is None:
+        return None
+    try:
+        module = importlib.util.module_from_spec(spec)
+    except ImportError as e:
+        if "PyInit" in str(e) or "export function" in str(e):
+            return None
+        raise
+    loader.exec_module(module)
+    return module
 
 
 def status() -> tuple[bool, str]:
@@ -287,8 +363,10 @@ class ExtensionBackend:
 
     name = "cpp"
 
-    def __init__(self) -> None:
+    def __init__(self, module: object | None = None) -> None:
         self.ops = getattr(torch.ops, _OPS_NAMESPACE)
+        #: The Python binding (``Streamer``), or ``None`` when built without it.
+        self.module = module
 
     @staticmethod
     def _codes(spec: CellSpec) -> tuple[int, int]:

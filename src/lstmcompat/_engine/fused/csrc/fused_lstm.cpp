@@ -15,6 +15,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "fused_lstm.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -892,7 +894,9 @@ struct Step {
   }
 };
 
-std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R,
+}  // namespace
+
+std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, const Tensor& R,
                                const c10::optional<Tensor>& b, double forget_bias,
                                const Tensor& h, const Tensor& c,
                                const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
@@ -917,8 +921,6 @@ std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R
                                pclip, packed, packed_threads);
 }
 
-}  // namespace
-
 TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
         "Tensor? P, Tensor? mask, int act, int ract, float? cell_clip, float? proj_clip, "
@@ -936,6 +938,6 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
   m.impl("forward", &fused_forward);
   m.impl("backward", &fused_backward);
-  m.impl("step", &fused_step);
+  m.impl("step", &lstmcompat::fused_step);
   m.impl("step_pack", &step_pack);
 }

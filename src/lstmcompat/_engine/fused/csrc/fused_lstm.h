@@ -1,0 +1,23 @@
+// What fused_lstm.cpp exports to the other translation units (stream.cpp).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include <tuple>
+#include <vector>
+
+namespace lstmcompat {
+
+// One inference step z = b + x W + h R (+ forget_bias on f), then the pointwise
+// pass: returns {h', c'}. The `step` op; see fused_lstm.cpp.
+std::vector<at::Tensor> fused_step(const at::Tensor& x, const at::Tensor& W, const at::Tensor& R,
+                                   const c10::optional<at::Tensor>& b, double forget_bias,
+                                   const at::Tensor& h, const at::Tensor& c,
+                                   const c10::optional<at::Tensor>& peep,
+                                   const c10::optional<at::Tensor>& P, int64_t act, int64_t ract,
+                                   c10::optional<double> clip, c10::optional<double> pclip,
+                                   const c10::optional<at::Tensor>& packed,
+                                   int64_t packed_threads);
+
+}  // namespace lstmcompat

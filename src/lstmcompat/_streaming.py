@@ -1,0 +1,43 @@
+"""Streaming inference shared by both front-ends (``LSTMCell`` and a stateful ``LSTM``).
+
+A module fed one time step per call (batch 1, real-time inference) would spend
+most of each call on Python checks and on re-deriving its weights. Such a
+module keeps a compiled ``Streamer`` (see
+:func:`lstmcompat._engine.fused.streamer`) in ``self._stream``: it holds the
+prepared step weights, checks per call in C++ that they still match the
+module's parameters and that the inputs qualify, and runs the step; when it
+returns ``None`` the module takes its general path (same numbers).
+
+``self._stream`` is ``None`` (not decided yet), ``False`` (this configuration
+does not stream) or the streamer. It is decided for the module's configuration
+at that time, so setting any attribute of the module (``train()``/``eval()``,
+a dropout rate, a replaced parameter, ...) resets it to ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MISSING = object()
+
+#: ``last_kernel`` of a step that ran on the streaming path.
+STREAMING_KERNEL = ("fused", "fused: single-step streaming path")
+
+
+class StreamingModule:
+    """Mixin (before ``torch.nn.Module`` in the bases) holding ``_stream``."""
+
+    _stream: Any = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        # the general path re-sets some attributes to the same value on every call
+        if d.get("_stream") is not None and d.get(name, _MISSING) is not value:
+            d["_stream"] = None
+        super().__setattr__(name, value)  # type: ignore[misc]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the compiled streamer is a cache: not copied or pickled, rebuilt on use
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        state.pop("_stream", None)
+        return state
