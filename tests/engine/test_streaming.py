@@ -115,8 +115,9 @@ def test_streamer_declines_what_it_does_not_run(monkeypatch):
     assert s.step(x.double(), h.double(), c.double()) is None  # dtype
     assert s.step(torch.randn(1, 17), h, c) is None  # depth
     assert s.step(x, torch.zeros(2, 96), c) is None  # batch mismatch
-    assert s.step(torch.randn(16, 1).t(), h, c) is not None  # (1, 16) transposed is contiguous
-    assert s.step(torch.randn(3, 16).t()[:1], h, c) is None  # not contiguous
+    strided = torch.stack([x[0], x[0]], dim=1)[:, :1].t()  # a (1, 16) view, stride 2
+    assert not strided.is_contiguous()
+    torch.testing.assert_close(s.step(strided, h, c)[0], s.step(x, h, c)[0])
     assert s.step(torch.nn.Parameter(x), h, c) is None  # a subclass
     assert s.step(x.numpy(), h, c) is None
     assert s.step(x.unsqueeze(0), h, c) is None  # 3-D into a 2-D streamer
@@ -168,6 +169,75 @@ def test_streamer_follows_parameter_changes():
     _close(got[0], _expected(spec, zero_b, x, h, c)[0], torch.float32)
 
 
+def _grad_case(spec, batch, dtype, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    w = _weights(spec, 12, dtype, g)
+    params = {n: getattr(w, n).requires_grad_() for n in NAMES if getattr(w, n) is not None}
+    x = torch.randn(batch, 12, generator=g, dtype=dtype, requires_grad=True)
+    h = torch.randn(batch, spec.output_size, generator=g, dtype=dtype, requires_grad=True)
+    c = torch.randn(batch, spec.units, generator=g, dtype=dtype, requires_grad=True)
+    return params, x, h, c
+
+
+def _canonical_grads(*grads):
+    return grads  # params are the canonical weights themselves
+
+
+@needs_stream
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("spec", SPECS)
+def test_streamer_step_with_autograd_equals_reference(spec, batch, dtype):
+    params, x, h, c = _grad_case(spec, batch, dtype)
+    s = streamer(spec, params, NAMES, Weights, _canonical_grads)
+    h1, c1 = s.step(x, h, c)
+    assert h1.grad_fn is not None and "StepFunction" in type(h1.grad_fn).__name__
+    w = Weights(**{n: params.get(n) for n in NAMES})
+    h_ref, c_ref = reference_step(spec, x @ w.W + w.b, h, c, w)
+    _close(h1, h_ref, dtype)
+    _close(c1, c_ref, dtype)
+    g = torch.Generator().manual_seed(5)
+    dh, dc = torch.randn(h1.shape, generator=g, dtype=dtype), torch.randn(
+        c1.shape, generator=g, dtype=dtype)
+    inputs = [x, h, c, *params.values()]
+    got = torch.autograd.grad([h1, c1], inputs, [dh, dc])
+    want = torch.autograd.grad([h_ref, c_ref], inputs, [dh, dc])
+    for name, a, b in zip(["x", "h", "c", *params], got, want):
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=name)
+
+
+@needs_stream
+def test_streamer_step_with_autograd_gradcheck():
+    spec = CellSpec(units=5, use_peepholes=True, cell_clip=0.4, num_proj=3, proj_clip=0.35,
+                    recurrent_activation="hard_sigmoid", forget_bias=1.0)
+    params, x, h, c = _grad_case(spec, 2, torch.float64)
+    names = list(params)
+
+    def f(x, h, c, *ps):
+        local = dict(zip(names, ps))
+        return streamer(spec, local, NAMES, Weights, _canonical_grads).step(x, h, c)
+
+    assert torch.autograd.gradcheck(f, (x, h, c, *params.values()))
+
+
+@needs_stream
+def test_streamer_autograd_only_for_what_requires_grad():
+    spec = SPECS[3]
+    params, x, h, c = _grad_case(spec, 2, torch.float32)
+    for p in params.values():
+        p.requires_grad_(False)
+    s = streamer(spec, params, NAMES, Weights, _canonical_grads)
+    h1, _ = s.step(x.detach(), h, c.detach())  # only h requires grad
+    (dh,) = torch.autograd.grad(h1.sum(), [h])
+    w = Weights(**{n: params.get(n) for n in NAMES})
+    h_ref, _ = reference_step(spec, x.detach() @ w.W + w.b, h, c.detach(), w)
+    torch.testing.assert_close(dh, torch.autograd.grad(h_ref.sum(), [h])[0])
+    with torch.no_grad():
+        assert s.step(x, h, c)[0].grad_fn is None
+    assert streamer(spec, params, NAMES, Weights).step(x, h, c) is None  # no adjoint given
+
+
 def test_without_the_binding_there_is_no_streamer(monkeypatch):
     ext = _build.backend()
     if ext is not None:
@@ -184,7 +254,7 @@ def test_without_the_binding_there_is_no_streamer(monkeypatch):
     assert out.shape == (1, 8)
 
 
-def test_streaming_cell_equals_the_sequence_path():
+def test_streaming_cell_equals_the_sequence_path(monkeypatch):
     torch.manual_seed(0)
     cell = L.LSTMCell(96, use_peepholes=True, num_proj=48, cell_clip=1.0)
     x = torch.randn(5, 1, 32)
@@ -197,10 +267,12 @@ def test_streaming_cell_equals_the_sequence_path():
             fast.append(out)
         streamed = cell.last_kernel
     s = state
-    for t in range(5):  # autograd on: the whole engine path, no streaming shortcut
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", "fused")  # the whole engine path, no shortcut
+    for t in range(5):
         out, s = cell(x[t], s)
         slow.append(out.detach())
     assert cell.last_kernel != STREAMING_KERNEL
+    monkeypatch.delenv("LSTMCOMPAT_KERNEL")
     torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-5, atol=1e-6)
     if _build.backend() is not None and _build.backend().module is not None:
         assert streamed == STREAMING_KERNEL
@@ -315,3 +387,57 @@ def test_stateful_keras_streaming_follows_the_configuration():
         b = layer(x, mask=torch.ones(1, 1, dtype=torch.bool))[0]  # with a mask: general path
         assert layer.last_kernel != STREAMING_KERNEL
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@needs_stream
+@pytest.mark.parametrize("kw", [{}, dict(use_peepholes=True, num_proj=6, cell_clip=0.3,
+                                         proj_clip=0.2, activation="relu")])
+def test_streaming_cell_trains_like_the_sequence_path(kw, monkeypatch):
+    """Backpropagation through a few streamed steps (autograd on) gives the engine's
+    gradients for the inputs, the initial state and every TF1 parameter."""
+    torch.manual_seed(0)
+    cell = L.LSTMCell(10, dtype=torch.float64, **kw)
+    x = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, cell.output_size, dtype=torch.float64, requires_grad=True)
+    cell(x[0], L.LSTMStateTuple(c0, h0))  # builds the cell
+
+    def run():
+        s, outs = L.LSTMStateTuple(c0, h0), []
+        for t in range(4):
+            out, s = cell(x[t], s)
+            outs.append(out)
+        loss = torch.stack(outs).sin().sum() + s.c.cos().sum()
+        return torch.autograd.grad(loss, [x, c0, h0, *cell.weights])
+
+    got = run()
+    assert cell.last_kernel == STREAMING_KERNEL
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
+    want = run()
+    assert cell.last_kernel[0] == "reference"
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+
+
+@needs_stream
+def test_stateful_keras_streaming_with_autograd(monkeypatch):
+    torch.manual_seed(0)
+    layer = L.LSTM(12, stateful=True, return_state=True, dtype="float64",
+                   batch_input_shape=(2, None, 5))
+    layer.eval()
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+
+    def run():
+        layer.reset_states()
+        outs = [layer(x[:, t:t + 1])[0] for t in range(3)]
+        states = [s.clone() for s in layer.states]
+        loss = torch.stack(outs).sin().sum()
+        return states, torch.autograd.grad(loss, [x, *layer.weights])
+
+    states, got = run()
+    assert layer.last_kernel == STREAMING_KERNEL
+    assert not any(s.requires_grad for s in layer.states)  # stored states are detached
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
+    states_ref, want = run()
+    for a, b in zip([*states, *got], [*states_ref, *want]):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)

@@ -48,6 +48,12 @@ def _engine_weights(kernel: torch.Tensor, recurrent_kernel: torch.Tensor,
     return Weights(W=kernel, R=recurrent_kernel, b=bias)
 
 
+def _engine_grads(dW: torch.Tensor | None, dR: torch.Tensor | None, db: torch.Tensor | None,
+                  *_: torch.Tensor | None) -> tuple:
+    """The adjoint of :func:`_engine_weights` (the identity: no re-layout)."""
+    return dW, dR, db
+
+
 def _gate_major_parameter(value: torch.Tensor, requires_grad: bool) -> torch.nn.Parameter:
     """A ``(in, 4*units)`` Parameter stored gate-major, as ``(4*units, in)`` in memory.
 
@@ -542,7 +548,7 @@ class LSTM(StreamingModule, torch.nn.Module):
                 and self.engine_kernel is None \
                 and not (self.training and (self.dropout > 0 or self.recurrent_dropout > 0)):
             stream = streamer(self._spec(), self._parameters, _PARAM_NAMES, _engine_weights,
-                              x_time_axis=0 if self.time_major else 1) or False
+                              _engine_grads, x_time_axis=0 if self.time_major else 1) or False
         self.__dict__["_stream"] = stream
         return stream
 

@@ -344,7 +344,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         if self._state_is_tuple:
             stream = streamer(
                 self.cell_spec(), self._parameters, _PARAM_NAMES,
-                functools.partial(_engine_weights, self.output_size)) or False
+                functools.partial(_engine_weights, self.output_size), _engine_grads) or False
         self.__dict__["_stream"] = stream
         return stream
 
@@ -399,6 +399,16 @@ def _engine_weights(output_size: int, kernel: torch.Tensor, bias: torch.Tensor,
         b=permute(bias, "tf1", "canonical", dim=-1),
         w_i=w_i, w_f=w_f, w_o=w_o, P=proj,
     )
+
+
+def _engine_grads(dW: torch.Tensor | None, dR: torch.Tensor | None, db: torch.Tensor | None,
+                  dw_i: torch.Tensor | None, dw_f: torch.Tensor | None,
+                  dw_o: torch.Tensor | None, dP: torch.Tensor | None) -> tuple:
+    """Gradients of the canonical weights mapped onto the parameters (in
+    ``_PARAM_NAMES`` order): the adjoint of :func:`_engine_weights`."""
+    dk = None if dW is None else permute(torch.cat([dW, dR]), "canonical", "tf1", dim=-1)
+    return (dk, None if db is None else permute(db, "canonical", "tf1", dim=-1),
+            dw_i, dw_f, dw_o, dP)
 
 
 def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,

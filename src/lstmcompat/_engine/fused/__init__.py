@@ -16,7 +16,15 @@ import torch
 
 from ..spec import CellSpec, Dropout, Weights
 from . import _acts
-from ._function import TORCH_BACKEND, Backend, FusedLSTMFunction, run_sequence
+from ._function import (
+    TORCH_BACKEND,
+    Backend,
+    FusedLSTMFunction,
+    StepFunction,
+    _effective_bias,
+    _peep,
+    run_sequence,
+)
 
 __all__ = [
     "FusedLSTMFunction",
@@ -137,7 +145,8 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
 
 def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
-             weights: Callable[..., Weights], *, x_time_axis: int = -1) -> object | None:
+             weights: Callable[..., Weights], adjoint: Callable[..., tuple] | None = None, *,
+             x_time_axis: int = -1) -> object | None:
     """A compiled ``Streamer`` that runs inference steps of ``spec`` for one module, or
     ``None`` without the compiled Python binding (or for activations it does not compile).
 
@@ -154,10 +163,14 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
       from the dict ``buffers`` and fresh copies of the new one written back;
 
     each returning ``None`` instead when the compiled step does not apply: not
-    exactly ``torch.Tensor`` inputs, another dtype or shape, non-contiguous or
-    non-CPU tensors, autograd recording (grad mode with any input or parameter
-    requiring grad), ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype/device
-    the step does not run. The numbers are those of :func:`fused_step`.
+    exactly ``torch.Tensor`` inputs, another dtype or shape, non-CPU tensors,
+    ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype/device the step does not
+    run. Strided inputs are copied. The numbers are those of :func:`fused_step`.
+
+    When autograd records (grad mode with an input or a parameter requiring
+    grad) the step runs as :class:`StepFunction` on the same prepared weights,
+    with ``adjoint(dW, dR, db, dw_i, dw_f, dw_o, dP)`` mapping the canonical
+    weight gradients onto ``params[names]`` (without ``adjoint``: ``None``).
     """
     from . import _build
 
@@ -167,22 +180,29 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
     act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
     if act is None or ract is None:
         return None
-    make = functools.partial(_prepare_step, ext.ops, spec.use_peepholes,
-                             spec.num_proj is not None, weights)
+    make = functools.partial(_prepare_step, ext.ops, spec, weights)
+    grad = None if adjoint is None else functools.partial(_grad_step, spec, ext, adjoint)
     return ext.module.Streamer(act, ract, spec.forget_bias, spec.cell_clip, spec.proj_clip,
-                               params, tuple(names), make, x_time_axis)
+                               params, tuple(names), make, grad, x_time_axis)
 
 
-def _prepare_step(ops, peep_on: bool, proj_on: bool, weights: Callable[..., Weights],
+def _prepare_step(ops, spec: CellSpec, weights: Callable[..., Weights],
                   *params: torch.Tensor | None) -> tuple | None:
     """What the compiled step reads, from the current parameters (``None``: it cannot run
-    on them)."""
+    on them): ``(W, R, b, peep, P, packed, threads, b + forget bias)``."""
     w = weights(*params)
     if w.W.dtype not in (torch.float32, torch.float64) or w.W.device.type != "cpu":
         return None
     W, R = w.W.detach().contiguous(), w.R.detach().contiguous()
     packed, nt = ops.step_pack(W, R)
-    peep = torch.stack([w.w_i, w.w_f, w.w_o]).detach() if peep_on else None  # type: ignore
-    P = w.P.detach().contiguous() if proj_on else None  # type: ignore[union-attr]
+    peep = _peep(spec, w.w_i, w.w_f, w.w_o)
+    P = w.P.detach().contiguous() if spec.num_proj is not None else None  # type: ignore
     b = None if w.b is None else w.b.detach().contiguous()
-    return (W, R, b, peep, P, packed, nt)
+    return (W, R, b, None if peep is None else peep.detach(), P, packed, nt,
+            _effective_bias(spec, b, W))
+
+
+def _grad_step(spec: CellSpec, backend: Backend, adjoint: Callable[..., tuple],
+               x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, saved: tuple,
+               prepared: tuple, *params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    return StepFunction.apply(x, h, c, saved, prepared, spec, backend, adjoint, *params)

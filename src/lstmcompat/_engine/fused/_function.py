@@ -123,56 +123,109 @@ class FusedLSTMFunction(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor | None, dhT: torch.Tensor | None,
                  dcT: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         (x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre) = ctx.saved_tensors
-        spec: CellSpec = ctx.spec
-        u = spec.units
-        T, B, D = x.shape
-        p = R.shape[0]
-        if dout is None:
-            dout = x.new_zeros(T, B, p)
-        if dhT is None:
-            dhT = h0.new_zeros(B, p)
-        if dcT is None:
-            dcT = c0.new_zeros(B, u)
-        dZ, dh0, dc0, HU, dRp, dpeep = ctx.backend.backward_loop(
-            spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout.contiguous(),
-            dhT.contiguous(), dcT.contiguous())
-        need = ctx.needs_input_grad
-        dZ2 = dZ.view(T * B, 4 * u)
-        dx = dW = dR = db = dwi = dwf = dwo = dP = None
-        # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
-        # each gate has its own input dropout mask.
-        if dmx is None or dmx.shape[0] == 1:
-            xm = x if dmx is None else x * dmx[0]
-            if need[1]:
-                dW = xm.reshape(T * B, D).t() @ dZ2
-            if need[0]:
-                dx = (dZ2 @ W.t()).view(T, B, D)
-                if dmx is not None:
-                    dx = dx * dmx[0]
+        grads = _grads(ctx.spec, ctx.backend, ctx.needs_input_grad, ctx.has_b, x, W, R, h0, c0,
+                       peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre, dout, dhT, dcT)
+        return (*grads, None, None, None, None, None)
+
+
+def _grads(spec: CellSpec, backend: Backend, need: tuple[bool, ...], has_b: bool,
+           x: torch.Tensor, W: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
+           c0: torch.Tensor, peep: torch.Tensor | None, P: torch.Tensor | None,
+           dmx: torch.Tensor | None, dmh: torch.Tensor | None, mask: torch.Tensor | None,
+           Z: torch.Tensor, C: torch.Tensor, Cpre: torch.Tensor, Hs: torch.Tensor,
+           Rpre: torch.Tensor, dout: torch.Tensor | None, dhT: torch.Tensor | None,
+           dcT: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The backward of the recurrence: ``(dx, dW, dR, db, dh0, dc0, dw_i, dw_f, dw_o, dP)``
+    (``None`` where ``need``, indexed like that tuple, says no gradient is wanted)."""
+    u = spec.units
+    T, B, D = x.shape
+    p = R.shape[0]
+    if dout is None:
+        dout = x.new_zeros(T, B, p)
+    if dhT is None:
+        dhT = h0.new_zeros(B, p)
+    if dcT is None:
+        dcT = c0.new_zeros(B, u)
+    dZ, dh0, dc0, HU, dRp, dpeep = backend.backward_loop(
+        spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout.contiguous(),
+        dhT.contiguous(), dcT.contiguous())
+    dZ2 = dZ.view(T * B, 4 * u)
+    dx = dW = dR = db = dwi = dwf = dwo = dP = None
+    # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
+    # each gate has its own input dropout mask.
+    if dmx is None or dmx.shape[0] == 1:
+        xm = x if dmx is None else x * dmx[0]
+        if need[1]:
+            dW = xm.reshape(T * B, D).t() @ dZ2
+        if need[0]:
+            dx = (dZ2 @ W.t()).view(T, B, D)
+            if dmx is not None:
+                dx = dx * dmx[0]
+    else:
+        if need[1]:
+            dW = torch.cat([(x * dmx[k]).reshape(T * B, D).t() @ dZ2[:, k * u:(k + 1) * u]
+                            for k in range(4)], dim=1)
+        if need[0]:
+            dx = sum(((dZ2[:, k * u:(k + 1) * u] @ W[:, k * u:(k + 1) * u].t()).view(T, B, D)
+                      * dmx[k]) for k in range(4))
+    if need[2]:
+        Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).view(T * B, p)
+        if dmh is None:
+            dR = Hprev.t() @ dZ2
+        elif dmh.shape[0] == 1:
+            dR = (Hprev.view(T, B, p) * dmh[0]).view(T * B, p).t() @ dZ2
         else:
-            if need[1]:
-                dW = torch.cat([(x * dmx[k]).reshape(T * B, D).t() @ dZ2[:, k * u:(k + 1) * u]
-                                for k in range(4)], dim=1)
-            if need[0]:
-                dx = sum(((dZ2[:, k * u:(k + 1) * u] @ W[:, k * u:(k + 1) * u].t()).view(T, B, D)
-                          * dmx[k]) for k in range(4))
-        if need[2]:
-            Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).view(T * B, p)
-            if dmh is None:
-                dR = Hprev.t() @ dZ2
-            elif dmh.shape[0] == 1:
-                dR = (Hprev.view(T, B, p) * dmh[0]).view(T * B, p).t() @ dZ2
-            else:
-                dR = torch.cat([(Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t()
-                                @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
-        if need[3] and ctx.has_b:
-            db = dZ2.sum(0)
-        if peep is not None:
-            dwi, dwf, dwo = dpeep.unbind(0)
-        if P is not None and need[9]:
-            dP = HU.view(T * B, u).t() @ dRp.view(T * B, p)
-        return (dx, dW, dR, db, dh0 if need[4] else None, dc0 if need[5] else None,
-                dwi, dwf, dwo, dP, None, None, None, None, None)
+            dR = torch.cat([(Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t()
+                            @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
+    if need[3] and has_b:
+        db = dZ2.sum(0)
+    if peep is not None:
+        dwi, dwf, dwo = dpeep.unbind(0)
+    if P is not None and need[9]:
+        dP = HU.view(T * B, u).t() @ dRp.view(T * B, p)
+    return (dx, dW, dR, db, dh0 if need[4] else None, dc0 if need[5] else None,
+            dwi, dwf, dwo, dP)
+
+
+class StepFunction(torch.autograd.Function):
+    """One step with autograd on weights prepared once (streaming with gradients).
+
+    ``prepared`` is what :func:`lstmcompat._engine.fused._prepare_step` made from
+    ``params`` (the module's own parameters, in its own layout) and ``saved`` the
+    compiled step's results on them, ``(h', c', Z, Cpre, Rpre)``, computed by the
+    caller (the streamer, without a second dispatch): the forward records them,
+    the backward forms the canonical gradients as :class:`FusedLSTMFunction` does
+    and ``adjoint(dW, dR, db, dw_i, dw_f, dw_o, dP)`` maps them onto ``params``.
+    Same numbers as :class:`FusedLSTMFunction` on one step.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, saved: tuple,
+                prepared: tuple, spec: CellSpec, backend: Backend, adjoint: Any,
+                *params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        # the compiled step already ran (the streamer calls it with save): record it
+        h1, c1, Z, Cpre, Rpre = saved
+        ctx.spec, ctx.backend, ctx.adjoint, ctx.prepared = spec, backend, adjoint, prepared
+        ctx.save_for_backward(x, h0, c0, Z, c1, Cpre, h1, Rpre)
+        return h1, c1
+
+    @staticmethod
+    def backward(ctx: Any, dh: torch.Tensor | None, dc: torch.Tensor | None
+                 ) -> tuple[torch.Tensor | None, ...]:
+        x, h0, c0, Z, c1, Cpre, h1, Rpre = ctx.saved_tensors
+        W, R, b, peep, P = (ctx.prepared[i] for i in (0, 1, 2, 3, 4))
+        need = ctx.needs_input_grad
+        weights = any(need[8:])
+        grads = _grads(ctx.spec, ctx.backend,
+                       (need[0], weights, weights, weights, need[1], need[2], 0, 0, 0, weights),
+                       b is not None, x.unsqueeze(0), W, R, h0, c0, peep, P, None, None, None,
+                       Z.unsqueeze(0), c1.unsqueeze(0), Cpre.unsqueeze(0),
+                       h1.unsqueeze(0), Rpre.unsqueeze(0) if Rpre.numel() else Rpre,
+                       None, dh, dc)
+        dx, dW, dR, db, dh0, dc0, dwi, dwf, dwo, dP = grads
+        params = ctx.adjoint(dW, dR, db, dwi, dwf, dwo, dP) if weights else (None,) * (
+            len(need) - 8)
+        return (None if dx is None else dx[0], dh0, dc0, None, None, None, None, None, *params)
 
 
 def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,

@@ -345,9 +345,12 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   Tensor hin_t = dmh ? at::empty({nt, B, Pn}, opts) : empty;
   Tensor seen_t = at::zeros({nt, B}, at::TensorOptions().dtype(at::kBool));
   // Each thread's columns of the four gate blocks of R, packed side by side,
-  // so that its recurrent term is one GEMM per step (into zt).
+  // so that its recurrent term is one GEMM per step (into zt). Packing is one
+  // pass over R: it pays back over a few steps, not on one (a streaming step
+  // with autograd), where four strided GEMMs read R in place.
   const int64_t cmax = chunk_of(U, nt);
-  Tensor Rt_t = at::empty({nt, Pn, 4 * cmax}, opts);
+  const bool pack_r = Tn >= 4;
+  Tensor Rt_t = pack_r ? at::empty({nt, Pn, 4 * cmax}, opts) : empty;
   Tensor zt_t = at::empty({nt, B, 4 * cmax}, opts);
 
   T* Zp = Z.data_ptr<T>();
@@ -373,11 +376,19 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     const int64_t q0 = P ? sl.p0 : sl.u0, q1 = P ? sl.p1 : sl.u1, nq = q1 - q0;
     T* hin = dmh ? hin_all + t * B * Pn : nullptr;
     bool* seen = seen_all + t * B;
-    T* rt = Rt_t.data_ptr<T>() + t * Pn * 4 * cmax;
     T* zt = zt_t.data_ptr<T>() + t * B * 4 * cmax;
-    for (int64_t p = 0; p < Pn; ++p)
-      for (int64_t k = 0; k < 4; ++k)
-        std::memcpy(rt + p * 4 * nu + k * nu, Rp + p * 4 * U + k * U + sl.u0, sizeof(T) * nu);
+    // Gate block k of this thread's columns of R: rk + k * kstep, rows ldr apart.
+    const T* rk = Rp + sl.u0;
+    int64_t ldr = 4 * U, kstep = U;
+    if (pack_r) {
+      T* rt = Rt_t.data_ptr<T>() + t * Pn * 4 * cmax;
+      for (int64_t p = 0; p < Pn; ++p)
+        for (int64_t k = 0; k < 4; ++k)
+          std::memcpy(rt + p * 4 * nu + k * nu, Rp + p * 4 * U + k * U + sl.u0, sizeof(T) * nu);
+      rk = rt;
+      ldr = 4 * nu;
+      kstep = nu;
+    }
     for (int64_t s = 0; s < Tn; ++s) {
       T* z = Zp + s * B * 4 * U;
       const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
@@ -393,12 +404,17 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * dmh[e];
             hk = hin;
           }
-          gemm<T>(false, false, B, 4 * nu, Pn, hk, Pn, rt, 4 * nu, T(0), zt, 4 * nu);
+          if (pack_r)
+            gemm<T>(false, false, B, 4 * nu, Pn, hk, Pn, rk, ldr, T(0), zt, 4 * nu);
+          else
+            for (int64_t k = 0; k < 4; ++k)
+              gemm<T>(false, false, B, nu, Pn, hk, Pn, rk + k * kstep, ldr, T(0), zt + k * nu,
+                      4 * nu);
         } else {
           for (int64_t k = 0; k < 4; ++k) {
             const T* mk = dmh + k * B * Pn;
             for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
-            gemm<T>(false, false, B, nu, Pn, hin, Pn, rt + k * nu, 4 * nu, T(0), zt + k * nu,
+            gemm<T>(false, false, B, nu, Pn, hin, Pn, rk + k * kstep, ldr, T(0), zt + k * nu,
                     4 * nu);
           }
         }
@@ -805,7 +821,8 @@ struct Step {
                                  const c10::optional<Tensor>& peep_t,
                                  const c10::optional<Tensor>& P_t, int act, int ract,
                                  c10::optional<double> clip, c10::optional<double> pclip,
-                                 const c10::optional<Tensor>& packed_t, int64_t packed_nt) {
+                                 const c10::optional<Tensor>& packed_t, int64_t packed_nt,
+                                 bool save) {
     const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4, Pn = R.size(0);
     const T* pk = opt_ptr<T>(packed_t);
     auto opts = x.options();
@@ -825,6 +842,10 @@ struct Step {
     Tensor h_out = at::empty({B, Pn}, opts);
     Tensor cpre_t = at::empty({B, U}, opts);
     Tensor hu_t = P ? at::empty({B, U}, opts) : h_out;
+    // What backward needs (save): z holds the pre-activations after the pass,
+    // cpre the pre-clip cell; rpre the pre-clip output when it is clipped.
+    Tensor rpre_t = save && pclip ? at::empty({B, Pn}, opts) : at::empty({0}, opts);
+    T* rpre = save && pclip ? rpre_t.data_ptr<T>() : nullptr;
     T* z = z_t.data_ptr<T>();
     T* co = c_out.data_ptr<T>();
     T* ho = h_out.data_ptr<T>();
@@ -885,11 +906,15 @@ struct Step {
       }
       if (pclip) {
         const T pc = static_cast<T>(*pclip);
+        if (rpre)
+          for (int64_t r = 0; r < B; ++r)
+            std::memcpy(rpre + r * Pn + q0, ho + r * Pn + q0, sizeof(T) * (q1 - q0));
         for (int64_t r = 0; r < B; ++r)
           for (int64_t j = q0; j < q1; ++j) ho[r * Pn + j] = clampv(ho[r * Pn + j], -pc, pc);
       }
     };
     run_threads(nt, body);
+    if (save) return {h_out, c_out, z_t, cpre_t, rpre_t};
     return {h_out, c_out};
   }
 };
@@ -902,7 +927,8 @@ std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, con
                                const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
                                int64_t act, int64_t ract, c10::optional<double> clip,
                                c10::optional<double> pclip,
-                               const c10::optional<Tensor>& packed, int64_t packed_threads) {
+                               const c10::optional<Tensor>& packed, int64_t packed_threads,
+                               bool save) {
   const auto st = x.scalar_type();
   check_inputs({&x, &W, &R, &h, &c}, st);
   check_opt(b, st);
@@ -915,10 +941,10 @@ std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, con
   const int a = static_cast<int>(act), ra = static_cast<int>(ract);
   if (st == at::kFloat)
     return by_acts<Step, float>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                                pclip, packed, packed_threads);
+                                pclip, packed, packed_threads, save);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
   return by_acts<Step, double>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                               pclip, packed, packed_threads);
+                               pclip, packed, packed_threads, save);
 }
 
 TORCH_LIBRARY(lstmcompat_fused, m) {
@@ -931,7 +957,7 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "-> Tensor[]");
   m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
-        "Tensor? packed=None, int packed_threads=0) -> Tensor[]");
+        "Tensor? packed=None, int packed_threads=0, bool save=False) -> Tensor[]");
   m.def("step_pack(Tensor W, Tensor R) -> (Tensor, int)");
 }
 

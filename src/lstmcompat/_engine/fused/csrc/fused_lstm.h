@@ -10,7 +10,8 @@
 namespace lstmcompat {
 
 // One inference step z = b + x W + h R (+ forget_bias on f), then the pointwise
-// pass: returns {h', c'}. The `step` op; see fused_lstm.cpp.
+// pass: returns {h', c'} (with save also the pre-activations z, the pre-clip cell
+// and the pre-clip output for backward). The `step` op; see fused_lstm.cpp.
 std::vector<at::Tensor> fused_step(const at::Tensor& x, const at::Tensor& W, const at::Tensor& R,
                                    const c10::optional<at::Tensor>& b, double forget_bias,
                                    const at::Tensor& h, const at::Tensor& c,
@@ -18,6 +19,6 @@ std::vector<at::Tensor> fused_step(const at::Tensor& x, const at::Tensor& W, con
                                    const c10::optional<at::Tensor>& P, int64_t act, int64_t ract,
                                    c10::optional<double> clip, c10::optional<double> pclip,
                                    const c10::optional<at::Tensor>& packed,
-                                   int64_t packed_threads);
+                                   int64_t packed_threads, bool save = false);
 
 }  // namespace lstmcompat
