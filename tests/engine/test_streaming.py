@@ -238,17 +238,25 @@ def test_streamer_autograd_only_for_what_requires_grad():
     assert streamer(spec, params, NAMES, Weights).step(x, h, c) is None  # no adjoint given
 
 
+def _stepped_cell(units, depth, batch):
+    """A seeded cell called twice without autograd (built, then a streaming step when it
+    can): ``(cell, x, state, out)``."""
+    torch.manual_seed(0)
+    cell = L.LSTMCell(units)
+    x = torch.randn(batch, depth)
+    state = cell.zero_state(batch, torch.float32)
+    with torch.no_grad():
+        cell(x, state)
+        out, _ = cell(x, state)
+    return cell, x, state, out
+
+
 def test_without_the_binding_there_is_no_streamer(monkeypatch):
     ext = _build.backend()
     if ext is not None:
         monkeypatch.setattr(ext, "module", None)
     assert streamer(SPECS[0], {}, NAMES, Weights) is None
-    cell = L.LSTMCell(8)
-    x = torch.randn(1, 4)
-    state = cell.zero_state(1, torch.float32)
-    with torch.no_grad():
-        cell(x, state)
-        out, _ = cell(x, state)
+    cell, _, _, out = _stepped_cell(8, 4, 1)
     assert cell.last_kernel != STREAMING_KERNEL
     assert cell._stream is False
     assert out.shape == (1, 8)
@@ -291,13 +299,7 @@ def test_streaming_cell_equals_the_sequence_path(monkeypatch):
 
 @needs_stream
 def test_streamed_cell_copies_and_pickles():
-    torch.manual_seed(0)
-    cell = L.LSTMCell(16)
-    x = torch.randn(1, 8)
-    state = cell.zero_state(1, torch.float32)
-    with torch.no_grad():
-        cell(x, state)
-        want, _ = cell(x, state)
+    cell, x, state, want = _stepped_cell(16, 8, 1)
     assert cell._stream
     for clone in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
         with torch.no_grad():
@@ -313,14 +315,9 @@ def test_streamed_cell_copies_and_pickles():
 
 @needs_stream
 def test_streaming_cell_other_calls_take_the_general_path():
-    torch.manual_seed(0)
-    cell = L.LSTMCell(16)
-    x = torch.randn(2, 8)
-    state = cell.zero_state(2, torch.float32)
+    cell, x, state, _ = _stepped_cell(16, 8, 2)
+    assert cell.last_kernel == STREAMING_KERNEL
     with torch.no_grad():
-        cell(x, state)
-        cell(x, state)
-        assert cell.last_kernel == STREAMING_KERNEL
         with pytest.raises(TypeError, match="dtype"):
             cell(x.double(), cell.zero_state(2, torch.float64))
         with pytest.raises(ValueError, match="incompatible"):
