@@ -538,10 +538,11 @@ class LSTM(StreamingModule, torch.nn.Module):
         path (:mod:`lstmcompat._streaming`): a built stateful layer with its batch size
         known, no activity regularizer, no ``engine_kernel`` and no dropout in effect.
         The streamer then runs a call whenever it is one CPU time step of the
-        layer's batch size and dtype (no mask, no initial_state, autograd recording
-        nothing, no kernel forced): the fused kernel's single step (what the engine
-        picks for one step, same numbers) on weights prepared once and kept until a
-        parameter changes, the stored states updated in place of the general path.
+        layer's batch size and dtype (no mask, no initial_state, no kernel forced):
+        the fused kernel's single step (what the engine picks for one step, same
+        numbers) on weights prepared once and kept until a parameter changes,
+        recorded for autograd when it records, the stored states updated in place
+        of the general path.
         """
         stream = False
         if self.stateful and self._batch and self.activity_regularizer is None \

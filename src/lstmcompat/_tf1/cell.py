@@ -336,9 +336,9 @@ class LSTMCell(StreamingModule, RNNCellBase):
         streaming path (:mod:`lstmcompat._streaming`): a built cell with tuple state
         whose activation the fused kernel compiles. The streamer then runs a step
         whenever the call qualifies (CPU tensors of the weights' dtype and shapes,
-        contiguous, autograd recording nothing, no kernel forced): the fused
-        kernel's single step (what the engine picks for one step, same numbers) on
-        weights prepared once and kept until a parameter changes.
+        no kernel forced): the fused kernel's single step (what the engine picks for
+        one step, same numbers) on weights prepared once and kept until a parameter
+        changes; recorded for autograd when it records.
         """
         stream = False
         if self._state_is_tuple:

@@ -844,8 +844,8 @@ struct Step {
     Tensor hu_t = P ? at::empty({B, U}, opts) : h_out;
     // What backward needs (save): z holds the pre-activations after the pass,
     // cpre the pre-clip cell; rpre the pre-clip output when it is clipped.
-    Tensor rpre_t = save && pclip ? at::empty({B, Pn}, opts) : at::empty({0}, opts);
-    T* rpre = save && pclip ? rpre_t.data_ptr<T>() : nullptr;
+    Tensor rpre_t = save && pclip ? at::empty({B, Pn}, opts) : Tensor();
+    T* rpre = rpre_t.defined() ? rpre_t.data_ptr<T>() : nullptr;
     T* z = z_t.data_ptr<T>();
     T* co = c_out.data_ptr<T>();
     T* ho = h_out.data_ptr<T>();
@@ -914,7 +914,7 @@ struct Step {
       }
     };
     run_threads(nt, body);
-    if (save) return {h_out, c_out, z_t, cpre_t, rpre_t};
+    if (save) return {h_out, c_out, z_t, cpre_t, rpre_t.defined() ? rpre_t : at::empty({0}, opts)};
     return {h_out, c_out};
   }
 };
