@@ -87,6 +87,18 @@ def test_cached_build_is_reused():
     assert r["err"] < 1e-5
 
 
+def test_build_uses_what_this_torch_exports():
+    """MKL's packed GEMM (the per-step recurrent product) and BLAS are compiled in
+    exactly when libtorch exports them; the status line says what was."""
+    _needs_compiler()
+    ok, why = _build.status()
+    assert ok, why
+    features = _build.backend().features()
+    assert ("mkl-packed-gemm" in features) == _build._has_packed_gemm_symbols()
+    assert ("blas" in features) == _build._has_blas_symbols()
+    assert ", ".join(features) in why
+
+
 @pytest.mark.slow
 def test_concurrent_first_builds_share_one_library(tmp_path):
     """Two processes building into an empty cache at once: both load one .so."""

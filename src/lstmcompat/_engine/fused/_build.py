@@ -87,17 +87,22 @@ def _torch_lib_dir() -> str:
     return cpp_extension.library_paths()[0]
 
 
-def _has_blas_symbols() -> bool:
-    """Whether libtorch_cpu exports the Fortran BLAS ``?gemm_``/``?gemv_`` (MKL builds do)."""
+def _exports(*symbols: str) -> bool:
+    """Whether libtorch_cpu exports all of ``symbols``."""
     for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
         path = os.path.join(_torch_lib_dir(), name)
         if os.path.exists(path):
             try:
                 lib = ctypes.CDLL(path)
-                return all(hasattr(lib, f) for f in ("sgemm_", "dgemm_", "sgemv_", "dgemv_"))
+                return all(hasattr(lib, f) for f in symbols)
             except OSError:
                 return False
     return False
+
+
+def _has_blas_symbols() -> bool:
+    """Whether libtorch_cpu exports the Fortran BLAS ``?gemm_``/``?gemv_`` (MKL builds do)."""
+    return _exports("sgemm_", "dgemm_", "sgemv_", "dgemv_")
 
 
 def _cpu_fingerprint() -> str:
@@ -122,15 +127,24 @@ def python_include() -> str | None:
     return None
 
 
-def _flags(native: bool, blas: bool, openmp: bool = True) -> list[str]:
+def _has_packed_gemm_symbols() -> bool:
+    """Whether libtorch_cpu exports MKL's packed ``cblas_sgemm_pack``/``_compute``."""
+    return _exports("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute")
+
+
+def _flags(native: bool, blas: bool, openmp: bool = True, packed: bool = False) -> list[str]:
     flags = ["-O3", "-std=c++17", "-fPIC", "-DNDEBUG", "-w", "-fvisibility=hidden",
              # keep a*b+c as two roundings, as PyTorch's eager ops do
              "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
              f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
     if native:
-        flags.append("-march=native")
+        # 512-bit vectors where the CPU has them: the pointwise pass is ~30% faster
+        # (gcc prefers 256 bits by default); ignored on CPUs without AVX-512.
+        flags += ["-march=native", "-mprefer-vector-width=512"]
     if blas:
         flags.append("-DLSTMCOMPAT_BLAS")
+    if packed:
+        flags.append("-DLSTMCOMPAT_PACKED_GEMM")
     if openmp:
         # resolves to the libgomp.so.1 torch has already loaded (same soname)
         flags.append("-fopenmp")
@@ -230,6 +244,7 @@ def build(force: bool = False) -> Path:
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
     blas = _has_blas_symbols()
+    packed = _has_packed_gemm_symbols()
     directory = cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -242,7 +257,7 @@ def build(force: bool = False) -> Path:
     if python:  # a binding that does not compile must not cost the compiled loops
         attempts.append((True, True, None))
     for native, openmp, py_inc in attempts:
-        flags = _flags(native, blas, openmp) + (["-DLSTMCOMPAT_PYTHON"] if py_inc else [])
+        flags = _flags(native, blas, openmp, packed) + (["-DLSTMCOMPAT_PYTHON"] if py_inc else [])
         target = directory / f"fused_lstm-{_key(cxx, flags)}.so"
         if target.exists() and not force:
             return target
@@ -276,7 +291,8 @@ def _load() -> tuple[ExtensionBackend | None, str]:
     except Exception as e:  # any failure means: run the pure-PyTorch loops
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return None, f"compiled extension unavailable: {first}"
-    return ExtensionBackend(module), f"compiled extension loaded from {path}"
+    ext = ExtensionBackend(module)
+    return ext, f"compiled extension loaded from {path} ({', '.join(ext.features())})"
 
 
 def _import_module(path: Path) -> object | None:
@@ -367,6 +383,11 @@ class ExtensionBackend:
         self.ops = getattr(torch.ops, _OPS_NAMESPACE)
         #: The Python binding (``Streamer``), or ``None`` when built without it.
         self.module = module
+
+    def features(self) -> list[str]:
+        """What the library compiled in: ``blas``, ``mkl-packed-gemm``, ``openmp``,
+        ``avx512``/``avx2``."""
+        return list(self.ops.features())
 
     @staticmethod
     def _codes(spec: CellSpec) -> tuple[int, int]:

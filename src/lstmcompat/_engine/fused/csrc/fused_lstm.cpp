@@ -4,9 +4,10 @@
 // docstring first): `forward` runs the recurrence over precomputed input
 // projections `Z` (overwritten with the gate pre-activations), `backward`
 // runs it in reverse and returns the gradient w.r.t. the pre-activations,
-// `step` is one inference step for streaming. Per step: one GEMM (BLAS
-// `?gemm_` when torch exports it, else at::mm) and one fused pointwise pass
-// over the batch, written as plain loops that gcc vectorises.
+// `step` is one inference step for streaming. Per step: one GEMM (MKL's packed
+// sgemm for float when torch exports it, else BLAS `?gemm_` when torch exports
+// it, else at::mm) and one fused pointwise pass over the batch, written as
+// plain loops that gcc vectorises.
 //
 // Semantics are those of lstmcompat._engine.reference (see spec.py):
 //   z_k = x W_k + h R_k + b_k; i = ract(z_i + w_i c); f = ract(z_f + w_f c)
@@ -22,6 +23,8 @@
 #include <cstring>
 #include <limits>
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -43,6 +46,18 @@ void sgemv_(const char* t, const int* m, const int* n, const float* alpha, const
 void dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a,
             const int* lda, const double* x, const int* incx, const double* beta, double* y,
             const int* incy);
+}
+#endif
+
+#ifdef LSTMCOMPAT_PACKED_GEMM
+// MKL's packed GEMM (CBLAS enums passed as their int values; MKL_INT is int).
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k);
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha,
+                      const float* src, int ld, float* dest);
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k,
+                         const float* a, int lda, const float* b, int ldb, float beta, float* c,
+                         int ldc);
 }
 #endif
 
@@ -97,9 +112,53 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
 #endif
 }
 
+// The right operand op(B) (K x N) of many GEMMs C = A op(B) + beta C with M rows
+// (a recurrent kernel over the steps of a sequence). With MKL (float) it is
+// packed once into MKL's internal layout, which makes each product 1.2-2x
+// faster at batch 16-64 than a plain sgemm; otherwise it is read in place.
+template <typename T>
+class RightOperand {
+ public:
+  RightOperand(int64_t M, int64_t N, int64_t K, bool tb, const T* B, int64_t ldb)
+      : M_(M), N_(N), K_(K), tb_(tb), B_(B), ldb_(ldb) {
+#ifdef LSTMCOMPAT_PACKED_GEMM
+    if constexpr (std::is_same_v<T, float>) {
+      if (M >= 2 && N > 0 && K > 0) {  // one row: BLAS gemv is faster
+        const size_t bytes = cblas_sgemm_pack_get_size(kB, M, N, K);
+        packed_ = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte));
+        cblas_sgemm_pack(kRowMajor, kB, tb ? kTrans : kNoTrans, M, N, K, 1.0f, B, ldb,
+                         reinterpret_cast<float*>(packed_.data_ptr()));
+      }
+    }
+#endif
+  }
+  void mul(const T* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+#ifdef LSTMCOMPAT_PACKED_GEMM
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed_.defined()) {
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, M_, N_, K_, A, lda,
+                            reinterpret_cast<const float*>(packed_.data_ptr()), ldb_, beta, C,
+                            ldc);
+        return;
+      }
+    }
+#endif
+    gemm<T>(false, tb_, M_, N_, K_, A, lda, B_, ldb_, beta, C, ldc);
+  }
+
+ private:
+  static constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kB = 162;
+  int64_t M_, N_, K_;
+  bool tb_;
+  const T* B_;
+  int64_t ldb_;
+  Tensor packed_;
+};
+
 // ---------------------------------------------------------------- activations
-// Float versions avoid libm calls so that the loops vectorise; they are the
-// Cephes single-precision algorithms (about 1-2 ulp). Double uses libm.
+// Float versions avoid libm calls so that the loops vectorise: exp is the Cephes
+// single-precision algorithm (about 1-2 ulp), tanh Eigen's rational function
+// (about 5 ulp). Double uses libm.
 
 inline float exp_f(float x) {
   const float xc = x > 88.8f ? 88.8f : (x < -104.f ? -104.f : x);
@@ -125,15 +184,35 @@ inline float exp_f(float x) {
   return x < -103.972077083991796f ? 0.0f : y;
 }
 
+// a * b + c: one fused rounding where the CPU has FMA (polynomials only; the LSTM
+// equations themselves keep PyTorch's two roundings, see -ffp-contract=off).
+inline float madd(float a, float b, float c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Eigen's rational tanh (generic_fast_tanh_float), which TensorFlow's CPU kernels
+// use: within 3e-7 relative of tanh, one division and no exp, so about 2.5x faster
+// in the pointwise pass than tanh through exp.
 inline float tanh_f(float x) {
+  const float lim = 7.99881172180175781f;
+  const float xc = x > lim ? lim : (x < -lim ? -lim : x);
+  const float x2 = xc * xc;
+  float p = madd(x2, -2.76076847742355e-16f, 2.00018790482477e-13f);
+  p = madd(x2, p, -8.60467152213735e-11f);
+  p = madd(x2, p, 5.12229709037114e-08f);
+  p = madd(x2, p, 1.48572235717979e-05f);
+  p = madd(x2, p, 6.37261928875436e-04f);
+  p = madd(x2, p, 4.89352455891786e-03f);
+  p = xc * p;
+  float q = madd(x2, 1.19825839466702e-06f, 1.18534705686654e-04f);
+  q = madd(x2, q, 2.26843463243900e-03f);
+  q = madd(x2, q, 4.89352518554385e-03f);
   const float ax = x < 0 ? -x : x;
-  const float z = x * x;
-  const float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z +
-                        1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
-  const float e = exp_f(ax + ax);
-  float big = 1.0f - 2.0f / (e + 1.0f);
-  big = x < 0 ? -big : big;
-  return ax < 0.625f ? small : big;
+  return ax < 0.0004f ? x : p / q;
 }
 
 template <typename T> inline T exp_t(T x) { return std::exp(x); }
@@ -389,6 +468,8 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
       ldr = 4 * nu;
       kstep = nu;
     }
+    std::optional<RightOperand<T>> rop;  // all four gates' columns in one product
+    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk, ldr);
     for (int64_t s = 0; s < Tn; ++s) {
       T* z = Zp + s * B * 4 * U;
       const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
@@ -404,8 +485,8 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * dmh[e];
             hk = hin;
           }
-          if (pack_r)
-            gemm<T>(false, false, B, 4 * nu, Pn, hk, Pn, rk, ldr, T(0), zt, 4 * nu);
+          if (rop)
+            rop->mul(hk, Pn, T(0), zt, 4 * nu);
           else
             for (int64_t k = 0; k < 4; ++k)
               gemm<T>(false, false, B, nu, Pn, hk, Pn, rk + k * kstep, ldr, T(0), zt + k * nu,
@@ -568,6 +649,8 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
     T* dh = dh0_ptr;
     T* dhp = dhp0_ptr;
     T* tmp = tmp_all ? tmp_all + t * B * Pn : nullptr;
+    std::optional<RightOperand<T>> rop;  // R^T's columns of this thread's features
+    if (nq > 0 && (!dmh || G == 1)) rop.emplace(B, nq, 4 * U, true, Rp + q0 * 4 * U, 4 * U);
     for (int64_t s = Tn - 1; s >= 0; --s) {
       const T* z = Zp + s * B * 4 * U;
       const T* cn_all = Cp + s * B * U;
@@ -637,8 +720,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
       // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
       if (nq > 0) {
         if (!dmh || G == 1) {
-          gemm<T>(false, true, B, nq, 4 * U, dz, 4 * U, Rp + q0 * 4 * U, 4 * U, T(0), dhp + q0,
-                  Pn);
+          rop->mul(dz, 4 * U, T(0), dhp + q0, Pn);
           if (dmh)
             for (int64_t b = 0; b < B; ++b)
               for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] *= dmh[b * Pn + j];
@@ -769,6 +851,26 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
 // h' and c' written straight into fresh tensors. Threads own unit slices as in
 // the sequence loop, so each keeps its columns of W and R in its own L2 cache
 // across calls; without a projection no barrier is needed at all.
+// What this build compiled in (reported by extension_status).
+std::vector<std::string> features() {
+  std::vector<std::string> f;
+#ifdef LSTMCOMPAT_BLAS
+  f.emplace_back("blas");
+#endif
+#ifdef LSTMCOMPAT_PACKED_GEMM
+  f.emplace_back("mkl-packed-gemm");
+#endif
+#ifdef _OPENMP
+  f.emplace_back("openmp");
+#endif
+#ifdef __AVX512F__
+  f.emplace_back("avx512");
+#elif defined(__AVX2__)
+  f.emplace_back("avx2");
+#endif
+  return f;
+}
+
 // Threads for one streaming step (and the layout of its packed weights).
 inline int step_threads(int64_t Dd, int64_t U, int64_t Pn) {
   int nt = 1;
@@ -959,6 +1061,7 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
         "Tensor? packed=None, int packed_threads=0, bool save=False) -> Tensor[]");
   m.def("step_pack(Tensor W, Tensor R) -> (Tensor, int)");
+  m.def("features() -> str[]", &features);
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
