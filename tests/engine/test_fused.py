@@ -68,9 +68,11 @@ def outputs_and_grads(fn, spec, x, w, h0, c0, **kw):
     out, h, c = fn(spec, x, w, h0, c0, **kw)
     inputs = [t for t in (x, h0, c0, *w) if t is not None]
     g = torch.Generator().manual_seed(1)
-    loss = ((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
-            + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
-            + (c * torch.randn(c.shape, generator=g, dtype=c.dtype)).sum())
+
+    def weigh(t):  # the same random weights for any device
+        return (t * torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)).sum()
+
+    loss = weigh(out) + weigh(h) + weigh(c)
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)
     grads = [torch.zeros_like(t) if gr is None else gr for t, gr in zip(inputs, grads, strict=True)]
     return [out, h, c, *grads]

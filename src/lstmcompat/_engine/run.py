@@ -16,6 +16,7 @@ from .dispatch import (
     runner,
 )
 from .fused import fused_cannot, fused_describe, fused_preferred, fused_step, run_fused
+from .gpu import run_triton, triton_cannot
 from .native import run_native
 from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights
@@ -24,6 +25,7 @@ register_kernel("native", run_native, native_cannot)
 register_kernel("reference", run_reference, reference_cannot)
 register_kernel("fused", run_fused, fused_cannot, priority=1, describe=fused_describe,
                 preferred=fused_preferred)
+register_kernel("triton", run_triton, triton_cannot, priority=2)
 
 #: Environment variable that forces a kernel for every call that names none
 #: (e.g. ``LSTMCOMPAT_KERNEL=fused`` to run a test suite through ``fused``).

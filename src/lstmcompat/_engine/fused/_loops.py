@@ -186,10 +186,15 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
             keep = ~m
             dh = dhp + dh * keep
             dc = dcp + dc * keep
-    dpeep = Z.new_empty(0)
-    if peep is not None:
-        Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
-        dpeep = torch.stack([(dZ[..., :u] * Cprev).sum((0, 1)),
-                             (dZ[..., u:2 * u] * Cprev).sum((0, 1)),
-                             (dZ[..., 3 * u:] * C).sum((0, 1))])
+    dpeep = peephole_grads(dZ, C, c0, u) if peep is not None else Z.new_empty(0)
     return dZ, dh, dc, HU, dRp, dpeep
+
+
+def peephole_grads(dZ: torch.Tensor, C: torch.Tensor, c0: torch.Tensor, u: int
+                   ) -> torch.Tensor:
+    """Gradients ``(3, u)`` of ``w_i, w_f, w_o`` from the pre-activation gradients ``dZ``
+    and the cell states ``C`` (``c0`` before the first step)."""
+    Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
+    return torch.stack([(dZ[..., :u] * Cprev).sum((0, 1)),
+                        (dZ[..., u:2 * u] * Cprev).sum((0, 1)),
+                        (dZ[..., 3 * u:] * C).sum((0, 1))])

@@ -1,0 +1,246 @@
+"""The ``triton`` kernel: the ``fused`` kernel's algorithm on CUDA, for what cuDNN cannot run.
+
+cuDNN (the ``native`` kernel) has sigmoid gates, tanh, no peepholes, no clips
+and no per-gate or recurrent dropout. For the rest (the Keras default
+``hard_sigmoid``, TF1 peepholes, ``cell_clip``, ``proj_clip``, ...) this kernel
+runs :class:`lstmcompat._engine.fused.FusedLSTMFunction` (the same
+``torch.autograd.Function``: one input GEMM for all steps, the hand-written
+backward with the weight gradients as whole-sequence GEMMs) with time loops
+made of Triton kernels (:mod:`._kernels`): per step, one launch that computes
+the recurrent product ``h @ R`` and the whole pointwise step; in backward, one
+launch for the pointwise gradient and one for ``dz @ R^T``; with a projection,
+cuBLAS for ``@ P`` plus one small launch for its clip and the mask. It has the
+semantics of :func:`lstmcompat._engine.reference.run_reference`.
+
+Triton is optional (``pip install lstmcompat[gpu]``) and imported only when a
+CUDA call needs it. The kernels are dtype-generic; on CUDA the kernel is
+offered for float32 (float64 goes to ``reference``). Under Triton's
+interpreter (``TRITON_INTERPRET=1``) the same kernels run on CPU tensors, which
+is how the test suite checks them on machines without a GPU
+(:func:`interpreted_backend`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+import torch
+
+from ..fused import _acts, _loops
+from ..fused._function import run_sequence
+from ..spec import CellSpec, Dropout, Weights
+
+__all__ = ["TritonBackend", "interpreted_backend", "run_triton", "triton_cannot"]
+
+#: Block sizes: batch rows, units / output features, and the reduction chunk of
+#: the per-step products (tl.dot needs at least 16 in each dimension).
+BLOCK_B, BLOCK_U, BLOCK_K = 16, 32, 32
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def triton_available() -> tuple[bool, str]:
+    """``(available, why)``: whether Triton can be imported (not whether a GPU exists)."""
+    if importlib.util.find_spec("triton") is None:
+        return False, "Triton is not installed (pip install 'lstmcompat[gpu]' or triton)"
+    return True, "Triton is installed"
+
+
+def kernels() -> ModuleType:
+    """The compiled Triton kernels (imports Triton on first use)."""
+    from . import _kernels
+
+    return _kernels
+
+
+def interpreted_backend() -> TritonBackend:
+    """A backend whose kernels run under Triton's interpreter (on CPU tensors).
+
+    Loads a private copy of :mod:`._kernels` with ``TRITON_INTERPRET=1`` (Triton reads
+    it when a kernel is defined), leaving Triton itself and the compiled kernels of
+    this process alone.
+    """
+    import triton.language  # noqa: F401 - imported normally, before the variable is set
+
+    name = f"{__name__}._kernels_interpreted"
+    module = sys.modules.get(name)
+    if module is None:
+        path = os.path.join(os.path.dirname(__file__), "_kernels.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        before = os.environ.get("TRITON_INTERPRET")
+        os.environ["TRITON_INTERPRET"] = "1"
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        finally:
+            if before is None:
+                del os.environ["TRITON_INTERPRET"]
+            else:
+                os.environ["TRITON_INTERPRET"] = before
+        sys.modules[name] = module
+    return TritonBackend(module)
+
+
+def triton_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                  **_: object) -> str | None:
+    """Why ``triton`` cannot run this call exactly, or ``None`` when it can."""
+    if torch.device(device).type != "cuda":
+        return f"device {torch.device(device).type!r} (triton runs CUDA tensors)"
+    if dtype != torch.float32:
+        return f"dtype {dtype} (the Triton kernels run float32)"
+    for field in ("activation", "recurrent_activation"):
+        act = getattr(spec, field)
+        if not _acts.known(act) or _acts.code(act) is None:
+            what = repr(act) if isinstance(act, str) else "a callable"
+            return f"{field}={what} has no Triton implementation"
+    ok, why = triton_available()
+    return None if ok else why
+
+
+def run_triton(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
+               c0: torch.Tensor, *, mask: torch.Tensor | None = None, reverse: bool = False,
+               dropout: Dropout | None = None, batch_first: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the recurrence with the ``triton`` kernel (contract of ``run_reference``)."""
+    return run_sequence(spec, TritonBackend(), x, w, h0, c0, mask=mask, reverse=reverse,
+                        dropout=dropout, batch_first=batch_first)
+
+
+class TritonBackend:
+    """Time loops of Triton kernels, same contract as :mod:`lstmcompat._engine.fused._loops`."""
+
+    name = "triton"
+
+    def __init__(self, module: ModuleType | None = None) -> None:
+        self._module = module
+
+    @property
+    def k(self) -> ModuleType:
+        return self._module if self._module is not None else kernels()
+
+    @staticmethod
+    def _bounds(spec: CellSpec, like: torch.Tensor) -> torch.Tensor:
+        """``(-cell_clip, cell_clip, -proj_clip, proj_clip)`` as a tensor of the data's
+        dtype (a float argument would reach the kernels as float32)."""
+        clip = spec.cell_clip if spec.cell_clip is not None else 0.0
+        pclip = spec.proj_clip if spec.proj_clip is not None else 0.0
+        return torch.tensor([-clip, clip, -pclip, pclip], dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def _masks(spec: CellSpec, mask: torch.Tensor | None
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The step mask as bytes, and which rows output their state: the mask itself
+        ("zero") or every row that has had a valid step ("carry")."""
+        if mask is None:
+            return None, None
+        m8 = mask.to(torch.uint8).contiguous()
+        if spec.mask_mode == "carry":
+            return m8, (mask.to(torch.int32).cumsum(0) > 0).to(torch.uint8).contiguous()
+        return m8, m8
+
+    def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
+                     c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
+                     ) -> tuple[torch.Tensor, ...]:
+        k = self.k
+        T, B, _ = Z.shape
+        u, p = spec.units, R.shape[0]
+        R, h0, c0 = R.contiguous(), h0.contiguous(), c0.contiguous()
+        dmh = None if dmh is None else dmh.contiguous()
+        peep = None if peep is None else peep.contiguous()
+        clip, pclip = spec.cell_clip is not None, spec.proj_clip is not None
+        empty = Z.new_empty(0)
+        outputs = Z.new_empty(T, B, p)
+        ring = not save  # inference keeps two states, not T
+        C = Z.new_empty(2 if ring else T, B, u)
+        Cpre = Z.new_empty(T, B, u) if save and clip else empty
+        Hs = Z.new_empty(2 if ring else T, B, p) if mask is not None else outputs
+        Rpre = Z.new_empty(T, B, p) if save and pclip else empty
+        HU = Z.new_empty(B, u) if P is not None else Z
+        RP = Z.new_empty(B, p) if P is not None else Z
+        m8, om8 = self._masks(spec, mask)
+        bounds = self._bounds(spec, Z)
+        flags = dict(ACT=_acts.code(spec.activation), RACT=_acts.code(spec.recurrent_activation),
+                     G=0 if dmh is None else dmh.shape[0], PEEPHOLES=peep is not None,
+                     CLIP=clip, PCLIP=pclip, HAS_P=P is not None, HAS_MASK=mask is not None,
+                     SAVE_CPRE=bool(save and clip), SAVE_RPRE=bool(save and pclip),
+                     BB=BLOCK_B, BU=BLOCK_U, BK=BLOCK_K)
+        tail = dict(PCLIP=pclip, HAS_MASK=mask is not None, SAVE_RPRE=bool(save and pclip),
+                    BB=BLOCK_B, BP=BLOCK_U)
+        grid = (_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))
+        grid_p = (_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))
+        hs_ring = ring and mask is not None
+        for s in range(T):
+            h_prev = h0 if s == 0 else Hs[(s - 1) % 2 if hs_ring else s - 1]
+            c_prev = c0 if s == 0 else C[(s - 1) % 2 if ring else s - 1]
+            h_next = Hs[s % 2 if hs_ring else s]
+            c_next = C[s % 2 if ring else s]
+            ms = Z if m8 is None else m8[s]
+            oms = Z if om8 is None else om8[s]
+            rpre = Rpre[s] if save and pclip else Z
+            k.fwd_step[grid](
+                Z[s], R, h_prev, c_prev, Z if dmh is None else dmh, Z if peep is None else peep,
+                c_next, Cpre[s] if save and clip else Z, HU, h_next, outputs[s], ms, oms, rpre,
+                B, u, p, bounds, **flags)
+            if P is not None:
+                torch.mm(HU, P, out=RP)
+                k.fwd_proj[grid_p](RP, h_prev, h_next, outputs[s], ms, oms, rpre, B, p, bounds,
+                                   **tail)
+        last = T - 1
+        h = Hs[last % 2 if hs_ring else last].clone()
+        c = C[last % 2 if ring else last].clone()
+        if not save:
+            return outputs, h, c, empty, empty, empty, empty
+        return outputs, h, c, C, Cpre, Hs, Rpre
+
+    def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
+                      Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
+                      dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                      P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        k = self.k
+        T, B, _ = Z.shape
+        u, p = spec.units, R.shape[0]
+        R, c0, dout = R.contiguous(), c0.contiguous(), dout.contiguous()
+        dmh = None if dmh is None else dmh.contiguous()
+        peep = None if peep is None else peep.contiguous()
+        clip, pclip = spec.cell_clip is not None, spec.proj_clip is not None
+        carry = spec.mask_mode == "carry"
+        empty = Z.new_empty(0)
+        dZ = torch.empty_like(Z)
+        HU = Z.new_empty(T, B, u) if P is not None else empty
+        dRp = Z.new_empty(T, B, p) if P is not None else empty
+        dh, dhp = dhT.contiguous().clone(), Z.new_empty(B, p)
+        dc = dcT.contiguous().clone()
+        acc = torch.zeros_like(dh) if mask is not None and carry else Z
+        dhu = Z.new_empty(B, u) if P is not None else Z
+        m8, _ = self._masks(spec, mask)
+        bounds = self._bounds(spec, Z)
+        out_flags = dict(HAS_MASK=mask is not None, CARRY=carry, PCLIP=pclip)
+        step_flags = dict(ACT=_acts.code(spec.activation),
+                          RACT=_acts.code(spec.recurrent_activation), PEEPHOLES=peep is not None,
+                          CLIP=clip, HAS_P=P is not None, BB=BLOCK_B, BU=BLOCK_U, **out_flags)
+        grid = (_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))
+        grid_p = (_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))
+        for s in range(T - 1, -1, -1):
+            ms = Z if m8 is None else m8[s]
+            rpre = Rpre[s] if pclip else Z
+            if P is not None:
+                k.bwd_out[grid_p](dh, dout[s], acc, ms, rpre, dRp[s], B, p, bounds,
+                                  BB=BLOCK_B, BP=BLOCK_U, **out_flags)
+                torch.mm(dRp[s], P.t(), out=dhu)
+            k.bwd_step[grid](Z[s], C[s], c0 if s == 0 else C[s - 1], Cpre[s] if clip else Z, dhu,
+                             dh, dout[s], acc, rpre, dc, dZ[s], HU[s] if P is not None else Z,
+                             Z if peep is None else peep, ms, B, u, bounds,
+                             **step_flags)
+            k.bwd_dh[grid_p](dZ[s], R, Z if dmh is None else dmh, dh, dhp, ms, B, u, p,
+                             G=0 if dmh is None else dmh.shape[0], HAS_MASK=mask is not None,
+                             BB=BLOCK_B, BP=BLOCK_U, BK=BLOCK_K)
+            dh, dhp = dhp, dh
+        dpeep = _loops.peephole_grads(dZ, C, c0, u) if peep is not None else empty
+        return dZ, dh, dc, HU, dRp, dpeep
