@@ -395,12 +395,12 @@ class ExtensionBackend:
 
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
-                     ) -> tuple[torch.Tensor, ...]:
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
+                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         act, ract = self._codes(spec)
         res = self.ops.forward(Z, _weight(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
-                               spec.proj_clip, spec.mask_mode == "carry", save)
+                               spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
         outputs, h, c, C, Cpre, Hs, Rpre = res
         if save and mask is None:
             Hs = outputs

@@ -35,8 +35,8 @@ class Backend(Protocol):
 
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
-                     ) -> tuple[torch.Tensor, ...]: ...
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
+                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]: ...
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
@@ -67,25 +67,22 @@ def _effective_bias(spec: CellSpec, b: torch.Tensor | None, like: torch.Tensor
     return fb if b is None else b + fb
 
 
-def _project(spec: CellSpec, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
-             dmx: torch.Tensor | None) -> torch.Tensor:
-    """``Z = (x * dmx[k]) @ W_k + b_k`` for all steps at once: ``(T, B, 4u)``, fresh memory."""
+def _project(spec: CellSpec, x: torch.Tensor, W: torch.Tensor, dmx: torch.Tensor | None
+             ) -> torch.Tensor:
+    """``Z = (x * dmx[k]) @ W_k`` for all steps at once: ``(T, B, 4u)``, fresh memory.
+
+    The bias is not added here: the time loop adds it (``addmm``'s bias would cost
+    a full extra pass over ``Z``; the compiled loop adds it in its pointwise pass)."""
     T, B, D = x.shape
     u = spec.units
     if dmx is not None and dmx.shape[0] == 1:
         x = x * dmx[0]
         dmx = None
     if dmx is None:
-        x2 = x.reshape(T * B, D)
-        Z = torch.addmm(b, x2, W) if b is not None else torch.mm(x2, W)
+        Z = torch.mm(x.reshape(T * B, D), W)
     else:
-        parts = []
-        for k in range(4):
-            xk = (x * dmx[k]).reshape(T * B, D)
-            Wk = W[:, k * u:(k + 1) * u]
-            parts.append(torch.addmm(b[k * u:(k + 1) * u], xk, Wk) if b is not None
-                         else torch.mm(xk, Wk))
-        Z = torch.cat(parts, dim=1)
+        Z = torch.cat([torch.mm((x * dmx[k]).reshape(T * B, D), W[:, k * u:(k + 1) * u])
+                       for k in range(4)], dim=1)
     return Z.view(T, B, 4 * u)
 
 
@@ -109,9 +106,9 @@ class FusedLSTMFunction(torch.autograd.Function):
                 mask: torch.Tensor | None, spec: CellSpec, backend: Backend
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         peep = _peep(spec, w_i, w_f, w_o)
-        Z = _project(spec, x, W, _effective_bias(spec, b, W), dmx)
+        Z = _project(spec, x, W, dmx)
         outputs, hT, cT, C, Cpre, Hs, Rpre = backend.forward_loop(
-            spec, Z, R, h0, c0, dmh, peep, P, mask, True)
+            spec, Z, R, h0, c0, dmh, peep, P, mask, True, _effective_bias(spec, b, W))
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
         ctx.hs_is_out = Hs is outputs
@@ -254,11 +251,11 @@ def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
             w.P if spec.num_proj is not None else None, dmx, dmh, mask, spec, backend)
     else:
         with torch.no_grad():
-            Z = _project(spec, x, w.W, _effective_bias(spec, w.b, w.W), dmx)
+            Z = _project(spec, x, w.W, dmx)
             peep = _peep(spec, w.w_i, w.w_f, w.w_o)
             P = w.P if spec.num_proj is not None else None
             outputs, h, c = backend.forward_loop(spec, Z, w.R, h0, c0, dmh, peep, P, mask,
-                                                 False)[:3]
+                                                 False, _effective_bias(spec, w.b, w.W))[:3]
     if batch_first:
         outputs = outputs.transpose(0, 1)
     return outputs, h, c

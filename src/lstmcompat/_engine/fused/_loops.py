@@ -8,9 +8,12 @@ which backend runs.
 
 Forward arguments (``u`` units, ``p`` output size):
 
-* ``Z`` ``(T, B, 4u)``: the input projection ``x @ W + b`` (forget bias folded
-  into the bias) of every step. It is overwritten, step by step, with the gate
-  pre-activations (recurrent term and peepholes included) that backward needs.
+* ``Z`` ``(T, B, 4u)``: the input projection ``x @ W`` of every step. It is
+  overwritten, step by step, with the gate pre-activations (bias, recurrent term
+  and peepholes included) that backward needs.
+* ``bias`` ``(4u,)`` or ``None``: the bias with the forget bias folded in, added
+  to every step (the compiled loop adds it in its pointwise pass, which saves a
+  pass over ``Z``).
 * ``R`` ``(p, 4u)``, ``h0`` ``(B, p)``, ``c0`` ``(B, u)``;
   ``dmh`` ``(G, B, p)`` recurrent dropout masks or ``None``;
   ``peep`` ``(3, u)`` rows ``w_i, w_f, w_o`` or ``None``; ``P`` ``(u, p)`` or ``None``;
@@ -45,9 +48,11 @@ def _recurrent_add(z: torch.Tensor, h: torch.Tensor, R: torch.Tensor,
 
 def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                  c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
-                 ) -> tuple[torch.Tensor, ...]:
+                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
+                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """Run the recurrence over ``Z`` (see the module docstring)."""
+    if bias is not None:
+        Z.add_(bias)
     T, B, _ = Z.shape
     u = spec.units
     p = R.shape[0]

@@ -145,9 +145,11 @@ class TritonBackend:
 
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool
-                     ) -> tuple[torch.Tensor, ...]:
+                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
+                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         k = self.k
+        if bias is not None:
+            Z.add_(bias)
         T, B, _ = Z.shape
         u, p = spec.units, R.shape[0]
         R, h0, c0 = R.contiguous(), h0.contiguous(), c0.contiguous()

@@ -356,15 +356,22 @@ void run_threads(int nt, Body& body) {
 // and c_prev, writes the pre-activations back into z (peepholes added), the
 // pre-clip cell into cpr, the new cell (post-clip) into cn and o * act(c') into
 // hr. Branch-free so that gcc vectorises it (no clip: bounds are +-inf).
-template <typename T, int A, int RA, bool PEEP, bool ADD = false>
+template <typename T, int A, int RA, bool PEEP, bool ADD = false, bool BIAS = false>
 void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
              const T* __restrict cp, T* __restrict cn, T* __restrict cpr, T* __restrict hr,
-             const T* __restrict peep, const T* __restrict zt = nullptr) {
+             const T* __restrict peep, const T* __restrict zt = nullptr,
+             const T* __restrict zb = nullptr) {
   // With ADD, zt holds this step's recurrent term for the n units (gate blocks
-  // n apart) and is added to zr first; the sums are stored back into zr.
+  // n apart) and is added to zr first (with BIAS after the bias zb, gate blocks U
+  // apart); the sums are stored back into zr.
   for (int64_t j = 0; j < n; ++j) {
     T zi = zr[j], zf = zr[U + j], zg = zr[2 * U + j];
     if constexpr (ADD) {
+      if constexpr (BIAS) {  // (x W + b) + h R, the reference's order
+        zi = zi + zb[j];
+        zf = zf + zb[U + j];
+        zg = zg + zb[2 * U + j];
+      }
       zi = zi + zt[j];
       zf = zf + zt[n + j];
       zg = zg + zt[2 * n + j];
@@ -384,6 +391,7 @@ void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
     cpr[j] = c1;
     cn[j] = c2;
     T zo = zr[3 * U + j];
+    if constexpr (ADD && BIAS) zo = zo + zb[3 * U + j];
     if constexpr (ADD) zo = zo + zt[3 * n + j];
     if constexpr (PEEP) zo = zo + peep[2 * U + j] * c2;
     if constexpr (PEEP || ADD) zr[3 * U + j] = zo;
@@ -396,10 +404,12 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
                                  const Tensor& c0, const c10::optional<Tensor>& dmh_t,
                                  const c10::optional<Tensor>& peep_t,
                                  const c10::optional<Tensor>& P_t,
-                                 const c10::optional<Tensor>& mask_t, bool save) {
+                                 const c10::optional<Tensor>& mask_t, bool save,
+                                 const c10::optional<Tensor>& bias_t) {
   const int64_t Tn = cf.T, B = cf.B, U = cf.U, Pn = cf.Pn;
   auto opts = Z.options();
   const T* Rp = R.data_ptr<T>();
+  const T* bias = opt_ptr<T>(bias_t);
   const T* dmh = opt_ptr<T>(dmh_t);
   const int64_t G = dmh ? dmh_t->size(0) : 0;
   const T* peep = opt_ptr<T>(peep_t);
@@ -499,15 +509,24 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
                     4 * nu);
           }
         }
+        const T* zb = bias ? bias + sl.u0 : nullptr;
         for (int64_t b = 0; b < B; ++b) {
           const int64_t o4 = b * 4 * U + sl.u0, o1 = b * U + sl.u0;
           const T* ztb = zt + b * 4 * nu;
-          if (peep)
-            row_fwd<T, A, RA, true, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
-                                          c_next + o1, cpre + o1, hu + o1, peep + sl.u0, ztb);
+          T* zr = z + o4;
+          const T* pe = peep ? peep + sl.u0 : nullptr;
+          if (peep && bias)
+            row_fwd<T, A, RA, true, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
+                                                c_next + o1, cpre + o1, hu + o1, pe, ztb, zb);
+          else if (peep)
+            row_fwd<T, A, RA, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
+                                          c_next + o1, cpre + o1, hu + o1, pe, ztb);
+          else if (bias)
+            row_fwd<T, A, RA, false, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
+                                                 c_next + o1, cpre + o1, hu + o1, pe, ztb, zb);
           else
-            row_fwd<T, A, RA, false, true>(nu, U, cf.act, cf.ract, lo, hi, z + o4, c_prev + o1,
-                                           c_next + o1, cpre + o1, hu + o1, peep, ztb);
+            row_fwd<T, A, RA, false, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
+                                           c_next + o1, cpre + o1, hu + o1, pe, ztb);
         }
       }
       const T* r = hu;
@@ -807,9 +826,12 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
                                   const c10::optional<Tensor>& P,
                                   const c10::optional<Tensor>& mask, int64_t act, int64_t ract,
                                   c10::optional<double> clip, c10::optional<double> pclip,
-                                  bool carry, bool save) {
+                                  bool carry, bool save, const c10::optional<Tensor>& bias) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &R, &h0, &c0}, st);
+  check_opt(bias, st);
+  if (bias.has_value() && bias->defined())
+    TORCH_CHECK(bias->numel() == Z.size(2), "bias: (4 * units,) expected");
   check_opt(dmh, st);
   check_opt(peep, st);
   check_opt(P, st);
@@ -817,9 +839,11 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
     TORCH_CHECK(mask->is_contiguous() && mask->scalar_type() == at::kBool, "mask: contiguous bool");
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
-    return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save);
+    return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
+                               bias);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
-  return by_acts<Fwd, double>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save);
+  return by_acts<Fwd, double>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
+                              bias);
 }
 
 std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tensor& Cpre,
@@ -1052,7 +1076,7 @@ std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, con
 TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
         "Tensor? P, Tensor? mask, int act, int ract, float? cell_clip, float? proj_clip, "
-        "bool carry, bool save) -> Tensor[]");
+        "bool carry, bool save, Tensor? bias=None) -> Tensor[]");
   m.def("backward(Tensor Z, Tensor C, Tensor Cpre, Tensor Rpre, Tensor c0, Tensor R, "
         "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
         "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry) "
