@@ -30,6 +30,47 @@ def test_one_step_or_batch_one_prefers_the_compiled_loop(kw, what):
     assert choose(spec, **kw, device="meta")[0] == "native"  # not on CPU: no claim
 
 
+def test_training_on_cpu_prefers_the_compiled_loop():
+    """Calls that will be differentiated go to ``fused`` (its hand-written backward
+    beats torch.lstm's forward+backward); inference keeps torch.lstm."""
+    from lstmcompat._engine.fused import _build
+
+    spec = CellSpec(units=8, forget_bias=1.0)
+    name, why = choose(spec, steps=50, batch=32, grad=True)
+    if _build.backend() is None:
+        assert name == "native"
+    else:
+        assert name == "fused" and "training on CPU" in why and "instead of native" in why
+    assert choose(spec, steps=50, batch=32)[0] == "native"
+    assert choose(spec, steps=50, batch=32, grad=True, device="meta")[0] == "native"
+    assert choose(spec, steps=50, batch=32, grad=True, kernel="native")[0] == "native"
+    # a kernel that is the first exact one anyway keeps its own reason
+    name, why = choose(CellSpec(units=8, recurrent_activation="hard_sigmoid"), grad=True)
+    assert name == "fused" and "hard_sigmoid" in why
+
+
+def test_run_decides_training_from_the_tensors():
+    from lstmcompat._engine.fused import _build
+
+    if _build.backend() is None:
+        pytest.skip("no compiled loop: torch.lstm runs both")
+    spec = CellSpec(units=4)
+    w = _weights(spec)
+    x, h0, c0 = torch.randn(6, 3, 3), torch.zeros(3, 4), torch.zeros(3, 4)
+    assert run_explained(spec, x, w, h0, c0)[3][0] == "native"
+    xg = x.clone().requires_grad_()
+    out = run_explained(spec, xg, w, h0, c0)
+    assert out[3][0] == "fused"
+    with torch.no_grad():
+        assert run_explained(spec, xg, w, h0, c0)[3][0] == "native"
+    want = run_reference(spec, xg, w, h0, c0)
+    for a, b in zip(out[:3], want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ga = torch.autograd.grad(out[0].sum(), xg)[0]
+    gb = torch.autograd.grad(want[0].sum(), xg)[0]
+    torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
+
+
 def test_preference_never_overrides_exactness():
     spec = CellSpec(units=4, activation=lambda t: t * 2)  # unknown derivative: not fused
     assert choose(spec, steps=1, batch=1)[0] == "reference"

@@ -154,7 +154,9 @@ def test_bidirectional_symmetry() -> None:
 
 
 @automatic_dispatch
+@torch.no_grad()
 def test_choose_picks_native_for_plain_cells() -> None:
+    """Inference (no gradient to compute): torch.lstm for what it runs exactly."""
     cell = L.LSTMCell(8)
     x = torch.randn(3, 5, 4)
     L.dynamic_rnn(cell, x, dtype="float32")
@@ -177,6 +179,24 @@ def test_choose_picks_native_for_plain_cells() -> None:
 
 
 @automatic_dispatch
+def test_training_plain_cells_run_the_compiled_loop() -> None:
+    """With autograd recording (the weights require grad) a plain cell on CPU runs the
+    fused kernel, whose hand-written backward beats torch.lstm's; same numbers."""
+    from lstmcompat._engine.fused import _build
+
+    cell = L.LSTMCell(8)
+    x = torch.randn(3, 5, 4)
+    out, _ = L.dynamic_rnn(cell, x, dtype="float32")
+    expected = "fused" if _build.backend() is not None else "native"
+    assert cell.last_kernel[0] == expected
+    with torch.no_grad():
+        again, _ = L.dynamic_rnn(cell, x, dtype="float32")
+    assert cell.last_kernel[0] == "native"
+    torch.testing.assert_close(out, again, rtol=1e-5, atol=1e-6)
+
+
+@automatic_dispatch
+@torch.no_grad()
 def test_proj_clip_without_projection_still_native() -> None:
     cell = L.LSTMCell(4, proj_clip=0.1)  # TF ignores proj_clip without num_proj
     L.dynamic_rnn(cell, torch.randn(2, 3, 3), dtype="float32")

@@ -36,9 +36,10 @@ def register_kernel(name: str, runner: Callable, cannot: Callable[..., str | Non
 
     ``describe(spec, **ctx) -> str``, when given, adds how the kernel will run
     the call (e.g. which time loop) to ``choose``'s reason. ``preferred(spec,
-    steps=, batch=, **ctx) -> reason | None``, when given, claims calls of a
-    shape where this kernel beats the ones ranked above it (it must also be
-    able to run them exactly).
+    steps=, batch=, grad=, **ctx) -> reason | None``, when given, claims calls
+    of a shape (or, with ``grad``, calls that will be differentiated) where this
+    kernel beats the ones ranked above it (it must also be able to run them
+    exactly).
     """
     _KERNELS[name] = cannot
     _RUNNERS[name] = runner
@@ -99,21 +100,24 @@ def _describe(name: str, spec: CellSpec, ctx: dict) -> str:
 def choose(spec: CellSpec, *, device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32, mask_kind: MaskKind = "none",
            dropout_kind: DropoutKind = "none", reverse: bool = False,
-           steps: int | None = None, batch: int | None = None,
+           steps: int | None = None, batch: int | None = None, grad: bool = False,
            kernel: KernelName | None = None) -> tuple[KernelName, str]:
     """Pick the kernel for a call: ``(name, reason)``.
 
     Pure: it looks only at its arguments and the registered kernels. ``steps``
     and ``batch`` (when known) let a kernel claim the shapes it runs fastest
     (one step or batch 1 on CPU: the compiled ``fused`` loop beats
-    ``torch.lstm``'s per-call setup). ``kernel`` forces a choice; a forced kernel
-    that cannot run the call exactly raises ``ValueError``.
+    ``torch.lstm``'s per-call setup); ``grad`` says the call will be
+    differentiated (training on CPU: ``fused``'s hand-written backward beats
+    ``torch.lstm``'s). ``kernel`` forces a choice; a forced kernel that cannot
+    run the call exactly raises ``ValueError``.
     """
     device = torch.device(device)
     # Only 1 versus more changes the answer.
     steps = None if steps is None else min(int(steps), 2)
     batch = None if batch is None else min(int(batch), 2)
-    args = (spec, device, dtype, mask_kind, dropout_kind, reverse, steps, batch, kernel)
+    args = (spec, device, dtype, mask_kind, dropout_kind, reverse, steps, batch, bool(grad),
+            kernel)
     try:
         return _choose(*args)
     except TypeError:  # an unhashable user callable in the spec: decide without the memo
@@ -128,7 +132,7 @@ def clear_choice_cache() -> None:
 @functools.lru_cache(maxsize=1024)
 def _choose(spec: CellSpec, device: torch.device, dtype: torch.dtype, mask_kind: MaskKind,
             dropout_kind: DropoutKind, reverse: bool, steps: int | None, batch: int | None,
-            kernel: KernelName | None) -> tuple[KernelName, str]:
+            grad: bool, kernel: KernelName | None) -> tuple[KernelName, str]:
     ctx = dict(device=device, dtype=dtype, mask_kind=mask_kind, dropout_kind=dropout_kind,
                reverse=reverse)
     if kernel is not None:
@@ -140,16 +144,18 @@ def _choose(spec: CellSpec, device: torch.device, dtype: torch.dtype, mask_kind:
         if why is not None:
             raise ValueError(f"`kernel={kernel!r}` cannot run this call exactly: {why}.")
         return kernel, f"{kernel}: requested explicitly{_describe(kernel, spec, ctx)}"
-    for name in _PRIORITY:
-        prefer = _PREFERRED.get(name)
-        if prefer is not None and _KERNELS[name](spec, **ctx) is None:
-            claim = prefer(spec, steps=steps, batch=batch, **ctx)
-            if claim is not None:
-                return name, f"{name}: {claim}{_describe(name, spec, ctx)}"
     rejected = []
-    for name in _PRIORITY:
+    for i, name in enumerate(_PRIORITY):
         why = _KERNELS[name](spec, **ctx)
         if why is None:
+            # A kernel ranked lower may claim this call (a shape or use it runs faster).
+            for other in _PRIORITY[i + 1:]:
+                prefer = _PREFERRED.get(other)
+                if prefer is not None and _KERNELS[other](spec, **ctx) is None:
+                    claim = prefer(spec, steps=steps, batch=batch, grad=grad, **ctx)
+                    if claim is not None:
+                        return other, (f"{other}: {claim}{_describe(other, spec, ctx)}"
+                                       f" (instead of {name})")
             tail = f" ({'; '.join(rejected)})" if rejected else ""
             return name, (f"{name}: the fastest kernel that is exact for this call"
                           f"{_describe(name, spec, ctx)}{tail}")

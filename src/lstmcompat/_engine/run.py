@@ -88,9 +88,11 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     mask_kind, lengths = analyze_mask(mask, time_dim)
     dkind = dropout_kind(dropout)
     steps = x.shape[time_dim]
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, h0, c0, *w))
     name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
                           dropout_kind=dkind, reverse=reverse, steps=steps,
-                          batch=x.shape[1 - time_dim],
+                          batch=x.shape[1 - time_dim], grad=grad,
                           kernel=kernel or os.environ.get(KERNEL_ENV) or None)
     fn = runner(name)
     if name == "fused" and steps == 1 and mask_kind == "none" and dkind == "none":
