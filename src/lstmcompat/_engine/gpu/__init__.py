@@ -124,6 +124,16 @@ class TritonBackend:
         return self._module if self._module is not None else kernels()
 
     @staticmethod
+    def _shapes(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, dmh: torch.Tensor | None,
+                peep: torch.Tensor | None) -> tuple:
+        """``T, B, u, p``, the kernels' weights made contiguous, and the clip flags."""
+        T, B, _ = Z.shape
+        return (T, B, spec.units, R.shape[0], R.contiguous(),
+                None if dmh is None else dmh.contiguous(),
+                None if peep is None else peep.contiguous(),
+                spec.cell_clip is not None, spec.proj_clip is not None)
+
+    @staticmethod
     def _bounds(spec: CellSpec, like: torch.Tensor) -> torch.Tensor:
         """``(-cell_clip, cell_clip, -proj_clip, proj_clip)`` as a tensor of the data's
         dtype (a float argument would reach the kernels as float32)."""
@@ -150,12 +160,8 @@ class TritonBackend:
         k = self.k
         if bias is not None:
             Z.add_(bias)
-        T, B, _ = Z.shape
-        u, p = spec.units, R.shape[0]
-        R, h0, c0 = R.contiguous(), h0.contiguous(), c0.contiguous()
-        dmh = None if dmh is None else dmh.contiguous()
-        peep = None if peep is None else peep.contiguous()
-        clip, pclip = spec.cell_clip is not None, spec.proj_clip is not None
+        T, B, u, p, R, dmh, peep, clip, pclip = self._shapes(spec, Z, R, dmh, peep)
+        h0, c0 = h0.contiguous(), c0.contiguous()
         empty = Z.new_empty(0)
         outputs = Z.new_empty(T, B, p)
         ring = not save  # inference keeps two states, not T
@@ -206,12 +212,8 @@ class TritonBackend:
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
                       dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
         k = self.k
-        T, B, _ = Z.shape
-        u, p = spec.units, R.shape[0]
-        R, c0, dout = R.contiguous(), c0.contiguous(), dout.contiguous()
-        dmh = None if dmh is None else dmh.contiguous()
-        peep = None if peep is None else peep.contiguous()
-        clip, pclip = spec.cell_clip is not None, spec.proj_clip is not None
+        T, B, u, p, R, dmh, peep, clip, pclip = self._shapes(spec, Z, R, dmh, peep)
+        c0, dout = c0.contiguous(), dout.contiguous()
         carry = spec.mask_mode == "carry"
         empty = Z.new_empty(0)
         dZ = torch.empty_like(Z)

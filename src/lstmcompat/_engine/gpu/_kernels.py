@@ -110,6 +110,17 @@ def _dact(x, y, A: tl.constexpr):
 
 
 @triton.jit
+def _tile(B, N, BB: tl.constexpr, BN: tl.constexpr):
+    """This program's batch rows ``rb`` and columns ``rn`` (units or features), their
+    in-range masks, and the ``(BB, BN)`` mask of the tile."""
+    rb = tl.program_id(0) * BB + tl.arange(0, BB)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    mb = rb < B
+    mn = rn < N
+    return rb, rn, mb, mn, mb[:, None] & mn[None, :]
+
+
+@triton.jit
 def _bounds(BOUNDS):
     """``(-cell_clip, cell_clip, -proj_clip, proj_clip)`` in the data's dtype."""
     return tl.load(BOUNDS), tl.load(BOUNDS + 1), tl.load(BOUNDS + 2), tl.load(BOUNDS + 3)
@@ -156,11 +167,7 @@ def fwd_step(Z, R, H, C, DMH, PEEP, CN, CPRE, HU, HN, OUT, MASK, OMASK, RPRE,
     outputs ``OUT``, where ``OMASK`` says a row outputs its state).
     """
     clo, chi, plo, phi = _bounds(BOUNDS)
-    rb = tl.program_id(0) * BB + tl.arange(0, BB)
-    ru = tl.program_id(1) * BU + tl.arange(0, BU)
-    mb = rb < B
-    mu = ru < U
-    m2 = mb[:, None] & mu[None, :]
+    rb, ru, mb, mu, m2 = _tile(B, U, BB, BU)
     zoff = rb[:, None] * (4 * U) + ru[None, :]
     zi = tl.load(Z + zoff, mask=m2, other=0.0)
     zf = tl.load(Z + zoff + U, mask=m2, other=0.0)
@@ -230,10 +237,7 @@ def fwd_proj(RP, H, HN, OUT, MASK, OMASK, RPRE, B, Pn, BOUNDS,
              BB: tl.constexpr, BP: tl.constexpr):
     """The end of a projected step: ``RP = HU @ P`` (B, Pn) to the new ``h`` and outputs."""
     _, _, plo, phi = _bounds(BOUNDS)
-    rb = tl.program_id(0) * BB + tl.arange(0, BB)
-    rp = tl.program_id(1) * BP + tl.arange(0, BP)
-    mb = rb < B
-    m2 = mb[:, None] & (rp < Pn)[None, :]
+    rb, rp, mb, _, m2 = _tile(B, Pn, BB, BP)
     offs = rb[:, None] * Pn + rp[None, :]
     r = tl.load(RP + offs, mask=m2, other=0.0)
     _emit_h(r, H, HN, OUT, MASK, OMASK, RPRE, offs, m2, rb, mb, plo, phi,
@@ -270,10 +274,7 @@ def bwd_out(DH, DOUT, ACC, MASK, RPRE, DRP, B, Pn, BOUNDS,
             BB: tl.constexpr, BP: tl.constexpr):
     """Projected steps: the gradient w.r.t. the projection's output, into ``DRP``."""
     _, _, plo, phi = _bounds(BOUNDS)
-    rb = tl.program_id(0) * BB + tl.arange(0, BB)
-    rp = tl.program_id(1) * BP + tl.arange(0, BP)
-    mb = rb < B
-    m2 = mb[:, None] & (rp < Pn)[None, :]
+    rb, rp, mb, _, m2 = _tile(B, Pn, BB, BP)
     offs = rb[:, None] * Pn + rp[None, :]
     d = _dh_total(DH, DOUT, ACC, MASK, RPRE, offs, m2, rb, mb, plo, phi, HAS_MASK, CARRY, PCLIP)
     tl.store(DRP + offs, d, mask=m2)
@@ -290,11 +291,7 @@ def bwd_step(Z, CN, CPREV, CPRE, DHU, DH, DOUT, ACC, RPRE, DC, DZ, HU, PEEP, MAS
     The gradient w.r.t. ``o * act(c')`` is ``DHU`` with a projection (and ``HU`` is
     saved for ``dP``), else formed here from ``DH`` and ``DOUT``."""
     clo, chi, plo, phi = _bounds(BOUNDS)
-    rb = tl.program_id(0) * BB + tl.arange(0, BB)
-    ru = tl.program_id(1) * BU + tl.arange(0, BU)
-    mb = rb < B
-    mu = ru < U
-    m2 = mb[:, None] & mu[None, :]
+    rb, ru, mb, mu, m2 = _tile(B, U, BB, BU)
     coff = rb[:, None] * U + ru[None, :]
     zoff = rb[:, None] * (4 * U) + ru[None, :]
     if HAS_P:
@@ -348,11 +345,7 @@ def bwd_dh(DZ, R, DMH, DH, DHP, MASK, B, U, Pn,
            BB: tl.constexpr, BP: tl.constexpr, BK: tl.constexpr):
     """``DHP = sum_k (DZ_k @ R_k^T) * dmh_k`` (the previous ``h``'s gradient), plus the
     held gradient ``DH`` on masked rows."""
-    rb = tl.program_id(0) * BB + tl.arange(0, BB)
-    rp = tl.program_id(1) * BP + tl.arange(0, BP)
-    mb = rb < B
-    mp = rp < Pn
-    m2 = mb[:, None] & mp[None, :]
+    rb, rp, mb, mp, m2 = _tile(B, Pn, BB, BP)
     offs = rb[:, None] * Pn + rp[None, :]
     rk = tl.arange(0, BK)
     acc = tl.full((BB, BP), 0.0, DZ.dtype.element_ty)
