@@ -820,6 +820,17 @@ void check_opt(const c10::optional<Tensor>& t, at::ScalarType st) {
   if (t.has_value() && t->defined()) check_inputs({&*t}, st);
 }
 
+// The optional inputs both loops share: dropout masks, peepholes, projection, step mask.
+void check_options(const c10::optional<Tensor>& dmh, const c10::optional<Tensor>& peep,
+                   const c10::optional<Tensor>& P, const c10::optional<Tensor>& mask,
+                   at::ScalarType st) {
+  check_opt(dmh, st);
+  check_opt(peep, st);
+  check_opt(P, st);
+  if (mask.has_value() && mask->defined())
+    TORCH_CHECK(mask->is_contiguous() && mask->scalar_type() == at::kBool, "mask: contiguous bool");
+}
+
 std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, const Tensor& c0,
                                   const c10::optional<Tensor>& dmh,
                                   const c10::optional<Tensor>& peep,
@@ -832,11 +843,7 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
   check_opt(bias, st);
   if (bias.has_value() && bias->defined())
     TORCH_CHECK(bias->numel() == Z.size(2), "bias: (4 * units,) expected");
-  check_opt(dmh, st);
-  check_opt(peep, st);
-  check_opt(P, st);
-  if (mask.has_value() && mask->defined())
-    TORCH_CHECK(mask->is_contiguous() && mask->scalar_type() == at::kBool, "mask: contiguous bool");
+  check_options(dmh, peep, P, mask, st);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
     return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
@@ -857,11 +864,7 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
                                    c10::optional<double> pclip, bool carry) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &R, &dout, &dhT, &dcT}, st);
-  check_opt(dmh, st);
-  check_opt(peep, st);
-  check_opt(P, st);
-  if (mask.has_value() && mask->defined())
-    TORCH_CHECK(mask->is_contiguous() && mask->scalar_type() == at::kBool, "mask: contiguous bool");
+  check_options(dmh, peep, P, mask, st);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
     return by_acts<Bwd, float>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
