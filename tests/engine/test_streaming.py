@@ -1,5 +1,6 @@
-"""The streaming step (compiled ``Streamer``: packed weights kept on the C++ side)
-against the reference step, its applicability checks, and both front-ends' use of it."""
+"""The streaming step (compiled ``Streamer``: reads the module's parameters in place on
+every call) against the reference step, its applicability checks, and both front-ends'
+use of it."""
 
 import copy
 import pickle
@@ -40,9 +41,19 @@ def _weights(spec, depth, dtype, g):
                    P=r(u, spec.num_proj) if spec.num_proj else None)
 
 
+def _roles(spec):
+    """Every role the spec uses, each played by the parameter of the same name."""
+    roles = ["W", "R", "b"]
+    if spec.use_peepholes:
+        roles += ["w_i", "w_f", "w_o"]
+    if spec.num_proj is not None:
+        roles.append("P")
+    return {r: r for r in roles}
+
+
 def _streamer(spec, w, **kw):
     params = {n: getattr(w, n) for n in NAMES if getattr(w, n) is not None}
-    return streamer(spec, params, NAMES, Weights, **kw), params
+    return streamer(spec, params, NAMES, _roles(spec), Weights, **kw), params
 
 
 def _expected(spec, w, x, h, c):
@@ -189,7 +200,7 @@ def _canonical_grads(*grads):
 @pytest.mark.parametrize("spec", SPECS)
 def test_streamer_step_with_autograd_equals_reference(spec, batch, dtype):
     params, x, h, c = _grad_case(spec, batch, dtype)
-    s = streamer(spec, params, NAMES, Weights, _canonical_grads)
+    s = streamer(spec, params, NAMES, _roles(spec), Weights, _canonical_grads)
     h1, c1 = s.step(x, h, c)
     assert h1.grad_fn is not None and "StepFunction" in type(h1.grad_fn).__name__
     w = Weights(**{n: params.get(n) for n in NAMES})
@@ -216,7 +227,7 @@ def test_streamer_step_with_autograd_gradcheck():
 
     def f(x, h, c, *ps):
         local = dict(zip(names, ps))
-        return streamer(spec, local, NAMES, Weights, _canonical_grads).step(x, h, c)
+        return streamer(spec, local, NAMES, _roles(spec), Weights, _canonical_grads).step(x, h, c)
 
     assert torch.autograd.gradcheck(f, (x, h, c, *params.values()))
 
@@ -227,7 +238,7 @@ def test_streamer_autograd_only_for_what_requires_grad():
     params, x, h, c = _grad_case(spec, 2, torch.float32)
     for p in params.values():
         p.requires_grad_(False)
-    s = streamer(spec, params, NAMES, Weights, _canonical_grads)
+    s = streamer(spec, params, NAMES, _roles(spec), Weights, _canonical_grads)
     h1, _ = s.step(x.detach(), h, c.detach())  # only h requires grad
     (dh,) = torch.autograd.grad(h1.sum(), [h])
     w = Weights(**{n: params.get(n) for n in NAMES})
@@ -235,7 +246,7 @@ def test_streamer_autograd_only_for_what_requires_grad():
     torch.testing.assert_close(dh, torch.autograd.grad(h_ref.sum(), [h])[0])
     with torch.no_grad():
         assert s.step(x, h, c)[0].grad_fn is None
-    assert streamer(spec, params, NAMES, Weights).step(x, h, c) is None  # no adjoint given
+    assert streamer(spec, params, NAMES, _roles(spec), Weights).step(x, h, c) is None  # no adjoint given
 
 
 def _stepped_cell(units, depth, batch):
@@ -255,7 +266,7 @@ def test_without_the_binding_there_is_no_streamer(monkeypatch):
     ext = _build.backend()
     if ext is not None:
         monkeypatch.setattr(ext, "module", None)
-    assert streamer(SPECS[0], {}, NAMES, Weights) is None
+    assert streamer(SPECS[0], {}, NAMES, _roles(SPECS[0]), Weights) is None
     cell, _, _, out = _stepped_cell(8, 4, 1)
     assert cell.last_kernel != STREAMING_KERNEL
     assert cell._stream is False
@@ -284,7 +295,7 @@ def test_streaming_cell_equals_the_sequence_path(monkeypatch):
     torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-5, atol=1e-6)
     if _build.backend() is not None and _build.backend().module is not None:
         assert streamed == STREAMING_KERNEL
-    # the prepared weights follow in-place updates and replacements of the parameters
+    # the step follows in-place updates and replacements of the parameters
     with torch.no_grad():
         cell.kernel.mul_(0.5)
         a, _ = cell(x[0], state)

@@ -540,16 +540,18 @@ class LSTM(StreamingModule, torch.nn.Module):
         The streamer then runs a call whenever it is one CPU time step of the
         layer's batch size and dtype (no mask, no initial_state, no kernel forced):
         the fused kernel's single step (what the engine picks for one step, same
-        numbers) on weights prepared once and kept until a parameter changes,
-        recorded for autograd when it records, the stored states updated in place
-        of the general path.
+        numbers) reading the parameters in place on every call, recorded for
+        autograd when it records, the stored states updated in place of the
+        general path.
         """
         stream = False
         if self.stateful and self._batch and self.activity_regularizer is None \
                 and self.engine_kernel is None \
                 and not (self.training and (self.dropout > 0 or self.recurrent_dropout > 0)):
-            stream = streamer(self._spec(), self._parameters, _PARAM_NAMES, _engine_weights,
-                              _engine_grads, x_time_axis=0 if self.time_major else 1) or False
+            stream = streamer(self._spec(), self._parameters, _PARAM_NAMES,
+                              {"W": "kernel", "R": "recurrent_kernel", "b": "bias"},
+                              _engine_weights, _engine_grads,
+                              x_time_axis=0 if self.time_major else 1) or False
         self.__dict__["_stream"] = stream
         return stream
 

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from .._engine import CellSpec, Weights, run_explained
-from .._engine.cache import DerivedCache
 from .._engine.fused import streamer
-from .._engine.gates import permute
+from .._engine.gates import permutation, permute
 from .._streaming import STREAMING_KERNEL, StreamingModule
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
@@ -133,7 +132,6 @@ class LSTMCell(StreamingModule, RNNCellBase):
         # TF: `if activation:` -- any falsy value means tanh.
         self._activation: str | Callable = activation if activation else "tanh"
         self.last_kernel: tuple[str, str] | None = None
-        self._weights_cache: DerivedCache[Weights] = DerivedCache()
         for attr in ("kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag", "proj_kernel"):
             self.register_parameter(attr, None)
 
@@ -241,21 +239,16 @@ class LSTMCell(StreamingModule, RNNCellBase):
         )
 
     def engine_weights(self) -> Weights:
-        """The weights in the engine's canonical layout (differentiable views of the parameters).
-
-        Cached between calls while no gradient is recorded (streaming inference).
-        """
+        """The weights in the engine's canonical layout (differentiable, made from the
+        parameters' current values on every call: nothing derived from them is cached)."""
         if not self.built:
             raise ValueError(f'Layer "{self.name}" is not built yet; call it or `build` first.')
-        return self._weights_cache.get(self._param_list, self._make_engine_weights)
+        return _engine_weights(self.output_size, *self._param_list)
 
     @property
     def _param_list(self) -> tuple[torch.Tensor | None, ...]:
         """The parameters the engine weights derive from (``None`` where absent)."""
         return tuple(getattr(self, name) for name in _PARAM_NAMES)
-
-    def _make_engine_weights(self) -> Weights:
-        return _engine_weights(self.output_size, *self._param_list)
 
     def _split_state(self, state: State, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         u, p = self._num_units, self.output_size
@@ -337,14 +330,21 @@ class LSTMCell(StreamingModule, RNNCellBase):
         whose activation the fused kernel compiles. The streamer then runs a step
         whenever the call qualifies (CPU tensors of the weights' dtype and shapes,
         no kernel forced): the fused kernel's single step (what the engine picks for
-        one step, same numbers) on weights prepared once and kept until a parameter
-        changes; recorded for autograd when it records.
+        one step, same numbers) reading the parameters in place on every call (the
+        TF1 kernel as it is stored: ``[x; h]`` rows, gate blocks ``i, j, f, o``);
+        recorded for autograd when it records.
         """
         stream = False
         if self._state_is_tuple:
+            roles = {"W": "kernel", "b": "bias"}
+            if self._use_peepholes:
+                roles.update(w_i="w_i_diag", w_f="w_f_diag", w_o="w_o_diag")
+            if self._num_proj is not None:
+                roles["P"] = "proj_kernel"
             stream = streamer(
-                self.cell_spec(), self._parameters, _PARAM_NAMES,
-                functools.partial(_engine_weights, self.output_size), _engine_grads) or False
+                self.cell_spec(), self._parameters, _PARAM_NAMES, roles,
+                functools.partial(_engine_weights, self.output_size), _engine_grads,
+                gates=permutation("tf1", "canonical")) or False
         self.__dict__["_stream"] = stream
         return stream
 

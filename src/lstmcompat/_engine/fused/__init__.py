@@ -21,8 +21,6 @@ from ._function import (
     Backend,
     FusedLSTMFunction,
     StepFunction,
-    _effective_bias,
-    _peep,
     run_sequence,
 )
 
@@ -131,8 +129,8 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
     The semantics of :func:`lstmcompat._engine.reference.step` applied to
     ``x @ W + b``. Without autograd (inference, streaming) the compiled
-    extension runs the whole step in one call; with autograd it is the
-    sequence kernel on one step.
+    extension runs the whole step in one call, reading the weights where they
+    are; with autograd it is the sequence kernel on one step.
     """
     from . import _build
 
@@ -150,18 +148,26 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
     return h1, c1
 
 
-def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
+#: Roles of a module's parameters for :func:`streamer`, in the compiled Streamer's order.
+ROLES = ("W", "R", "b", "w_i", "w_f", "w_o", "P")
+
+
+def streamer(spec: CellSpec, params: dict, names: tuple[str, ...], roles: dict[str, str],
              weights: Callable[..., Weights], adjoint: Callable[..., tuple] | None = None, *,
+             gates: tuple[int, int, int, int] = (0, 1, 2, 3),
              x_time_axis: int = -1) -> object | None:
-    """A compiled ``Streamer`` that runs inference steps of ``spec`` for one module, or
+    """A compiled ``Streamer`` that runs single steps of ``spec`` for one module, or
     ``None`` without the compiled Python binding (or for activations it does not compile).
 
     ``params`` is the module's parameter dict (``module._parameters``) and ``names``
-    the entries the weights derive from; ``weights(*params[names])`` gives the
-    canonical :class:`Weights`. The streamer prepares the step weights from them
-    (contiguous copies, stacked peepholes, ``[W; R]`` packed per thread), keeps
-    them on the C++ side and prepares them again whenever one of those entries
-    is replaced, re-pointed or modified in place. Its methods:
+    the entries the weights derive from; ``roles`` maps each role of :data:`ROLES`
+    that the module has to one of ``names`` (no ``"R"``: the rows of ``W`` after
+    the input depth are the recurrent kernel, TF1's fused ``[x; h]`` kernel), and
+    ``gates[k]`` is the stored column block of canonical gate ``k`` (``i, f, g, o``)
+    in ``W``, ``R`` and ``b``. The streamer keeps no copy of any weight: every call
+    reads ``params`` and runs the compiled step on the parameters' own storage,
+    so a step always sees the weights' current values, however they were changed.
+    Its methods:
 
     - ``step(x, h, c) -> (h', c')``: ``x (batch, depth)`` (``x_time_axis`` 0 or 1:
       a 3-D input with one step on that axis);
@@ -170,13 +176,16 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
 
     each returning ``None`` instead when the compiled step does not apply: not
     exactly ``torch.Tensor`` inputs, another dtype or shape, non-CPU tensors,
-    ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype/device the step does not
-    run. Strided inputs are copied. The numbers are those of :func:`fused_step`.
+    ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype, device, shape or layout
+    the step does not run. Strided inputs are copied. The numbers are those of
+    :func:`fused_step`. Calls hold the GIL throughout: concurrent calls from
+    several threads run one after another.
 
     When autograd records (grad mode with an input or a parameter requiring
-    grad) the step runs as :class:`StepFunction` on the same prepared weights,
-    with ``adjoint(dW, dR, db, dw_i, dw_f, dw_o, dP)`` mapping the canonical
-    weight gradients onto ``params[names]`` (without ``adjoint``: ``None``).
+    grad) the step runs as :class:`StepFunction`, with ``weights(*params[names])``
+    giving the canonical :class:`Weights` for its backward and ``adjoint(dW, dR,
+    db, dw_i, dw_f, dw_o, dP)`` mapping the canonical weight gradients onto
+    ``params[names]`` (without ``adjoint``: ``None``).
     """
     from . import _build
 
@@ -186,29 +195,19 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...],
     act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
     if act is None or ract is None:
         return None
-    make = functools.partial(_prepare_step, ext.ops, spec, weights)
-    grad = None if adjoint is None else functools.partial(_grad_step, spec, ext, adjoint)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown streamer roles {sorted(unknown)}; expected {ROLES}")
+    index = [names.index(roles[r]) if r in roles else -1 for r in ROLES]
+    grad = None if adjoint is None else functools.partial(_grad_step, spec, ext, weights,
+                                                          adjoint)
     return ext.module.Streamer(act, ract, spec.forget_bias, spec.cell_clip, spec.proj_clip,
-                               params, tuple(names), make, grad, x_time_axis)
+                               params, tuple(names), index, list(gates), spec.units,
+                               spec.output_size, grad, x_time_axis)
 
 
-def _prepare_step(ops, spec: CellSpec, weights: Callable[..., Weights],
-                  *params: torch.Tensor | None) -> tuple | None:
-    """What the compiled step reads, from the current parameters (``None``: it cannot run
-    on them): ``(W, R, b, peep, P, packed, threads, b + forget bias)``."""
-    w = weights(*params)
-    if w.W.dtype not in (torch.float32, torch.float64) or w.W.device.type != "cpu":
-        return None
-    W, R = w.W.detach().contiguous(), w.R.detach().contiguous()
-    packed, nt = ops.step_pack(W, R)
-    peep = _peep(spec, w.w_i, w.w_f, w.w_o)
-    P = w.P.detach().contiguous() if spec.num_proj is not None else None  # type: ignore
-    b = None if w.b is None else w.b.detach().contiguous()
-    return (W, R, b, None if peep is None else peep.detach(), P, packed, nt,
-            _effective_bias(spec, b, W))
-
-
-def _grad_step(spec: CellSpec, backend: Backend, adjoint: Callable[..., tuple],
-               x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, saved: tuple,
-               prepared: tuple, *params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    return StepFunction.apply(x, h, c, saved, prepared, spec, backend, adjoint, *params)
+def _grad_step(spec: CellSpec, backend: Backend, weights: Callable[..., Weights],
+               adjoint: Callable[..., tuple], x: torch.Tensor, h: torch.Tensor,
+               c: torch.Tensor, saved: tuple, *params: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    return StepFunction.apply(x, h, c, saved, spec, backend, weights, adjoint, *params)

@@ -349,29 +349,20 @@ def _opt(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.contiguous()
 
 
-_CONTIGUOUS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+def _in_place(t: torch.Tensor) -> torch.Tensor:
+    """A weight as the compiled loops read it: ``t`` itself when it is a matrix with
+    one unit stride (contiguous, or a transposed view such as the Keras front-end's
+    gate-major kernels), else a contiguous copy made for this call.
 
-
-def _weight(t: torch.Tensor) -> torch.Tensor:
-    """``t.contiguous()``, cached for a non-contiguous weight until it changes.
-
-    Weights stored transposed (the Keras front-end keeps ``(in, 4u)`` kernels on
-    ``(4u, in)`` storage so that ``torch.lstm`` reads them without a reorder)
-    would otherwise be copied on every call: in forward and again in backward,
-    and on every streaming step. Only used inside the autograd Function and the
-    inference step, where no graph is recorded, so a cached copy is safe. Each
-    entry keeps its source alive, so its address cannot be reused by another
-    tensor while the entry exists.
-    """
-    if t.is_contiguous():
-        return t
-    key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.dtype)
-    hit = _CONTIGUOUS.get(key)
-    if hit is None:
-        if len(_CONTIGUOUS) >= 8:
-            _CONTIGUOUS.pop(next(iter(_CONTIGUOUS)))
-        hit = _CONTIGUOUS[key] = (t.detach(), t.detach().contiguous())
-    return hit[1]
+    Nothing derived from a weight is kept between calls, so every call computes
+    with the weights' current values, however they were changed (in-place ops,
+    ``.data`` writes, writes through NumPy views)."""
+    if t.dim() == 2:
+        r, c = t.shape
+        rs, cs = t.stride()
+        if r <= 1 or c <= 1 or (cs == 1 and rs >= c) or (rs == 1 and cs >= r):
+            return t
+    return t.contiguous()
 
 
 class ExtensionBackend:
@@ -398,7 +389,7 @@ class ExtensionBackend:
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         act, ract = self._codes(spec)
-        res = self.ops.forward(Z, _weight(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
+        res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
                                spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
         outputs, h, c, C, Cpre, Hs, Rpre = res
@@ -413,7 +404,7 @@ class ExtensionBackend:
                       dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
         act, ract = self._codes(spec)
         return tuple(self.ops.backward(
-            Z, C, Cpre, Rpre, c0.contiguous(), _weight(R), _opt(dmh), _opt(peep), _opt(P),
+            Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
             spec.mask_mode == "carry"))
 
@@ -421,9 +412,9 @@ class ExtensionBackend:
              b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
              peep: torch.Tensor | None, P: torch.Tensor | None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One inference step (the forget bias is added inside)."""
+        """One inference step (the forget bias is added inside; W and R read in place)."""
         act, ract = self._codes(spec)
-        h1, c1 = self.ops.step(x.contiguous(), _weight(W), _weight(R), _opt(b),
-                               spec.forget_bias, h.contiguous(), c.contiguous(), _opt(peep),
-                               _opt(P), act, ract, spec.cell_clip, spec.proj_clip)
+        h1, c1 = self.ops.step(x.contiguous(), _in_place(W), _in_place(R), b, spec.forget_bias,
+                               h.contiguous(), c.contiguous(), _opt(peep), _opt(P), act, ract,
+                               spec.cell_clip, spec.proj_clip)
         return h1, c1

@@ -185,44 +185,56 @@ def _grads(spec: CellSpec, backend: Backend, need: tuple[bool, ...], has_b: bool
 
 
 class StepFunction(torch.autograd.Function):
-    """One step with autograd on weights prepared once (streaming with gradients).
+    """One step with autograd, computed by the compiled step on a module's own parameters
+    (streaming with gradients).
 
-    ``prepared`` is what :func:`lstmcompat._engine.fused._prepare_step` made from
-    ``params`` (the module's own parameters, in its own layout) and ``saved`` the
-    compiled step's results on them, ``(h', c', Z, Cpre, Rpre)``, computed by the
-    caller (the streamer, without a second dispatch): the forward records them,
-    the backward forms the canonical gradients as :class:`FusedLSTMFunction` does
-    and ``adjoint(dW, dR, db, dw_i, dw_f, dw_o, dP)`` maps them onto ``params``.
-    Same numbers as :class:`FusedLSTMFunction` on one step.
+    ``saved`` is the compiled step's result, ``(h', c', Z, Cpre, Rpre)``, computed
+    by the caller (the streamer, without a second dispatch) on ``params`` (the
+    module's own parameters, in its own layout, read in place). The forward
+    records it; the backward derives the canonical weights with
+    ``weights(*params)``, forms the canonical gradients as
+    :class:`FusedLSTMFunction` does and ``adjoint(dW, dR, db, dw_i, dw_f, dw_o,
+    dP)`` maps them onto ``params``. The parameters are saved for backward, so
+    an in-place change between forward and backward raises autograd's error,
+    as for any PyTorch op. Same numbers as :class:`FusedLSTMFunction` on one step.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, saved: tuple,
-                prepared: tuple, spec: CellSpec, backend: Backend, adjoint: Any,
+                spec: CellSpec, backend: Backend, weights: Any, adjoint: Any,
                 *params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         # the compiled step already ran (the streamer calls it with save): record it
         h1, c1, Z, Cpre, Rpre = saved
-        ctx.spec, ctx.backend, ctx.adjoint, ctx.prepared = spec, backend, adjoint, prepared
-        ctx.save_for_backward(x, h0, c0, Z, c1, Cpre, h1, Rpre)
+        ctx.spec, ctx.backend, ctx.weights, ctx.adjoint = spec, backend, weights, adjoint
+        ctx.present = tuple(p is not None for p in params)
+        ctx.save_for_backward(x, h0, c0, Z, c1, Cpre, h1, Rpre,
+                              *(p for p in params if p is not None))
         return h1, c1
 
     @staticmethod
     def backward(ctx: Any, dh: torch.Tensor | None, dc: torch.Tensor | None
                  ) -> tuple[torch.Tensor | None, ...]:
-        x, h0, c0, Z, c1, Cpre, h1, Rpre = ctx.saved_tensors
-        W, R, b, peep, P = (ctx.prepared[i] for i in (0, 1, 2, 3, 4))
+        x, h0, c0, Z, c1, Cpre, h1, Rpre, *kept = ctx.saved_tensors
+        it = iter(kept)
+        params = [next(it) if present else None for present in ctx.present]
+        spec = ctx.spec
+        w = ctx.weights(*params)
+        W, R, b = w.W.detach(), w.R.detach(), None if w.b is None else w.b.detach()
+        peep = _peep(spec, w.w_i, w.w_f, w.w_o)
+        peep = None if peep is None else peep.detach()
+        P = w.P.detach() if spec.num_proj is not None and w.P is not None else None
         need = ctx.needs_input_grad
         weights = any(need[8:])
-        grads = _grads(ctx.spec, ctx.backend,
+        grads = _grads(spec, ctx.backend,
                        (need[0], weights, weights, weights, need[1], need[2], 0, 0, 0, weights),
                        b is not None, x.unsqueeze(0), W, R, h0, c0, peep, P, None, None, None,
                        Z.unsqueeze(0), c1.unsqueeze(0), Cpre.unsqueeze(0),
                        h1.unsqueeze(0), Rpre.unsqueeze(0) if Rpre.numel() else Rpre,
                        None, dh, dc)
         dx, dW, dR, db, dh0, dc0, dwi, dwf, dwo, dP = grads
-        params = ctx.adjoint(dW, dR, db, dwi, dwf, dwo, dP) if weights else (None,) * (
+        pgrads = ctx.adjoint(dW, dR, db, dwi, dwf, dwo, dP) if weights else (None,) * (
             len(need) - 8)
-        return (None if dx is None else dx[0], dh0, dc0, None, None, None, None, None, *params)
+        return (None if dx is None else dx[0], dh0, dc0, None, None, None, None, None, *pgrads)
 
 
 def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,

@@ -76,11 +76,13 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
     return;
   }
 #ifdef LSTMCOMPAT_BLAS
-  if (M == 1 && !ta && !tb) {
-    // One row (batch 1: streaming steps): y^T = B^T a^T as a matrix-vector product,
-    // which BLAS runs faster than a one-column GEMM.
-    const char tr = 'N';
-    const int m = static_cast<int>(N), k = static_cast<int>(K), lb = static_cast<int>(ldb);
+  if (M == 1 && !ta) {
+    // One row (batch 1: streaming steps): y^T = op(B)^T a^T as a matrix-vector
+    // product, which BLAS runs faster than a one-column GEMM. B is row-major
+    // (K x N) -- column-major (N x K) -- or, with tb, row-major (N x K).
+    const char tr = tb ? 'T' : 'N';
+    const int m = static_cast<int>(tb ? K : N), k = static_cast<int>(tb ? N : K);
+    const int lb = static_cast<int>(ldb);
     const int inc = 1;
     const T one = 1;
     if constexpr (std::is_same_v<T, float>) {
@@ -154,6 +156,47 @@ class RightOperand {
   int64_t ldb_;
   Tensor packed_;
 };
+
+// A weight matrix read in place, whatever its layout: element (r, c) at
+// p[r * rs + c * cs], with rs == 1 or cs == 1 (row-major, or a transposed view
+// of row-major storage, such as the Keras front-end's gate-major kernels). No
+// copy of a weight is ever kept between calls: every call reads the storage of
+// the tensors it is given.
+template <typename T>
+struct Mat {
+  const T* p;
+  int64_t rs, cs;
+  const T* at(int64_t r, int64_t c) const { return p + r * rs + c * cs; }
+  // As gemm's right operand op(B) of a block starting at (r, c): (transposed, ldb).
+  bool trans() const { return cs != 1; }
+  int64_t ld() const { return cs != 1 ? cs : rs; }
+  Mat t() const { return {p, cs, rs}; }
+};
+
+// True when t is a 2-D matrix that Mat can read (one unit stride, the other a
+// valid leading dimension).
+inline bool unit_strided(const Tensor& t) {
+  if (t.dim() != 2) return false;
+  const int64_t r = t.size(0), c = t.size(1), rs = t.stride(0), cs = t.stride(1);
+  if (r <= 1 || c <= 1) return true;
+  return (cs == 1 && rs >= c) || (rs == 1 && cs >= r);
+}
+
+template <typename T>
+Mat<T> mat_of(const Tensor& t) {
+  const int64_t r = t.size(0), c = t.size(1);
+  int64_t rs = t.stride(0), cs = t.stride(1);
+  // Size-1 dimensions have arbitrary strides: give BLAS a valid layout.
+  if (c <= 1) {
+    cs = 1;
+    rs = std::max<int64_t>(rs, 1);
+    if (r <= 1) rs = 1;
+  } else if (r <= 1) {
+    if (cs == 1) rs = c; else rs = 1;
+  }
+  if (cs == 1) rs = std::max<int64_t>(rs, c);
+  return {t.data_ptr<T>(), rs, cs};
+}
 
 // ---------------------------------------------------------------- activations
 // Float versions avoid libm calls so that the loops vectorise: exp is the Cephes
@@ -408,7 +451,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
                                  const c10::optional<Tensor>& bias_t) {
   const int64_t Tn = cf.T, B = cf.B, U = cf.U, Pn = cf.Pn;
   auto opts = Z.options();
-  const T* Rp = R.data_ptr<T>();
+  const Mat<T> Rm = mat_of<T>(R);  // read in place, row-major or transposed
   const T* bias = opt_ptr<T>(bias_t);
   const T* dmh = opt_ptr<T>(dmh_t);
   const int64_t G = dmh ? dmh_t->size(0) : 0;
@@ -466,20 +509,28 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     T* hin = dmh ? hin_all + t * B * Pn : nullptr;
     bool* seen = seen_all + t * B;
     T* zt = zt_t.data_ptr<T>() + t * B * 4 * cmax;
-    // Gate block k of this thread's columns of R: rk + k * kstep, rows ldr apart.
-    const T* rk = Rp + sl.u0;
-    int64_t ldr = 4 * U, kstep = U;
+    // Gate block k of this thread's columns of R: columns k * kstep + c0 of rk.
+    Mat<T> rk = Rm;
+    int64_t kstep = U, c0 = sl.u0;
     if (pack_r) {
       T* rt = Rt_t.data_ptr<T>() + t * Pn * 4 * cmax;
-      for (int64_t p = 0; p < Pn; ++p)
+      if (Rm.cs == 1) {
+        for (int64_t p = 0; p < Pn; ++p)
+          for (int64_t k = 0; k < 4; ++k)
+            std::memcpy(rt + p * 4 * nu + k * nu, Rm.at(p, k * U + sl.u0), sizeof(T) * nu);
+      } else {  // transposed storage: each column of R is contiguous
         for (int64_t k = 0; k < 4; ++k)
-          std::memcpy(rt + p * 4 * nu + k * nu, Rp + p * 4 * U + k * U + sl.u0, sizeof(T) * nu);
-      rk = rt;
-      ldr = 4 * nu;
+          for (int64_t j = 0; j < nu; ++j) {
+            const T* src = Rm.at(0, k * U + sl.u0 + j);
+            for (int64_t p = 0; p < Pn; ++p) rt[p * 4 * nu + k * nu + j] = src[p * Rm.rs];
+          }
+      }
+      rk = Mat<T>{rt, 4 * nu, 1};
       kstep = nu;
+      c0 = 0;
     }
     std::optional<RightOperand<T>> rop;  // all four gates' columns in one product
-    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk, ldr);
+    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk.p, rk.rs);
     for (int64_t s = 0; s < Tn; ++s) {
       T* z = Zp + s * B * 4 * U;
       const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
@@ -499,14 +550,14 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             rop->mul(hk, Pn, T(0), zt, 4 * nu);
           else
             for (int64_t k = 0; k < 4; ++k)
-              gemm<T>(false, false, B, nu, Pn, hk, Pn, rk + k * kstep, ldr, T(0), zt + k * nu,
-                      4 * nu);
+              gemm<T>(false, rk.trans(), B, nu, Pn, hk, Pn, rk.at(0, k * kstep + c0), rk.ld(),
+                      T(0), zt + k * nu, 4 * nu);
         } else {
           for (int64_t k = 0; k < 4; ++k) {
             const T* mk = dmh + k * B * Pn;
             for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
-            gemm<T>(false, false, B, nu, Pn, hin, Pn, rk + k * kstep, ldr, T(0), zt + k * nu,
-                    4 * nu);
+            gemm<T>(false, rk.trans(), B, nu, Pn, hin, Pn, rk.at(0, k * kstep + c0), rk.ld(),
+                    T(0), zt + k * nu, 4 * nu);
           }
         }
         const T* zb = bias ? bias + sl.u0 : nullptr;
@@ -619,7 +670,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
                                   const Tensor& dhT, const Tensor& dcT) {
   const int64_t Tn = cf.T, B = cf.B, U = cf.U, Pn = cf.Pn;
   auto opts = Z.options();
-  const T* Rp = R.data_ptr<T>();
+  const Mat<T> RT = mat_of<T>(R).t();  // R^T (4U x Pn), read in place
   const T* dmh = opt_ptr<T>(dmh_t);
   const int64_t G = dmh ? dmh_t->size(0) : 0;
   const T* peep = opt_ptr<T>(peep_t);
@@ -669,7 +720,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
     T* dhp = dhp0_ptr;
     T* tmp = tmp_all ? tmp_all + t * B * Pn : nullptr;
     std::optional<RightOperand<T>> rop;  // R^T's columns of this thread's features
-    if (nq > 0 && (!dmh || G == 1)) rop.emplace(B, nq, 4 * U, true, Rp + q0 * 4 * U, 4 * U);
+    if (nq > 0 && (!dmh || G == 1)) rop.emplace(B, nq, 4 * U, RT.trans(), RT.at(0, q0), RT.ld());
     for (int64_t s = Tn - 1; s >= 0; --s) {
       const T* z = Zp + s * B * 4 * U;
       const T* cn_all = Cp + s * B * U;
@@ -747,7 +798,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
           for (int64_t b = 0; b < B; ++b)
             for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] = T(0);
           for (int64_t k = 0; k < 4; ++k) {
-            gemm<T>(false, true, B, nq, U, dz + k * U, 4 * U, Rp + q0 * 4 * U + k * U, 4 * U,
+            gemm<T>(false, RT.trans(), B, nq, U, dz + k * U, 4 * U, RT.at(k * U, q0), RT.ld(),
                     T(0), tmp + q0, Pn);
             const T* mk = dmh + k * B * Pn;
             for (int64_t b = 0; b < B; ++b)
@@ -816,6 +867,14 @@ void check_inputs(std::initializer_list<const Tensor*> ts, at::ScalarType st) {
   }
 }
 
+// A weight read in place (Mat): CPU, the dtype, 2-D with one unit stride.
+void check_weight(const Tensor& t, at::ScalarType st, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "lstmcompat fused: CPU tensors expected");
+  TORCH_CHECK(t.scalar_type() == st, "lstmcompat fused: all tensors must have one dtype");
+  TORCH_CHECK(unit_strided(t), "lstmcompat fused: ", name,
+              " must be a 2-D matrix with one unit stride (contiguous or transposed)");
+}
+
 void check_opt(const c10::optional<Tensor>& t, at::ScalarType st) {
   if (t.has_value() && t->defined()) check_inputs({&*t}, st);
 }
@@ -839,7 +898,8 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
                                   c10::optional<double> clip, c10::optional<double> pclip,
                                   bool carry, bool save, const c10::optional<Tensor>& bias) {
   const auto st = Z.scalar_type();
-  check_inputs({&Z, &R, &h0, &c0}, st);
+  check_inputs({&Z, &h0, &c0}, st);
+  check_weight(R, st, "R");
   check_opt(bias, st);
   if (bias.has_value() && bias->defined())
     TORCH_CHECK(bias->numel() == Z.size(2), "bias: (4 * units,) expected");
@@ -863,7 +923,8 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
                                    int64_t ract, c10::optional<double> clip,
                                    c10::optional<double> pclip, bool carry) {
   const auto st = Z.scalar_type();
-  check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &R, &dout, &dhT, &dcT}, st);
+  check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &dout, &dhT, &dcT}, st);
+  check_weight(R, st, "R");
   check_options(dmh, peep, P, mask, st);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
@@ -898,7 +959,7 @@ std::vector<std::string> features() {
   return f;
 }
 
-// Threads for one streaming step (and the layout of its packed weights).
+// Threads for one streaming step.
 inline int step_threads(int64_t Dd, int64_t U, int64_t Pn) {
   int nt = 1;
 #ifdef _OPENMP
@@ -909,39 +970,11 @@ inline int step_threads(int64_t Dd, int64_t U, int64_t Pn) {
   return nt;
 }
 
-// Offset of thread t's block in packed step weights: each thread's block is its
-// (Dd + Pn) x (4 nu) gate columns of [W; R], rows contiguous.
-inline int64_t packed_offset(int t, int nt, int64_t Dd, int64_t U, int64_t Pn) {
-  int64_t off = 0;
-  for (int s = 0; s < t; ++s) {
-    const Slice sl = slice_of(s, nt, U, Pn);
-    off += (Dd + Pn) * 4 * (sl.u1 - sl.u0);
-  }
-  return off;
-}
-
-// Pack [W; R] for step(): returns (packed, threads). Weights that stay fixed over
-// many steps (streaming) are packed once, so that each thread reads one
-// contiguous block per step instead of eight strided column blocks.
-std::tuple<Tensor, int64_t> step_pack(const Tensor& W, const Tensor& R) {
-  TORCH_CHECK(W.dim() == 2 && R.dim() == 2 && W.size(1) == R.size(1) && W.size(1) % 4 == 0,
-              "step_pack: W (depth, 4u) and R (out, 4u) expected");
-  const int64_t Dd = W.size(0), U = W.size(1) / 4, Pn = R.size(0);
-  const int nt = step_threads(Dd, U, Pn);
-  Tensor packed = at::empty({(Dd + Pn) * 4 * U}, W.options());
-  Tensor WR = at::cat({W, R}, 0);  // (Dd + Pn, 4U)
-  for (int t = 0; t < nt; ++t) {
-    const Slice sl = slice_of(t, nt, U, Pn);
-    const int64_t nu = sl.u1 - sl.u0;
-    if (nu == 0) continue;
-    std::vector<Tensor> cols;
-    for (int64_t k = 0; k < 4; ++k) cols.push_back(WR.narrow(1, k * U + sl.u0, nu));
-    Tensor blk = at::cat(cols, 1).contiguous();  // (Dd + Pn, 4 nu)
-    packed.narrow(0, packed_offset(t, nt, Dd, U, Pn), blk.numel()).copy_(blk.view(-1));
-  }
-  return {packed, nt};
-}
-
+// One step reading W, R and b where they are, in the order they are stored:
+// canonical gate k (i, f, g, o) is stored column block gates[k] of W, R and b.
+// Nothing derived from the weights is kept between calls, so a step always
+// computes with the weights' current values (in-place writes of any kind,
+// through .data or NumPy views included).
 template <typename T, int A, int RA>
 struct Step {
   static std::vector<Tensor> run(const Tensor& x, const Tensor& W, const Tensor& R,
@@ -950,23 +983,36 @@ struct Step {
                                  const c10::optional<Tensor>& peep_t,
                                  const c10::optional<Tensor>& P_t, int act, int ract,
                                  c10::optional<double> clip, c10::optional<double> pclip,
-                                 const c10::optional<Tensor>& packed_t, int64_t packed_nt,
-                                 bool save) {
+                                 const std::array<int64_t, 4>& gates, bool save) {
     const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4, Pn = R.size(0);
-    const T* pk = opt_ptr<T>(packed_t);
     auto opts = x.options();
     const T* bp = opt_ptr<T>(b_t);
+    const int64_t bs = bp ? b_t->stride(0) : 1;
     const T* peep = opt_ptr<T>(peep_t);
     const T* P = opt_ptr<T>(P_t);
     const T* xp = x.data_ptr<T>();
-    const T* Wp = W.data_ptr<T>();
-    const T* Rp = R.data_ptr<T>();
     const T* hp = h.data_ptr<T>();
     const T* cp = c.data_ptr<T>();
+    const Mat<T> Wm = mat_of<T>(W), Rm = mat_of<T>(R);
     const T inf = std::numeric_limits<T>::infinity();
     const T lo = clip ? static_cast<T>(-*clip) : -inf, hi = clip ? static_cast<T>(*clip) : inf;
     const T fb = static_cast<T>(forget_bias);
+    // W and R as consecutive rows of one row-major matrix (TF1's [x; h] kernel):
+    // one product per gate over [x, h].
+    const bool joint = Wm.cs == 1 && Rm.cs == 1 && Wm.rs == Rm.rs && Rm.p == Wm.p + Dd * Wm.rs;
+    Tensor xh_t;
+    const T* xh = nullptr;
+    if (joint) {
+      xh_t = at::empty({B, Dd + Pn}, opts);
+      T* d = xh_t.data_ptr<T>();
+      for (int64_t r = 0; r < B; ++r) {
+        std::memcpy(d + r * (Dd + Pn), xp + r * Dd, sizeof(T) * Dd);
+        std::memcpy(d + r * (Dd + Pn) + Dd, hp + r * Pn, sizeof(T) * Pn);
+      }
+      xh = d;
+    }
     Tensor z_t = at::empty({B, 4 * U}, opts);
+    Tensor zs_t = at::empty({B, 4 * U}, opts);  // x W + h R in the stored column order
     Tensor c_out = at::empty({B, U}, opts);
     Tensor h_out = at::empty({B, Pn}, opts);
     Tensor cpre_t = at::empty({B, U}, opts);
@@ -976,49 +1022,51 @@ struct Step {
     Tensor rpre_t = save && pclip ? at::empty({B, Pn}, opts) : Tensor();
     T* rpre = rpre_t.defined() ? rpre_t.data_ptr<T>() : nullptr;
     T* z = z_t.data_ptr<T>();
+    T* zs = zs_t.data_ptr<T>();
     T* co = c_out.data_ptr<T>();
     T* ho = h_out.data_ptr<T>();
     T* cpre = cpre_t.data_ptr<T>();
     T* hu = hu_t.data_ptr<T>();
-    const int nt = pk ? static_cast<int>(packed_nt) : step_threads(Dd, U, Pn);
-    // With packed weights each thread computes its gate columns of x W + h R into
-    // a block of its own (gate blocks nu apart) with two contiguous GEMMs.
-    Tensor zloc_t = pk ? at::empty({nt, B * 4 * chunk_of(U, nt)}, opts) : Tensor();
+    const int nt = step_threads(Dd, U, Pn);
+    const int64_t cc = chunk_of(4 * U, nt);
     auto body = [&](const int t) {
+      // The products: thread t computes a contiguous range of the stored columns
+      // (one matrix-vector product over rows the weights keep in that thread's
+      // cache from step to step, whatever the gate order) ...
+      const int64_t c0 = std::min<int64_t>(4 * U, t * cc), c1 = std::min<int64_t>(4 * U, c0 + cc);
+      if (c1 > c0) {
+        if (joint) {
+          gemm<T>(false, false, B, c1 - c0, Dd + Pn, xh, Dd + Pn, Wm.at(0, c0), Wm.rs, T(0),
+                  zs + c0, 4 * U);
+        } else {
+          gemm<T>(false, Wm.trans(), B, c1 - c0, Dd, xp, Dd, Wm.at(0, c0), Wm.ld(), T(0),
+                  zs + c0, 4 * U);
+          gemm<T>(false, Rm.trans(), B, c1 - c0, Pn, hp, Pn, Rm.at(0, c0), Rm.ld(), T(1),
+                  zs + c0, 4 * U);
+        }
+      }
+      barrier(nt);
+      // ... then the pointwise pass for its units, canonical gate k read from
+      // stored block gates[k], the bias (and the forget bias) added first.
       const Slice sl = slice_of(t, nt, U, Pn);
       const int64_t nu = sl.u1 - sl.u0;
       if (nu > 0) {
-        for (int64_t k = 0; k < 4; ++k) {
-          const int64_t col = k * U + sl.u0;
-          for (int64_t r = 0; r < B; ++r) {
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t k = 0; k < 4; ++k) {
+            const int64_t col = k * U + sl.u0, scol = gates[k] * U + sl.u0;
             T* zr = z + r * 4 * U + col;
-            for (int64_t j = 0; j < nu; ++j) zr[j] = (bp ? bp[col + j] : T(0)) + (k == 1 ? fb : T(0));
+            const T* sr = zs + r * 4 * U + scol;
+            const T add = k == 1 ? fb : T(0);
+            if (bp)
+              for (int64_t j = 0; j < nu; ++j) zr[j] = (bp[(scol + j) * bs] + add) + sr[j];
+            else
+              for (int64_t j = 0; j < nu; ++j) zr[j] = add + sr[j];
           }
-          if (!pk) {
-            gemm<T>(false, false, B, nu, Dd, xp, Dd, Wp + col, 4 * U, T(1), z + col, 4 * U);
-            gemm<T>(false, false, B, nu, Pn, hp, Pn, Rp + col, 4 * U, T(1), z + col, 4 * U);
-          }
-        }
-        T* zl = nullptr;
-        if (pk) {
-          const T* blk = pk + packed_offset(t, nt, Dd, U, Pn);
-          zl = zloc_t.data_ptr<T>() + t * zloc_t.size(1);
-          gemm<T>(false, false, B, 4 * nu, Dd, xp, Dd, blk, 4 * nu, T(0), zl, 4 * nu);
-          gemm<T>(false, false, B, 4 * nu, Pn, hp, Pn, blk + Dd * 4 * nu, 4 * nu, T(1), zl,
-                  4 * nu);
-        }
         for (int64_t r = 0; r < B; ++r) {
           const int64_t o4 = r * 4 * U + sl.u0, o1 = r * U + sl.u0;
           // without a projection hu is h_out (Pn == U): o * act(c') lands in place
           T* hr = P ? hu + o1 : hu + r * Pn + sl.u0;
-          T* zt = pk ? zl + r * 4 * nu : nullptr;
-          if (peep && pk)
-            row_fwd<T, A, RA, true, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1,
-                                          cpre + o1, hr, peep + sl.u0, zt);
-          else if (pk)
-            row_fwd<T, A, RA, false, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1,
-                                           cpre + o1, hr, peep, zt);
-          else if (peep)
+          if (peep)
             row_fwd<T, A, RA, true>(nu, U, act, ract, lo, hi, z + o4, cp + o1, co + o1, cpre + o1,
                                     hr, peep + sl.u0);
           else
@@ -1048,6 +1096,21 @@ struct Step {
   }
 };
 
+std::array<int64_t, 4> gate_map(const c10::optional<at::IntArrayRef>& gates) {
+  std::array<int64_t, 4> g{0, 1, 2, 3};
+  if (gates.has_value()) {
+    TORCH_CHECK(gates->size() == 4, "step: `gates` must name 4 gate blocks");
+    bool seen[4] = {false, false, false, false};
+    for (int k = 0; k < 4; ++k) {
+      const int64_t v = (*gates)[k];
+      TORCH_CHECK(v >= 0 && v < 4 && !seen[v], "step: `gates` must be a permutation of 0..3");
+      seen[v] = true;
+      g[k] = v;
+    }
+  }
+  return g;
+}
+
 }  // namespace
 
 std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, const Tensor& R,
@@ -1056,25 +1119,54 @@ std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, con
                                const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
                                int64_t act, int64_t ract, c10::optional<double> clip,
                                c10::optional<double> pclip,
-                               const c10::optional<Tensor>& packed, int64_t packed_threads,
-                               bool save) {
+                               const std::array<int64_t, 4>& gates, bool save) {
   const auto st = x.scalar_type();
-  check_inputs({&x, &W, &R, &h, &c}, st);
-  check_opt(b, st);
+  check_inputs({&x, &h, &c}, st);
+  check_weight(W, st, "W");
+  check_weight(R, st, "R");
   check_opt(peep, st);
   check_opt(P, st);
-  check_opt(packed, st);
-  if (packed.has_value() && packed->defined())
-    TORCH_CHECK(packed->numel() == (W.size(0) + R.size(0)) * W.size(1) && packed_threads >= 1,
-                "step: packed weights do not match W and R (use step_pack)");
+  TORCH_CHECK(x.dim() == 2 && h.dim() == 2 && c.dim() == 2, "step: 2-D x, h, c expected");
+  const int64_t B = x.size(0), U = W.size(1) / 4, Pn = R.size(0);
+  TORCH_CHECK(W.size(1) % 4 == 0 && R.size(1) == W.size(1) && W.size(0) == x.size(1),
+              "step: W (depth, 4u) and R (out, 4u) expected");
+  TORCH_CHECK(h.size(0) == B && h.size(1) == Pn && c.size(0) == B && c.size(1) == U,
+              "step: h (batch, out) and c (batch, units) expected");
+  if (b.has_value() && b->defined()) {
+    TORCH_CHECK(b->device().is_cpu() && b->scalar_type() == st && b->dim() == 1 &&
+                    b->numel() == 4 * U,
+                "step: b (4u,) of the inputs' dtype expected");
+  }
+  if (peep.has_value() && peep->defined()) {
+    TORCH_CHECK(peep->numel() == 3 * U, "step: peep (3, u) expected");
+  }
+  if (P.has_value() && P->defined()) {
+    TORCH_CHECK(P->dim() == 2 && P->size(0) == U && P->size(1) == Pn, "step: P (u, out) expected");
+  } else {
+    TORCH_CHECK(Pn == U, "step: R (units, 4u) expected without a projection");
+  }
   const int a = static_cast<int>(act), ra = static_cast<int>(ract);
   if (st == at::kFloat)
     return by_acts<Step, float>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                                pclip, packed, packed_threads, save);
+                                pclip, gates, save);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
   return by_acts<Step, double>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
-                               pclip, packed, packed_threads, save);
+                               pclip, gates, save);
 }
+
+namespace {
+
+std::vector<Tensor> step_op(const Tensor& x, const Tensor& W, const Tensor& R,
+                            const c10::optional<Tensor>& b, double forget_bias, const Tensor& h,
+                            const Tensor& c, const c10::optional<Tensor>& peep,
+                            const c10::optional<Tensor>& P, int64_t act, int64_t ract,
+                            c10::optional<double> clip, c10::optional<double> pclip,
+                            c10::optional<at::IntArrayRef> gates, bool save) {
+  return lstmcompat::fused_step(x, W, R, b, forget_bias, h, c, peep, P, act, ract, clip, pclip,
+                                gate_map(gates), save);
+}
+
+}  // namespace
 
 TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
@@ -1086,14 +1178,12 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "-> Tensor[]");
   m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
-        "Tensor? packed=None, int packed_threads=0, bool save=False) -> Tensor[]");
-  m.def("step_pack(Tensor W, Tensor R) -> (Tensor, int)");
+        "int[]? gates=None, bool save=False) -> Tensor[]");
   m.def("features() -> str[]", &features);
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
   m.impl("forward", &fused_forward);
   m.impl("backward", &fused_backward);
-  m.impl("step", &lstmcompat::fused_step);
-  m.impl("step_pack", &step_pack);
+  m.impl("step", &step_op);
 }

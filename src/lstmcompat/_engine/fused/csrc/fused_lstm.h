@@ -4,21 +4,23 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
 
+#include <array>
 #include <tuple>
 #include <vector>
 
 namespace lstmcompat {
 
-// One inference step z = b + x W + h R (+ forget_bias on f), then the pointwise
-// pass: returns {h', c'} (with save also the pre-activations z, the pre-clip cell
-// and the pre-clip output for backward). The `step` op; see fused_lstm.cpp.
+// One step z = b + x W + h R (+ forget_bias on f), then the pointwise pass:
+// returns {h', c'} (with save also the pre-activations z, the pre-clip cell and
+// the pre-clip output for backward). W (depth, 4u) and R (out, 4u) are read in
+// place, row-major or transposed; canonical gate k (i, f, g, o) is column block
+// gates[k] of W, R and b. The `step` op; see fused_lstm.cpp.
 std::vector<at::Tensor> fused_step(const at::Tensor& x, const at::Tensor& W, const at::Tensor& R,
                                    const c10::optional<at::Tensor>& b, double forget_bias,
                                    const at::Tensor& h, const at::Tensor& c,
                                    const c10::optional<at::Tensor>& peep,
                                    const c10::optional<at::Tensor>& P, int64_t act, int64_t ract,
                                    c10::optional<double> clip, c10::optional<double> pclip,
-                                   const c10::optional<at::Tensor>& packed,
-                                   int64_t packed_threads, bool save = false);
+                                   const std::array<int64_t, 4>& gates, bool save = false);
 
 }  // namespace lstmcompat
