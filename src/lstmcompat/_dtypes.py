@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,26 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+def applied_dtype(fn: Callable[[torch.Tensor], Any], current: torch.dtype | None,
+                  param: torch.Tensor | None) -> torch.dtype | None:
+    """A module's compute dtype after ``module._apply(fn)`` (``.double()``, ``.half()``,
+    ``.to(dtype)``, ...): the dtype of its (already converted) floating parameter
+    ``param``; without one (not built yet), the dtype ``fn`` converts every floating
+    tensor to, or ``current`` when ``fn`` keeps dtypes (``.to(device)``, ``.cpu()``)
+    or cannot be probed.
+    """
+    if param is not None:
+        return param.dtype if param.is_floating_point() else current
+    try:
+        probes = [fn(torch.empty(0, dtype=d)) for d in (torch.float32, torch.float64)]
+    except Exception:  # a probe only: e.g. .cuda() without a GPU
+        return current
+    if all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in probes) \
+            and probes[0].dtype == probes[1].dtype:
+        return probes[0].dtype
+    return current
+
+
 def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
               device: torch.device | None = None) -> torch.Tensor:
     """Convert an array-like to a tensor (cast to ``dtype`` when given).
@@ -65,3 +86,4 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
         x = x.to(device=device if device is not None else x.device,
                  dtype=dtype if dtype is not None else x.dtype)
     return x
+

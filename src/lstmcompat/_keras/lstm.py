@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import _activations, _weights_io
-from .._dtypes import as_tensor, dtype_name, resolve_dtype
+from .._dtypes import applied_dtype, as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
 from .._engine.fused import streamer
 from .._streaming import STREAMING_KERNEL, StreamingModule
@@ -109,7 +109,10 @@ class LSTM(StreamingModule, torch.nn.Module):
         input_shape, input_dim, batch_input_shape, batch_size: as Keras; when they
             give the feature size the weights are built at construction.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
-        dtype: ``torch.dtype`` or its name; default float32.
+        dtype: ``torch.dtype`` or its name; default float32. Inputs (and
+            ``initial_state``) are converted to it. ``torch.nn.Module``'s
+            conversions (``.double()``, ``.half()``, ``.bfloat16()``,
+            ``.to(dtype)``) change it with the weights and the stored states.
         trainable: whether the weights require gradients.
         engine_kernel: force an engine kernel (``"native"``, ``"reference"``, ...);
             ``None`` lets :func:`lstmcompat.choose` pick the fastest exact one. A
@@ -269,6 +272,15 @@ class LSTM(StreamingModule, torch.nn.Module):
             self._batch = input_shape[batch_index]
             if self._batch is not None:
                 self.reset_states()
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LSTM:
+        """``torch.nn.Module``'s conversions (``.double()``, ``.half()``, ``.to(dtype)``,
+        ...) convert the weights and the stored states; the layer's dtype (what
+        inputs are converted to, :meth:`get_config`'s ``"dtype"``) follows them.
+        An unbuilt layer takes the new dtype for the weights it will build."""
+        super()._apply(fn, *args, **kwargs)
+        self.dtype = applied_dtype(fn, self.dtype, self.kernel)
+        return self
 
     # ---------------------------------------------------------------- weights
     @property
