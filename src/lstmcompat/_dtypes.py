@@ -74,7 +74,7 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
     """
     if not isinstance(x, torch.Tensor):
         try:
-            x = torch.as_tensor(np.asarray(x))
+            x = _from_numpy(np.asarray(x))
         except (TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"`{arg}` must be a tensor or an array-like of numbers: {e}") from None
     if dtype is not None and dtype.is_floating_point and not x.dtype.is_floating_point:
@@ -87,3 +87,15 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
                  dtype=dtype if dtype is not None else x.dtype)
     return x
 
+
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """``torch.as_tensor`` that also takes ``ml_dtypes`` arrays (NumPy extension dtypes):
+    bfloat16 bit for bit (what ``get_weights`` returns for bfloat16 weights), the
+    others (float8, ...) through float32."""
+    if a.dtype.kind == "V" and a.dtype.names is None \
+            and a.dtype.type.__module__.startswith("ml_dtypes"):
+        if a.dtype.name == "bfloat16":
+            bits = np.array(a, order="C").view(np.int16)
+            return torch.from_numpy(bits).view(torch.bfloat16)
+        a = a.astype(np.float32)
+    return torch.as_tensor(a)

@@ -295,11 +295,18 @@ class LSTM(StreamingModule, torch.nn.Module):
         return self.weights if self.trainable else []
 
     def get_weights(self) -> list[np.ndarray]:
-        """The weights as NumPy arrays, in the order of :attr:`weights`."""
+        """The weights as NumPy arrays, in the order of :attr:`weights`.
+
+        NumPy has no bfloat16: the weights of a bfloat16 layer come back as
+        ``ml_dtypes.bfloat16`` arrays when the optional package ``ml_dtypes`` is
+        installed, else as float32 arrays (the same values); :meth:`set_weights`
+        takes either.
+        """
         return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked).
+        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked),
+        converted to the weights' dtype (``ml_dtypes.bfloat16`` arrays too).
 
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.

@@ -111,11 +111,17 @@ class RNNCellBase(nn.Module):
         return self.weights
 
     def get_weights(self) -> list[np.ndarray]:
-        """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``)."""
+        """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``).
+
+        NumPy has no bfloat16: bfloat16 weights come back as ``ml_dtypes.bfloat16``
+        arrays when the optional package ``ml_dtypes`` is installed, else as
+        float32 arrays (the same values); :meth:`set_weights` takes either.
+        """
         return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``).
+        """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``),
+        converted to the weights' dtype (``ml_dtypes.bfloat16`` arrays too).
 
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
