@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,26 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+def applied_dtype(fn: Callable[[torch.Tensor], Any], current: torch.dtype | None,
+                  param: torch.Tensor | None) -> torch.dtype | None:
+    """A module's compute dtype after ``module._apply(fn)`` (``.double()``, ``.half()``,
+    ``.to(dtype)``, ...): the dtype of its (already converted) floating parameter
+    ``param``; without one (not built yet), the dtype ``fn`` converts every floating
+    tensor to, or ``current`` when ``fn`` keeps dtypes (``.to(device)``, ``.cpu()``)
+    or cannot be probed.
+    """
+    if param is not None:
+        return param.dtype if param.is_floating_point() else current
+    try:
+        probes = [fn(torch.empty(0, dtype=d)) for d in (torch.float32, torch.float64)]
+    except Exception:  # a probe only: e.g. .cuda() without a GPU
+        return current
+    if all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in probes) \
+            and probes[0].dtype == probes[1].dtype:
+        return probes[0].dtype
+    return current
+
+
 def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
               device: torch.device | None = None) -> torch.Tensor:
     """Convert an array-like to a tensor (cast to ``dtype`` when given).
@@ -53,7 +74,7 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
     """
     if not isinstance(x, torch.Tensor):
         try:
-            x = torch.as_tensor(np.asarray(x))
+            x = _from_numpy(np.asarray(x))
         except (TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"`{arg}` must be a tensor or an array-like of numbers: {e}") from None
     if dtype is not None and dtype.is_floating_point and not x.dtype.is_floating_point:
@@ -65,3 +86,16 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
         x = x.to(device=device if device is not None else x.device,
                  dtype=dtype if dtype is not None else x.dtype)
     return x
+
+
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """``torch.as_tensor`` that also takes ``ml_dtypes`` arrays (NumPy extension dtypes):
+    bfloat16 bit for bit (what ``get_weights`` returns for bfloat16 weights), the
+    others (float8, ...) through float32."""
+    if a.dtype.kind == "V" and a.dtype.names is None \
+            and a.dtype.type.__module__.startswith("ml_dtypes"):
+        if a.dtype.name == "bfloat16":
+            bits = np.array(a, order="C").view(np.int16)
+            return torch.from_numpy(bits).view(torch.bfloat16)
+        a = a.astype(np.float32)
+    return torch.as_tensor(a)

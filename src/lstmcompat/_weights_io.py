@@ -11,9 +11,35 @@ import torch
 from ._dtypes import as_tensor
 
 
+def _bfloat16_numpy_dtype() -> Any:
+    """``ml_dtypes.bfloat16``, or ``None`` when ``ml_dtypes`` cannot be imported."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes.bfloat16
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of ``t`` (bfloat16: see :func:`get_weights`)."""
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        bf16 = _bfloat16_numpy_dtype()
+        if bf16 is None:
+            return t.float().numpy().copy()
+        return t.view(torch.int16).numpy().view(bf16).copy()
+    return t.numpy().copy()
+
+
 def get_weights(params: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    """The parameters as NumPy arrays (copies), in order."""
-    return [p.detach().cpu().numpy().copy() for p in params]
+    """The parameters as NumPy arrays (copies), in order.
+
+    NumPy has no bfloat16: bfloat16 parameters come back as ``ml_dtypes.bfloat16``
+    arrays (the same bits) when the optional package ``ml_dtypes`` is
+    installed, else as float32 arrays (exact: every bfloat16 value is a
+    float32). :func:`set_weights` takes either back without loss.
+    """
+    return [to_numpy(p) for p in params]
 
 
 def set_weights(layer_name: str, params: Sequence[torch.Tensor], weights: Sequence[Any],

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import _activations, _weights_io
-from .._dtypes import as_tensor, dtype_name, resolve_dtype
+from .._dtypes import applied_dtype, as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
 from .._engine.fused import streamer
 from .._streaming import STREAMING_KERNEL, StreamingModule
@@ -109,7 +109,10 @@ class LSTM(StreamingModule, torch.nn.Module):
         input_shape, input_dim, batch_input_shape, batch_size: as Keras; when they
             give the feature size the weights are built at construction.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
-        dtype: ``torch.dtype`` or its name; default float32.
+        dtype: ``torch.dtype`` or its name; default float32. Inputs (and
+            ``initial_state``) are converted to it. ``torch.nn.Module``'s
+            conversions (``.double()``, ``.half()``, ``.bfloat16()``,
+            ``.to(dtype)``) change it with the weights and the stored states.
         trainable: whether the weights require gradients.
         engine_kernel: force an engine kernel (``"native"``, ``"reference"``, ...);
             ``None`` lets :func:`lstmcompat.choose` pick the fastest exact one. A
@@ -270,6 +273,15 @@ class LSTM(StreamingModule, torch.nn.Module):
             if self._batch is not None:
                 self.reset_states()
 
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LSTM:
+        """``torch.nn.Module``'s conversions (``.double()``, ``.half()``, ``.to(dtype)``,
+        ...) convert the weights and the stored states; the layer's dtype (what
+        inputs are converted to, :meth:`get_config`'s ``"dtype"``) follows them.
+        An unbuilt layer takes the new dtype for the weights it will build."""
+        super()._apply(fn, *args, **kwargs)
+        self.dtype = applied_dtype(fn, self.dtype, self.kernel)
+        return self
+
     # ---------------------------------------------------------------- weights
     @property
     def weights(self) -> list[torch.nn.Parameter]:
@@ -283,11 +295,18 @@ class LSTM(StreamingModule, torch.nn.Module):
         return self.weights if self.trainable else []
 
     def get_weights(self) -> list[np.ndarray]:
-        """The weights as NumPy arrays, in the order of :attr:`weights`."""
+        """The weights as NumPy arrays, in the order of :attr:`weights`.
+
+        NumPy has no bfloat16: the weights of a bfloat16 layer come back as
+        ``ml_dtypes.bfloat16`` arrays when the optional package ``ml_dtypes`` is
+        installed, else as float32 arrays (the same values); :meth:`set_weights`
+        takes either.
+        """
         return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked).
+        """Set the weights from array-likes in the order of :attr:`weights` (shape-checked),
+        converted to the weights' dtype (``ml_dtypes.bfloat16`` arrays too).
 
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.

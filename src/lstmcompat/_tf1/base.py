@@ -8,7 +8,7 @@ Mirrors ``tf_keras/src/legacy_tf_layers/base.py`` (``Layer._set_scope``,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .. import _weights_io
+from .._dtypes import applied_dtype
 from ._util import as_dtype
 from .graph import Graph, VariableScope, get_default_graph, variable_scope
 
@@ -60,8 +61,18 @@ class RNNCellBase(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype | None:
-        """Weight dtype: ``dtype=`` or the dtype of the first input (``None`` until then)."""
+        """Weight dtype: ``dtype=`` or the dtype of the first input (``None`` until then);
+        ``torch.nn.Module``'s conversions (``.double()``, ``.half()``, ``.to(dtype)``)
+        change it with the weights."""
         return self._dtype
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> RNNCellBase:
+        """``.double()``, ``.half()``, ``.to(dtype)``, ...: the weights are converted and
+        the cell's dtype follows them (an unbuilt cell builds in the new dtype)."""
+        super()._apply(fn, *args, **kwargs)
+        ws = self.weights
+        self._dtype = applied_dtype(fn, self._dtype, ws[0] if ws else None)
+        return self
 
     def _set_scope(self, scope: str | VariableScope | None = None) -> None:
         """Capture the cell's variable scope the first time it is used in a graph (TF rule)."""
@@ -100,11 +111,17 @@ class RNNCellBase(nn.Module):
         return self.weights
 
     def get_weights(self) -> list[np.ndarray]:
-        """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``)."""
+        """The weights as NumPy arrays, in :attr:`weights` order (TF ``get_weights``).
+
+        NumPy has no bfloat16: bfloat16 weights come back as ``ml_dtypes.bfloat16``
+        arrays when the optional package ``ml_dtypes`` is installed, else as
+        float32 arrays (the same values); :meth:`set_weights` takes either.
+        """
         return _weights_io.get_weights(self.weights)
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``).
+        """Copy arrays into the weights, in :attr:`weights` order (TF ``set_weights``),
+        converted to the weights' dtype (``ml_dtypes.bfloat16`` arrays too).
 
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
