@@ -28,16 +28,53 @@ def _check_cell(name: str, cell: Any) -> None:
         )
 
 
+def _length_tensor(sequence_length: Any, integers_only: bool = False) -> torch.Tensor:
+    """``sequence_length`` as an int64 tensor (any shape; the callers check it).
+
+    TF's ``dynamic_rnn`` casts the lengths to int32: floats are truncated, bools
+    read as 0/1, negative lengths act as 0; strings raise (``UnimplementedError``
+    there, ``TypeError`` here), as do complex numbers. NaN or infinite lengths
+    raise ``ValueError`` (TF casts them to an arbitrary int32).
+    ``integers_only``: floats and bools raise ``ValueError`` (TF's
+    ``reverse_sequence`` in ``bidirectional_dynamic_rnn`` takes int32/int64 only,
+    ``InvalidArgumentError``).
+    """
+    sl = sequence_length
+    if isinstance(sl, torch.Tensor):
+        if sl.device.type == "meta":
+            raise ValueError("`sequence_length` is on the meta device (it holds no data).")
+    else:
+        try:
+            array = np.asarray(sl)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"`sequence_length` must be a vector of integers, got {sl!r}: {e}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                "`sequence_length` must be a vector of integers, got values of dtype "
+                f"{array.dtype} ({sl!r})."
+            )
+        sl = torch.as_tensor(array)
+    if sl.is_complex():
+        raise TypeError(f"`sequence_length` must be a vector of integers, got dtype {sl.dtype}.")
+    if integers_only and (sl.is_floating_point() or sl.dtype == torch.bool):
+        raise ValueError(
+            "`sequence_length` must hold int32 or int64 values in "
+            f"bidirectional_dynamic_rnn, got dtype {str(sl.dtype).replace('torch.', '')} "
+            "(TensorFlow's reverse_sequence raises InvalidArgumentError)."
+        )
+    if sl.is_floating_point():
+        if not bool(torch.isfinite(sl).all()):
+            raise ValueError(f"`sequence_length` must be finite, got {sl.tolist()}.")
+        sl = sl.clamp(-(2**62), 2**62)
+    return sl.to(torch.int64)
+
+
 def _lengths(sequence_length: Any, batch: int, scope_name: str,
              message_vector: str) -> torch.Tensor | None:
     if sequence_length is None:
         return None
-    sl = sequence_length
-    if not isinstance(sl, torch.Tensor):
-        sl = torch.as_tensor(np.asarray(sl))
-    if sl.is_floating_point() or sl.is_complex() or sl.dtype == torch.bool:
-        # TF casts to int32; fractional lengths make no sense and are truncated there too.
-        sl = sl.to(torch.int64)
+    sl = _length_tensor(sequence_length)
     if sl.dim() != 1:
         raise ValueError(message_vector.format(sl=sl, shape=tuple(sl.shape)))
     if sl.shape[0] != batch:
@@ -52,7 +89,8 @@ def _lengths(sequence_length: Any, batch: int, scope_name: str,
 def _initial_state(cell: RNNCellBase, initial_state: State | None, dtype: Any, batch: int,
                    device: torch.device) -> State:
     if initial_state is not None:
-        return _map_state(initial_state, lambda t: as_tensor(t).to(device))
+        return _map_state(initial_state,
+                          lambda t: as_tensor(t, "initial_state", device=device))
     dt = as_dtype(dtype)
     if not dt:
         raise ValueError("If no initial_state is provided, argument `dtype` must be specified")
@@ -184,8 +222,7 @@ def static_rnn(cell: RNNCellBase, inputs: Sequence[Any], initial_state: State | 
         state = _initial_state(cell, initial_state, dtype, batch, x.device)
         lengths = None
         if sequence_length is not None:
-            sl = sequence_length if isinstance(sequence_length, torch.Tensor) else \
-                torch.as_tensor(np.asarray(sequence_length))
+            sl = _length_tensor(sequence_length)
             if sl.dim() != 1:
                 raise ValueError(
                     f"Argument `sequence_length` must be a vector of length {batch}. Received "
@@ -252,7 +289,8 @@ def bidirectional_dynamic_rnn(cell_fw: RNNCellBase, cell_bw: RNNCellBase, inputs
     lengths = None
     if sequence_length is not None and x.dim() == 3:
         lengths = _lengths(
-            sequence_length, x.shape[batch_dim], "bidirectional_rnn/fw/fw",
+            _length_tensor(sequence_length, integers_only=True), x.shape[batch_dim],
+            "bidirectional_rnn/fw/fw",
             "Argument sequence_length must be a vector of length batch_size. Received "
             "sequence_length={sl} of shape: {shape}")
         T = x.shape[time_dim]
