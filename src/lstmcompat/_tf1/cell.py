@@ -108,7 +108,10 @@ class LSTMCell(StreamingModule, RNNCellBase):
         # or string, ValueError for a negative value (TF accepts num_units=0, we do
         # not; its num_proj=0 is an InvalidArgumentError); clips TypeError for a
         # non-number; forget_bias ValueError (None: "Attempt to convert a value
-        # (None)"; a string: InvalidArgumentError).
+        # (None)"; a string: InvalidArgumentError); num_units=None ValueError
+        # ("Prefix or suffix can't be None").
+        if num_units is None:
+            raise ValueError("`num_units` must be a positive integer, got None.")
         num_units = _args.positive_int(num_units, "num_units")
         num_proj = _args.optional_positive_int(num_proj, "num_proj")
         cell_clip = _args.optional_number(cell_clip, "cell_clip")

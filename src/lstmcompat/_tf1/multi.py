@@ -53,11 +53,13 @@ class MultiRNNCell(RNNCellBase):
         if not cells:
             raise ValueError("Must specify at least one cell for MultiRNNCell.")
         if not isinstance(cells, (list, tuple)):
-            raise TypeError(f"cells must be a list or tuple, but received: {cells}.")
+            raise TypeError(f"cells must be a list or tuple, but received: {cells}. "
+                            "(argument `cells`)")
         for c in cells:
             if not isinstance(c, RNNCellBase):
                 raise TypeError(
-                    f"MultiRNNCell takes lstmcompat cells (LSTMCell, MultiRNNCell), got {c!r}."
+                    "MultiRNNCell takes lstmcompat cells (LSTMCell, MultiRNNCell) in `cells`, "
+                    f"got {c!r}."
                 )
         if len({id(c) for c in cells}) < len(cells):
             warnings.warn("At least two cells provided to MultiRNNCell are the same object and "
