@@ -303,9 +303,10 @@ def check_allocation(tensors: Sequence[tuple[str, Sequence[int]]], dtype: torch.
 
 # ------------------------------------------------------------------- tensors passed in
 def check_device(t: torch.Tensor, arg: str, device: torch.device | None) -> None:
-    """Refuse a tensor on the ``meta`` device (it holds no data) when the layer's
-    tensors live elsewhere, and the reverse (``ValueError``). Tensors on other real
-    devices are moved, as TensorFlow copies between devices."""
+    """Refuse a tensor on the ``meta`` device (it holds no data) where the layer
+    computes on a real ``device`` (``ValueError``). Tensors on other devices are
+    moved by the callers, as TensorFlow copies between devices (a layer on the
+    meta device computes shapes only: any input moves there)."""
     if device is None:
         return
     device = torch.device(device)
@@ -313,12 +314,6 @@ def check_device(t: torch.Tensor, arg: str, device: torch.device | None) -> None
         raise ValueError(
             f"`{arg}` is on the meta device (a meta tensor holds no data) but the layer "
             f"computes on {device}; pass `{arg}` with values."
-        )
-    if device.type == "meta" and t.device.type != "meta":
-        raise ValueError(
-            f"`{arg}` is on {t.device} but the layer's weights are on the meta device "
-            "(they hold no data); materialize them first, e.g. `layer.to_empty(device=...)` "
-            "then set the weights."
         )
 
 

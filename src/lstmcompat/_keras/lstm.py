@@ -384,8 +384,10 @@ class LSTM(StreamingModule, torch.nn.Module):
             )
         shape = (self._batch, self.units)
         device = self.kernel.device if self.kernel is not None else None
-        _args.check_allocation([("states_h", shape), ("states_c", shape)], self.dtype,
-                               f"Stateful LSTM with batch size {self._batch}", device)
+        _args.check_allocation(
+            [("states_h", shape), ("states_c", shape)], self.dtype,
+            f"Stateful LSTM states for batch size {self._batch} (`batch_input_shape` or "
+            "`batch_size`)", device)
         if states is None:
             values = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in range(2)]
         else:
