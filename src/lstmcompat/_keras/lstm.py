@@ -119,7 +119,8 @@ class LSTM(StreamingModule, torch.nn.Module):
     ``clip(0.2 * x + 0.5, 0, 1)``.
 
     Args:
-        units: positive int, the size of ``h`` and ``c``.
+        units: positive integer (``int``, NumPy integer or 0-d integer tensor),
+            the size of ``h`` and ``c``.
         activation, recurrent_activation: Keras name, callable, or ``None`` (linear).
         use_bias: whether the layer has ``bias``.
         kernel_initializer, recurrent_initializer, bias_initializer: Keras name,
@@ -131,7 +132,8 @@ class LSTM(StreamingModule, torch.nn.Module):
         kernel_constraint, recurrent_constraint, bias_constraint: Keras
             constraints, applied by :func:`lstmcompat.apply_constraints` after an
             optimizer step (never in forward or ``set_weights``).
-        dropout, recurrent_dropout: variational dropout rates, clamped to ``[0, 1]``.
+        dropout, recurrent_dropout: variational dropout rates (real numbers),
+            clamped to ``[0, 1]``.
         return_sequences: return the whole output sequence instead of the last output.
         return_state: also return the final ``h`` and ``c`` (a list ``[output, h, c]``).
         go_backwards: process the sequence backwards; the output sequence is in
@@ -140,8 +142,9 @@ class LSTM(StreamingModule, torch.nn.Module):
         unroll: accepted for compatibility; the numerics are identical.
         time_major: inputs (and masks) are ``(time, batch, ...)``.
         implementation: 1 (per-gate dropout masks) or 2 (one shared input mask).
-        input_shape, input_dim, batch_input_shape, batch_size: as Keras; when they
-            give the feature size the weights are built at construction.
+        input_shape, input_dim, input_length, batch_input_shape, batch_size: as
+            Keras (each dimension ``None`` or a non-negative integer-like); when
+            they give the feature size the weights are built at construction.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
         dtype: ``torch.dtype`` or its name; default float32.
         trainable: whether the weights require gradients.
@@ -152,6 +155,17 @@ class LSTM(StreamingModule, torch.nn.Module):
     Shapes:
         ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``,
         ``bias (4*units,)``.
+
+    Raises:
+        TypeError: an argument of the wrong type (a float or string size or
+            dimension, a non-number rate, an unknown ``dtype``, an initializer
+            returning a non-numeric value), as TensorFlow.
+        ValueError: a value out of range (a size below 1, a negative dimension,
+            a non-floating ``dtype``, an initializer returning another shape), as
+            TensorFlow; weights that cannot fit in memory, before allocating
+            (also a ``MemoryError``). At call time: inputs of the wrong rank or
+            features, no time steps (TF's ``InvalidArgumentError``), states of
+            the wrong count, shape or dtype, tensors on the meta device.
 
     Example:
         >>> import torch, lstmcompat
@@ -683,7 +697,11 @@ class LSTM(StreamingModule, torch.nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LSTM:
-        """Re-create a layer from :meth:`get_config` (or a TensorFlow config dict)."""
+        """Re-create a layer from :meth:`get_config` (or a TensorFlow config dict).
+
+        Raises:
+            TypeError: ``config`` is not a dict, or has an unknown key.
+        """
         config = _args.config_dict(config)
         if config.get("implementation") == 0:
             config["implementation"] = 1

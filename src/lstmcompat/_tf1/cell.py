@@ -43,7 +43,8 @@ class LSTMCell(StreamingModule, RNNCellBase):
     The forget bias is added at run time, never stored in ``bias``.
 
     Args:
-        num_units: number of units ``u``.
+        num_units: number of units ``u`` (a positive integer: ``int``, NumPy
+            integer or 0-d integer tensor).
         use_peepholes: diagonal peephole connections (``w_f_diag``, ``w_i_diag``
             read the previous ``c``; ``w_o_diag`` reads the new, clipped ``c``).
         cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` before the output
@@ -71,6 +72,13 @@ class LSTMCell(StreamingModule, RNNCellBase):
         dtype: weight dtype (``torch.dtype`` or name); ``None``: the dtype of
             the first input (float32 for a bare ``build``).
         **kwargs: ``trainable`` (bool) is accepted.
+
+    Raises:
+        TypeError: a float or string ``num_units``/``num_proj``, a non-number
+            ``cell_clip``/``proj_clip``, an unknown ``dtype`` or keyword (TF's types).
+        ValueError: a size below 1, a non-number ``forget_bias`` (TF's type),
+            NaN, a non-floating ``dtype``. ``build`` refuses weights that cannot
+            fit in memory before allocating (also a ``MemoryError``).
 
     Attributes:
         kernel: ``(depth + output_size, 4u)``, gate blocks ``i, j, f, o``
