@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _args
+
 _NAMES = {
     "float16": torch.float16, "half": torch.float16,
     "bfloat16": torch.bfloat16,
@@ -68,11 +70,14 @@ def as_tensor(x: Any, arg: str, dtype: torch.dtype | None = None,
               device: torch.device | None = None) -> torch.Tensor:
     """Convert an array-like to a tensor (cast to ``dtype`` when given).
 
-    Raises ``ValueError`` naming ``arg`` when it cannot be converted, or when a
+    Raises ``ValueError`` naming ``arg`` when it cannot be converted, when a
     non-floating array is passed where ``dtype`` is floating (TensorFlow raises
-    ``InvalidArgumentError`` there).
+    ``InvalidArgumentError`` there), or when a tensor on the meta device (no
+    data) is to be moved to a real ``device``.
     """
-    if not isinstance(x, torch.Tensor):
+    if isinstance(x, torch.Tensor):
+        _args.check_device(x, arg, device)
+    else:
         try:
             x = _from_numpy(np.asarray(x))
         except (TypeError, ValueError, RuntimeError) as e:

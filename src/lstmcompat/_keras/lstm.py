@@ -10,13 +10,13 @@ and the variational dropout masks.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import _activations, _weights_io
+from .. import _activations, _args, _weights_io
 from .._dtypes import applied_dtype, as_tensor, dtype_name, resolve_dtype
 from .._engine import CellSpec, Dropout, Weights, run_explained
 from .._engine.fused import streamer
@@ -36,6 +36,40 @@ def _unique_name(base: str) -> str:
 
 def _shape_str(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _batch_input_shape(input_shape: Any, input_dim: Any, input_length: Any,
+                       batch_input_shape: Any, batch_size: Any) -> tuple[int | None, ...] | None:
+    """Keras's base ``Layer`` rule, every entry checked as TF's ``TensorShape`` does:
+    ``input_dim``/``input_length`` -> ``input_shape`` -> ``batch_input_shape``.
+
+    Raises:
+        TypeError: an entry is not ``None`` or an integer-like (TF: "Dimension
+            value must be integer or None"), or a shape is not a sequence.
+        ValueError: an entry is negative (TF: "Dimension -3 must be >= 0"), or the
+            batch input shape does not have 3 dimensions.
+    """
+    input_dim = _args.dimension(input_dim, "input_dim")
+    input_length = _args.dimension(input_length, "input_length")
+    batch_size = _args.dimension(batch_size, "batch_size")
+    if input_shape is not None:
+        input_shape = _args.shape(input_shape, "input_shape")
+    if batch_input_shape is not None:
+        return _check_ndim(_args.shape(batch_input_shape, "batch_input_shape"))
+    if input_shape is None and (input_dim is not None or input_length is not None):
+        input_shape = (input_length, input_dim)
+    if input_shape is None:
+        return None
+    return _check_ndim((batch_size,) + input_shape)
+
+
+def _check_ndim(batch_input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    if len(batch_input_shape) != 3:
+        raise ValueError(
+            "`batch_input_shape` (or `input_shape` plus a batch) must have 3 dimensions "
+            f"(batch, time, features), got {batch_input_shape}."
+        )
+    return batch_input_shape
 
 
 #: The parameters the engine weights derive from, in :func:`_engine_weights`'s order.
@@ -85,7 +119,8 @@ class LSTM(StreamingModule, torch.nn.Module):
     ``clip(0.2 * x + 0.5, 0, 1)``.
 
     Args:
-        units: positive int, the size of ``h`` and ``c``.
+        units: positive integer (``int``, NumPy integer or 0-d integer tensor),
+            the size of ``h`` and ``c``.
         activation, recurrent_activation: Keras name, callable, or ``None`` (linear).
         use_bias: whether the layer has ``bias``.
         kernel_initializer, recurrent_initializer, bias_initializer: Keras name,
@@ -97,7 +132,8 @@ class LSTM(StreamingModule, torch.nn.Module):
         kernel_constraint, recurrent_constraint, bias_constraint: Keras
             constraints, applied by :func:`lstmcompat.apply_constraints` after an
             optimizer step (never in forward or ``set_weights``).
-        dropout, recurrent_dropout: variational dropout rates, clamped to ``[0, 1]``.
+        dropout, recurrent_dropout: variational dropout rates (real numbers),
+            clamped to ``[0, 1]``.
         return_sequences: return the whole output sequence instead of the last output.
         return_state: also return the final ``h`` and ``c`` (a list ``[output, h, c]``).
         go_backwards: process the sequence backwards; the output sequence is in
@@ -106,8 +142,9 @@ class LSTM(StreamingModule, torch.nn.Module):
         unroll: accepted for compatibility; the numerics are identical.
         time_major: inputs (and masks) are ``(time, batch, ...)``.
         implementation: 1 (per-gate dropout masks) or 2 (one shared input mask).
-        input_shape, input_dim, batch_input_shape, batch_size: as Keras; when they
-            give the feature size the weights are built at construction.
+        input_shape, input_dim, input_length, batch_input_shape, batch_size: as
+            Keras (each dimension ``None`` or a non-negative integer-like); when
+            they give the feature size the weights are built at construction.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
         dtype: ``torch.dtype`` or its name; default float32. Inputs (and
             ``initial_state``) are converted to it. ``torch.nn.Module``'s
@@ -121,6 +158,17 @@ class LSTM(StreamingModule, torch.nn.Module):
     Shapes:
         ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``,
         ``bias (4*units,)``.
+
+    Raises:
+        TypeError: an argument of the wrong type (a float or string size or
+            dimension, a non-number rate, an unknown ``dtype``, an initializer
+            returning a non-numeric value), as TensorFlow.
+        ValueError: a value out of range (a size below 1, a negative dimension,
+            a non-floating ``dtype``, an initializer returning another shape), as
+            TensorFlow; weights that cannot fit in memory, before allocating
+            (also a ``MemoryError``). At call time: inputs of the wrong rank or
+            features, no time steps (TF's ``InvalidArgumentError``), states of
+            the wrong count, shape or dtype, tensors on the meta device.
 
     Example:
         >>> import torch, lstmcompat
@@ -167,12 +215,22 @@ class LSTM(StreamingModule, torch.nn.Module):
         engine_kernel: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+        # Every argument is checked before anything is built (see _args for TF's types).
+        self.units = _args.positive_int(units, "units")
+        dropout = _args.rate(dropout, "dropout")
+        recurrent_dropout = _args.rate(recurrent_dropout, "recurrent_dropout")
+        implementation = _args.integer(implementation, "implementation", 0)
+        if implementation not in (0, 1, 2):
+            raise ValueError(f"`implementation` must be 1 or 2, got {implementation!r}.")
+        self.dtype = resolve_dtype(dtype)
+        if not self.dtype.is_floating_point:
+            # TF: ValueError("Expected floating point type, got <dtype: 'int32'>.")
             raise ValueError(
-                "Received an invalid value for argument `units`, "
-                f"expected a positive integer, got {units}."
+                f"`dtype` must be a floating point type, got {dtype_name(self.dtype)} "
+                "(Expected floating point type)."
             )
-        self.units = int(units)
+        batch_input_shape = _batch_input_shape(input_shape, input_dim, input_length,
+                                               batch_input_shape, batch_size)
         self.activation = _activations.get(activation)
         self.recurrent_activation = _activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
@@ -187,10 +245,8 @@ class LSTM(StreamingModule, torch.nn.Module):
         self.kernel_constraint = _constraints_mod.get(kernel_constraint)
         self.recurrent_constraint = _constraints_mod.get(recurrent_constraint)
         self.bias_constraint = _constraints_mod.get(bias_constraint)
-        self.dropout = min(1.0, max(0.0, float(dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
-        if implementation not in (0, 1, 2):
-            raise ValueError(f"`implementation` must be 1 or 2, got {implementation!r}.")
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
         # Keras: recurrent dropout forces implementation 1.
         self.implementation = 1 if self.recurrent_dropout != 0 else int(implementation)
         self.return_sequences = bool(return_sequences)
@@ -201,20 +257,9 @@ class LSTM(StreamingModule, torch.nn.Module):
         self.time_major = bool(time_major)
         self.trainable = bool(trainable)
         self.name = name if name is not None else _unique_name("lstm")
-        self.dtype = resolve_dtype(dtype)
         self.engine_kernel = engine_kernel  # force an engine kernel (None: `choose` decides)
 
-        # Keras's base Layer: input_dim / input_length -> input_shape -> batch_input_shape.
-        if input_shape is None and (input_dim is not None or input_length is not None):
-            input_shape = (input_length, input_dim)
-        if batch_input_shape is None and input_shape is not None:
-            batch_input_shape = (batch_size,) + tuple(input_shape)
-        self.batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
-        if self.batch_input_shape is not None and len(self.batch_input_shape) != 3:
-            raise ValueError(
-                "`batch_input_shape` (or `input_shape` plus a batch) must have 3 dimensions "
-                f"(batch, time, features), got {self.batch_input_shape}."
-            )
+        self.batch_input_shape = batch_input_shape
 
         self.kernel: torch.nn.Parameter | None = None
         self.recurrent_kernel: torch.nn.Parameter | None = None
@@ -235,8 +280,17 @@ class LSTM(StreamingModule, torch.nn.Module):
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: Sequence[int | None]) -> None:
-        """Create the weights for inputs of ``input_shape`` (``(batch, time, features)``)."""
-        input_shape = tuple(input_shape)
+        """Create the weights for inputs of ``input_shape`` (``(batch, time, features)``).
+
+        Raises:
+            TypeError: ``input_shape`` is not a shape (see ``batch_input_shape``).
+            ValueError: it does not have 3 dimensions, the feature size is
+                ``None``, an initializer returns a value of another shape
+                (``TypeError`` for a non-numeric value), or the weights cannot fit
+                in memory (:class:`~lstmcompat._args.AllocationTooLargeError`,
+                also a ``MemoryError``, raised before allocating).
+        """
+        input_shape = _args.shape(input_shape, "input_shape")
         if len(input_shape) != 3:
             raise ValueError(
                 f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
@@ -250,21 +304,31 @@ class LSTM(StreamingModule, torch.nn.Module):
         if self.built:
             return
         u, dt = self.units, self.dtype
-        self._input_features = int(features)
-        kernel = self.kernel_initializer((self._input_features, 4 * u), dtype=dt)
-        recurrent = self.recurrent_initializer((u, 4 * u), dtype=dt)
-        self.kernel = _gate_major_parameter(torch.as_tensor(kernel, dtype=dt), self.trainable)
-        self.recurrent_kernel = _gate_major_parameter(torch.as_tensor(recurrent, dtype=dt),
-                                                      self.trainable)
+        n = features
+        shapes = [("kernel", (n, 4 * u)), ("recurrent_kernel", (u, 4 * u))]
+        if self.use_bias:
+            shapes.append(("bias", (4 * u,)))
+        _args.check_allocation(shapes, dt, f"LSTM `units`={u} with {n} input features")
+
+        def initial(initializer: Callable, arg: str, shape: tuple[int, ...]) -> torch.Tensor:
+            return _args.initial_value(initializer(shape, dtype=dt), arg, shape, dt)
+
+        kernel = initial(self.kernel_initializer, "kernel_initializer", (n, 4 * u))
+        recurrent = initial(self.recurrent_initializer, "recurrent_initializer", (u, 4 * u))
+        bias = None
         if self.use_bias:
             if self.unit_forget_bias:
                 bias = torch.cat([
-                    torch.as_tensor(self.bias_initializer((u,), dtype=dt), dtype=dt),
+                    initial(self.bias_initializer, "bias_initializer", (u,)),
                     torch.ones(u, dtype=dt),
-                    torch.as_tensor(self.bias_initializer((2 * u,), dtype=dt), dtype=dt),
+                    initial(self.bias_initializer, "bias_initializer", (2 * u,)),
                 ])
             else:
-                bias = torch.as_tensor(self.bias_initializer((4 * u,), dtype=dt), dtype=dt)
+                bias = initial(self.bias_initializer, "bias_initializer", (4 * u,))
+        self._input_features = n
+        self.kernel = _gate_major_parameter(kernel, self.trainable)
+        self.recurrent_kernel = _gate_major_parameter(recurrent, self.trainable)
+        if bias is not None:
             self.bias = torch.nn.Parameter(bias, requires_grad=self.trainable)
         self.built = True
         if self.stateful:
@@ -353,6 +417,10 @@ class LSTM(StreamingModule, torch.nn.Module):
             )
         shape = (self._batch, self.units)
         device = self.kernel.device if self.kernel is not None else None
+        _args.check_allocation(
+            [("states_h", shape), ("states_c", shape)], self.dtype,
+            f"Stateful LSTM states for batch size {self._batch} (`batch_input_shape` or "
+            "`batch_size`)", device)
         if states is None:
             values = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in range(2)]
         else:
@@ -369,14 +437,31 @@ class LSTM(StreamingModule, torch.nn.Module):
         """Validate ``[h, c]`` array-likes (TF's messages: ``count_message`` formatted
         with ``n``, ``shape_message`` with ``i``, ``expected``, ``got``) and convert them
         to the layer's dtype and device (``any_dtype``: also from integer arrays, as
-        assigning values to TF's state variables does)."""
+        assigning values to TF's state variables does; else a tensor or array of
+        another floating dtype is refused, as TF's ``InvalidArgumentError`` in the
+        cell's MatMul; Python lists take the layer's dtype). A state on the meta
+        device is refused (``ValueError``); other devices are moved to the weights'."""
         if isinstance(states, (np.ndarray, torch.Tensor)):
             states = [states]
+        if isinstance(states, (str, bytes)) or not isinstance(states, Iterable):
+            raise TypeError(
+                f"`{arg}` must be a list [h, c] of tensors, got {type(states).__name__}."
+            )
         states = list(states)
         if len(states) != 2:
             raise ValueError(count_message.format(n=len(states)))
         values = []
         for i, s in enumerate(states):
+            if not any_dtype and isinstance(s, (np.ndarray, torch.Tensor)):
+                floating = (s.is_floating_point() if isinstance(s, torch.Tensor)
+                            else np.issubdtype(s.dtype, np.floating))
+                name = dtype_name(s.dtype) if isinstance(s, torch.Tensor) else s.dtype.name
+                if floating and name != dtype_name(self.dtype):
+                    raise ValueError(
+                        f"`{arg}` state {i} has dtype {name} but the layer "
+                        f"computes in {dtype_name(self.dtype)}; pass states of dtype "
+                        f"{dtype_name(self.dtype)}. (TensorFlow raises InvalidArgumentError.)"
+                    )
             t = as_tensor(s, arg, dtype=None if any_dtype else self.dtype, device=device)
             if tuple(t.shape) != shape:
                 raise ValueError(shape_message.format(i=i, expected=shape, got=tuple(t.shape)))
@@ -504,8 +589,19 @@ class LSTM(StreamingModule, torch.nn.Module):
             inputs = inputs[0]
         device = self.kernel.device if self.kernel is not None else None
         x = as_tensor(inputs, "inputs", dtype=self.dtype, device=device)
+        if device is None:  # the weights will be built on the CPU
+            _args.check_device(x, "inputs", torch.device("cpu"))
         if x.dim() != 3:
             self._check_input(x)
+        if x.shape[0 if self.time_major else 1] == 0:
+            # TF: InvalidArgumentError "slice index 0 of dimension 0 out of bounds",
+            # with and without return_sequences.
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" has no time steps: `inputs` has shape '
+                f"{_shape_str(tuple(x.shape))} and the layer needs at least one step "
+                f"(axis {0 if self.time_major else 1}); TensorFlow raises "
+                "InvalidArgumentError here too."
+            )
         if not self.built:
             self.build(tuple(x.shape))
         elif self.stateful and not self._batch:
@@ -622,8 +718,12 @@ class LSTM(StreamingModule, torch.nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LSTM:
-        """Re-create a layer from :meth:`get_config` (or a TensorFlow config dict)."""
-        config = dict(config)
+        """Re-create a layer from :meth:`get_config` (or a TensorFlow config dict).
+
+        Raises:
+            TypeError: ``config`` is not a dict, or has an unknown key.
+        """
+        config = _args.config_dict(config)
         if config.get("implementation") == 0:
             config["implementation"] = 1
         config.pop("enable_caching_device", None)

@@ -23,17 +23,23 @@ def as_dtype(dtype: Any, arg: str = "dtype") -> torch.dtype | None:
     return resolve_dtype(dtype, default=None, arg=arg)
 
 
-def check_floating(dtype: torch.dtype | None) -> None:
-    """TF's ``_check_supported_dtypes``: RNN cells only take floating point."""
+def check_floating(dtype: torch.dtype | None, arg: str | None = None) -> None:
+    """TF's ``_check_supported_dtypes``: RNN cells only take floating point.
+
+    ``arg`` names the argument the dtype came from (TF's message does not).
+    """
     if dtype is not None and not dtype.is_floating_point:
         raise ValueError(
             f"RNN cell only supports floating point inputs, but received dtype: {dtype}"
+            + (f" (argument `{arg}`)" if arg else "")
         )
 
 
-def as_tensor(x: Any, arg: str = "inputs") -> torch.Tensor:
-    """Array-likes (NumPy arrays, lists) to a tensor; tensors pass through unchanged."""
-    return _as_tensor(x, arg)
+def as_tensor(x: Any, arg: str = "inputs", device: torch.device | None = None) -> torch.Tensor:
+    """Array-likes (NumPy arrays, lists) to a tensor, moved to ``device`` when given
+    (a meta tensor to a real device raises ``ValueError``); tensors otherwise pass
+    through unchanged."""
+    return _as_tensor(x, arg, device=device)
 
 
 def glorot_uniform(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:

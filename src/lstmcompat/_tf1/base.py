@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _weights_io
+from .. import _args, _weights_io
 from .._dtypes import applied_dtype
 from ._util import as_dtype
 from .graph import Graph, VariableScope, get_default_graph, variable_scope
@@ -143,9 +143,18 @@ class RNNCellBase(nn.Module):
         """Zero state(s) shaped ``(batch_size, s)`` for each ``s`` in :attr:`state_size`.
 
         TF equivalent: ``cell.zero_state(batch_size, dtype)``.
+
+        Raises:
+            TypeError: ``batch_size`` is not an integer-like (a float, a string, a
+                bool), or ``dtype`` is ``None`` or not a dtype (TF's types).
+            ValueError: ``batch_size`` is negative or ``None`` (TF's types), or the
+                states cannot fit in memory
+                (:class:`~lstmcompat._args.AllocationTooLargeError`, also a
+                ``MemoryError``, raised before allocating).
         """
-        dt = as_dtype(dtype) or torch.float32
-        b = int(batch_size)
+        b, dt = zero_state_args(batch_size, dtype)
+        _args.check_allocation([("state", (b, total_size(self.state_size)))], dt,
+                               f"zero_state with `batch_size`={b}")
         return _map_sizes(self.state_size, lambda s: torch.zeros(b, s, dtype=dt))
 
     def get_initial_state(self, inputs: Any = None, batch_size: int | torch.Tensor | None = None,
@@ -157,10 +166,12 @@ class RNNCellBase(nn.Module):
                 neither ``inputs`` nor both of them are given.
         """
         dt = as_dtype(dtype)
+        if batch_size is not None:
+            batch_size = _args.integer(batch_size, "batch_size", 0)
         if inputs is not None:
             inputs = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(
                 np.asarray(inputs))
-            if batch_size is not None and inputs.shape[0] != int(batch_size):
+            if batch_size is not None and inputs.shape[0] != batch_size:
                 raise ValueError(
                     "batch size from input tensor is different from the input param. Input "
                     f"tensor batch: {inputs.shape[0]}, batch_size: {batch_size}"
@@ -188,6 +199,25 @@ class RNNCellBase(nn.Module):
                       batch_first: bool) -> tuple[torch.Tensor, State]:
         """Run the whole sequence through the engine; returns ``(outputs, final_state)``."""
         raise NotImplementedError
+
+
+def zero_state_args(batch_size: Any, dtype: Any) -> tuple[int, torch.dtype]:
+    """``zero_state``'s arguments checked, with TF's types (``None`` batch size:
+    ``ValueError``; ``None`` dtype: ``TypeError``)."""
+    if batch_size is None:
+        raise ValueError("`batch_size` must be a non-negative integer, got None.")
+    b = _args.integer(batch_size, "batch_size", 0)
+    dt = as_dtype(dtype)
+    if dt is None:
+        raise TypeError("`dtype` must be a torch.dtype or its name, got None.")
+    return b, dt
+
+
+def total_size(size: StateSize) -> int:
+    """The sum of the sizes in a (nested) state size."""
+    if isinstance(size, int):
+        return size
+    return sum(total_size(s) for s in size)
 
 
 def _map_sizes(size: StateSize, fn: Any) -> State:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _args
 from .._engine import CellSpec, Weights, run_explained
 from .._engine.fused import streamer
 from .._engine.gates import permutation, permute
@@ -41,7 +42,8 @@ class LSTMCell(StreamingModule, RNNCellBase):
     The forget bias is added at run time, never stored in ``bias``.
 
     Args:
-        num_units: number of units ``u``.
+        num_units: number of units ``u`` (a positive integer: ``int``, NumPy
+            integer or 0-d integer tensor).
         use_peepholes: diagonal peephole connections (``w_f_diag``, ``w_i_diag``
             read the previous ``c``; ``w_o_diag`` reads the new, clipped ``c``).
         cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` before the output
@@ -69,6 +71,13 @@ class LSTMCell(StreamingModule, RNNCellBase):
         dtype: weight dtype (``torch.dtype`` or name); ``None``: the dtype of
             the first input (float32 for a bare ``build``).
         **kwargs: ``trainable`` (bool) is accepted.
+
+    Raises:
+        TypeError: a float or string ``num_units``/``num_proj``, a non-number
+            ``cell_clip``/``proj_clip``, an unknown ``dtype`` or keyword (TF's types).
+        ValueError: a size below 1, a non-number ``forget_bias`` (TF's type),
+            NaN, a non-floating ``dtype``. ``build`` refuses weights that cannot
+            fit in memory before allocating (also a ``MemoryError``).
 
     Attributes:
         kernel: ``(depth + output_size, 4u)``, gate blocks ``i, j, f, o``
@@ -101,12 +110,22 @@ class LSTMCell(StreamingModule, RNNCellBase):
         trainable = kwargs.pop("trainable", True)
         if kwargs:
             raise TypeError(f"Keyword argument not understood: {sorted(kwargs)}")
+        # Checked here, before anything is built; TF checks them only when the cell
+        # runs, with these types (see lstmcompat._args): sizes TypeError for a float
+        # or string, ValueError for a negative value (TF accepts num_units=0, we do
+        # not; its num_proj=0 is an InvalidArgumentError); clips TypeError for a
+        # non-number; forget_bias ValueError (None: "Attempt to convert a value
+        # (None)"; a string: InvalidArgumentError); num_units=None ValueError
+        # ("Prefix or suffix can't be None").
+        if num_units is None:
+            raise ValueError("`num_units` must be a positive integer, got None.")
+        num_units = _args.positive_int(num_units, "num_units")
+        num_proj = _args.optional_positive_int(num_proj, "num_proj")
+        cell_clip = _args.optional_number(cell_clip, "cell_clip")
+        proj_clip = _args.optional_number(proj_clip, "proj_clip")
+        forget_bias = _args.number(forget_bias, "forget_bias", ValueError)
         super().__init__(name=name, reuse=reuse, dtype=dtype)
-        check_floating(self._dtype)
-        if not isinstance(num_units, int) or isinstance(num_units, bool) or num_units <= 0:
-            raise ValueError(f"`num_units` must be a positive int, got {num_units!r}.")
-        if num_proj is not None and (not isinstance(num_proj, int) or num_proj <= 0):
-            raise ValueError(f"`num_proj` must be a positive int or None, got {num_proj!r}.")
+        check_floating(self._dtype, "dtype")
         if not state_is_tuple:
             warnings.warn(
                 f"{type(self).__name__}: Using a concatenated state is slower and will soon be "
@@ -118,14 +137,14 @@ class LSTMCell(StreamingModule, RNNCellBase):
                 "partitioner instead.", DeprecationWarning, stacklevel=2)
         self._num_units = num_units
         self._use_peepholes = bool(use_peepholes)
-        self._cell_clip = None if cell_clip is None else float(cell_clip)
+        self._cell_clip = cell_clip
         self._initializer_arg = initializer
         self._initializer = get_initializer(initializer)
         self._num_proj = num_proj
-        self._proj_clip = None if proj_clip is None else float(proj_clip)
+        self._proj_clip = proj_clip
         self._num_unit_shards = num_unit_shards
         self._num_proj_shards = num_proj_shards
-        self._forget_bias = float(forget_bias)
+        self._forget_bias = forget_bias
         self._state_is_tuple = bool(state_is_tuple)
         self._activation_arg = activation
         self._trainable = bool(trainable)
@@ -167,12 +186,21 @@ class LSTMCell(StreamingModule, RNNCellBase):
         under the cell's variable scope.
 
         Raises:
-            ValueError: the last dimension is unknown (``None``), or a shared
-                variable has another shape.
+            TypeError: ``input_shape`` is not a shape (or a size), or an entry is
+                not ``None`` or an integer-like.
+            ValueError: the last dimension is unknown (``None``), an entry is
+                negative, the initializer returns another shape (``TypeError`` for
+                a non-numeric value), a shared variable has another shape, or the
+                weights cannot fit in memory
+                (:class:`~lstmcompat._args.AllocationTooLargeError`, also a
+                ``MemoryError``, raised before allocating).
         """
         if self.built:
             return
-        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        if _args.dimension_like(input_shape):
+            shape = (_args.dimension(input_shape, "input_shape"),)
+        else:
+            shape = _args.shape(input_shape, "input_shape")
         if not shape or shape[-1] is None:
             raise ValueError(
                 f"Expected inputs.shape[-1] to be known, received shape: {input_shape}"
@@ -181,7 +209,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         if self._dtype is None:
             self._dtype = torch.float32
         dtype = self._dtype
-        depth = int(shape[-1])
+        depth = shape[-1]
         u, p = self._num_units, self.output_size
         specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
             ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
@@ -192,6 +220,11 @@ class LSTMCell(StreamingModule, RNNCellBase):
         if self._num_proj is not None:
             specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
                           self._initializer))
+        _args.check_allocation(
+            [(attr, shp) for attr, _, shp, _ in specs], dtype,
+            f"LSTMCell `num_units`={u}" + (f", `num_proj`={self._num_proj}"
+                                          if self._num_proj is not None else "")
+            + f" with {depth} input features")
         graph = get_default_graph()
         if graph is not None:
             self._set_scope(None)
@@ -281,8 +314,15 @@ class LSTMCell(StreamingModule, RNNCellBase):
                       batch_first: bool) -> tuple[torch.Tensor, State]:
         bdim, tdim = (0, 1) if batch_first else (1, 0)
         B, T = x.shape[bdim], x.shape[tdim]
+        weights_device = self.kernel.device
+        if x.device != weights_device:
+            raise ValueError(
+                f'Layer "{self.name}" has its weights on {weights_device} but received '
+                f"`inputs` on {x.device}; move the inputs or the cell (`cell.to(...)`)."
+            )
         c0, h0 = self._split_state(state, B)
         for t, what in ((c0, "c"), (h0, "h")):
+            _args.check_device(t, "state", weights_device)
             check_floating(t.dtype)
             if t.dtype != x.dtype:
                 raise TypeError(
@@ -381,7 +421,8 @@ class LSTMCell(StreamingModule, RNNCellBase):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LSTMCell:
-        return cls(**config)
+        """Re-create a cell from :meth:`get_config` (``TypeError`` for a non-dict)."""
+        return cls(**_args.config_dict(config))
 
 
 #: The parameters engine weights derive from, in :func:`_engine_weights`'s order.

@@ -36,6 +36,7 @@ from types import TracebackType
 import torch
 from torch import nn
 
+from .. import _args
 from ._util import Initializer, glorot_uniform
 
 
@@ -187,14 +188,12 @@ class Graph:
 
 
 def make_value(init: Initializer, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Call an initializer and check what it returns."""
+    """Call an initializer and check what it returns (``ValueError`` naming
+    ``initializer`` and both shapes for another shape, ``TypeError`` for a
+    non-numeric value, as TF's variable creation)."""
     with torch.no_grad():
-        value = torch.as_tensor(init(shape, dtype))
-    if tuple(value.shape) != shape:
-        raise ValueError(
-            f"The initializer returned a tensor of shape {tuple(value.shape)}; expected {shape}."
-        )
-    return value.to(dtype).detach().clone()
+        value = _args.initial_value(init(shape, dtype), "initializer", shape, dtype)
+    return value.detach().clone()
 
 
 class variable_scope:  # noqa: N801 - TF spelling

@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _args
 from ._util import as_tensor, check_floating
-from .base import RNNCellBase, State
+from .base import RNNCellBase, State, total_size, zero_state_args
 from .graph import variable_scope
 
 
@@ -52,11 +53,13 @@ class MultiRNNCell(RNNCellBase):
         if not cells:
             raise ValueError("Must specify at least one cell for MultiRNNCell.")
         if not isinstance(cells, (list, tuple)):
-            raise TypeError(f"cells must be a list or tuple, but received: {cells}.")
+            raise TypeError(f"cells must be a list or tuple, but received: {cells}. "
+                            "(argument `cells`)")
         for c in cells:
             if not isinstance(c, RNNCellBase):
                 raise TypeError(
-                    f"MultiRNNCell takes lstmcompat cells (LSTMCell, MultiRNNCell), got {c!r}."
+                    "MultiRNNCell takes lstmcompat cells (LSTMCell, MultiRNNCell) in `cells`, "
+                    f"got {c!r}."
                 )
         if len({id(c) for c in cells}) < len(cells):
             warnings.warn("At least two cells provided to MultiRNNCell are the same object and "
@@ -94,6 +97,11 @@ class MultiRNNCell(RNNCellBase):
         return ws
 
     def zero_state(self, batch_size: int | torch.Tensor, dtype: Any) -> State:
+        """Every cell's zero state (a tuple), or one concatenated tensor; checked as
+        :meth:`RNNCellBase.zero_state`, for all the cells' states together."""
+        b, dt = zero_state_args(batch_size, dtype)
+        _args.check_allocation([("state", (b, total_size(self.state_size)))], dt,
+                               f"zero_state with `batch_size`={b}")
         if self._state_is_tuple:
             return tuple(c.zero_state(batch_size, dtype) for c in self._cell_list)
         return super().zero_state(batch_size, dtype)

@@ -23,39 +23,83 @@ from .graph import VariableScope, variable_scope
 def _check_cell(name: str, cell: Any) -> None:
     if not isinstance(cell, RNNCellBase):
         raise TypeError(
-            f"The argument {name!r} ({cell!r}) is not an RNNCell: lstmcompat runs its own cells "
+            f"The argument `{name}` ({cell!r}) is not an RNNCell: lstmcompat runs its own cells "
             "(LSTMCell, MultiRNNCell)."
         )
+
+
+def _length_tensor(sequence_length: Any, integers_only: bool = False) -> torch.Tensor:
+    """``sequence_length`` as an int64 tensor (any shape; the callers check it).
+
+    TF's ``dynamic_rnn`` casts the lengths to int32: floats are truncated, bools
+    read as 0/1, negative lengths act as 0; strings raise (``UnimplementedError``
+    there, ``TypeError`` here), as do complex numbers. NaN or infinite lengths
+    raise ``ValueError`` (TF casts them to an arbitrary int32).
+    ``integers_only``: floats and bools raise ``ValueError`` (TF's
+    ``reverse_sequence`` in ``bidirectional_dynamic_rnn`` takes int32/int64 only,
+    ``InvalidArgumentError``).
+    """
+    sl = sequence_length
+    if isinstance(sl, torch.Tensor):
+        if sl.device.type == "meta":
+            raise ValueError("`sequence_length` is on the meta device (it holds no data).")
+    else:
+        try:
+            array = np.asarray(sl)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"`sequence_length` must be a vector of integers, got {sl!r}: {e}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                "`sequence_length` must be a vector of integers, got values of dtype "
+                f"{array.dtype} ({sl!r})."
+            )
+        sl = torch.as_tensor(array)
+    if sl.is_complex():
+        raise TypeError(f"`sequence_length` must be a vector of integers, got dtype {sl.dtype}.")
+    if integers_only and (sl.is_floating_point() or sl.dtype == torch.bool):
+        raise ValueError(
+            "`sequence_length` must hold int32 or int64 values in "
+            f"bidirectional_dynamic_rnn, got dtype {str(sl.dtype).replace('torch.', '')} "
+            "(TensorFlow's reverse_sequence raises InvalidArgumentError)."
+        )
+    if sl.is_floating_point():
+        if not bool(torch.isfinite(sl).all()):
+            raise ValueError(f"`sequence_length` must be finite, got {sl.tolist()}.")
+        sl = sl.clamp(-(2**62), 2**62)
+    return sl.to(torch.int64)
 
 
 def _lengths(sequence_length: Any, batch: int, scope_name: str,
              message_vector: str) -> torch.Tensor | None:
     if sequence_length is None:
         return None
-    sl = sequence_length
-    if not isinstance(sl, torch.Tensor):
-        sl = torch.as_tensor(np.asarray(sl))
-    if sl.is_floating_point() or sl.is_complex() or sl.dtype == torch.bool:
-        # TF casts to int32; fractional lengths make no sense and are truncated there too.
-        sl = sl.to(torch.int64)
+    sl = _length_tensor(sequence_length)
     if sl.dim() != 1:
         raise ValueError(message_vector.format(sl=sl, shape=tuple(sl.shape)))
     if sl.shape[0] != batch:
         # TF: InvalidArgumentError from the CheckSeqLen assertion.
         raise ValueError(
-            f"Expected shape for Tensor {scope_name}/sequence_length:0 is [{batch}] but saw "
-            f"shape: [{sl.shape[0]}]"
+            f"`sequence_length` needs one entry per batch row: Expected shape for Tensor "
+            f"{scope_name}/sequence_length:0 is [{batch}] but saw shape: [{sl.shape[0]}]"
         )
     return sl.to("cpu", torch.int64)
 
 
 def _initial_state(cell: RNNCellBase, initial_state: State | None, dtype: Any, batch: int,
-                   device: torch.device) -> State:
+                   x: torch.Tensor) -> State:
+    """The initial state (converted, or zeros of ``dtype``), after building ``cell``
+    for ``x``: the weights' memory guard runs before the zero state is allocated."""
+    device = x.device
     if initial_state is not None:
-        return _map_state(initial_state, lambda t: as_tensor(t).to(device))
+        state = _map_state(initial_state,
+                           lambda t: as_tensor(t, "initial_state", device=device))
+        cell._prepare(x.shape[-1], x.dtype)
+        return state
     dt = as_dtype(dtype)
     if not dt:
         raise ValueError("If no initial_state is provided, argument `dtype` must be specified")
+    cell._prepare(x.shape[-1], x.dtype)
     state = cell.get_initial_state(inputs=None, batch_size=batch, dtype=dt)
     return _map_state(state, lambda t: t.to(device))
 
@@ -129,10 +173,9 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
         batch = x.shape[1] if time_major else x.shape[0]
         lengths = _lengths(
             sequence_length, batch, vs.name or _scope_label(scope, "rnn"),
-            "Argument sequence_length must be a vector of length batch_size. Received "
+            "Argument `sequence_length` must be a vector of length batch_size. Received "
             "sequence_length={sl} of shape: {shape}")
-        state = _initial_state(cell, initial_state, dtype, batch, x.device)
-        cell._prepare(x.shape[-1], x.dtype)
+        state = _initial_state(cell, initial_state, dtype, batch, x)
         outputs, final = cell._run_sequence(x, state, lengths, batch_first=not time_major)
     return outputs, final
 
@@ -181,17 +224,15 @@ def static_rnn(cell: RNNCellBase, inputs: Sequence[Any], initial_state: State | 
         x = torch.stack(steps, dim=0)
         check_floating(x.dtype)
         batch = x.shape[1]
-        state = _initial_state(cell, initial_state, dtype, batch, x.device)
         lengths = None
         if sequence_length is not None:
-            sl = sequence_length if isinstance(sequence_length, torch.Tensor) else \
-                torch.as_tensor(np.asarray(sequence_length))
+            sl = _length_tensor(sequence_length)
             if sl.dim() != 1:
                 raise ValueError(
                     f"Argument `sequence_length` must be a vector of length {batch}. Received "
                     f"sequence_length={sl}.")
             lengths = _lengths(sl, batch, _scope_label(scope, "rnn"), "{sl}")
-        cell._prepare(x.shape[-1], x.dtype)
+        state = _initial_state(cell, initial_state, dtype, batch, x)
         outputs, final = cell._run_sequence(x, state, lengths, batch_first=False)
     return list(outputs.unbind(0)), final
 
@@ -252,18 +293,21 @@ def bidirectional_dynamic_rnn(cell_fw: RNNCellBase, cell_bw: RNNCellBase, inputs
     lengths = None
     if sequence_length is not None and x.dim() == 3:
         lengths = _lengths(
-            sequence_length, x.shape[batch_dim], "bidirectional_rnn/fw/fw",
-            "Argument sequence_length must be a vector of length batch_size. Received "
+            _length_tensor(sequence_length, integers_only=True), x.shape[batch_dim],
+            "bidirectional_rnn/fw/fw",
+            "Argument `sequence_length` must be a vector of length batch_size. Received "
             "sequence_length={sl} of shape: {shape}")
         T = x.shape[time_dim]
         if bool((lengths > T).any()):
             bad = int(torch.nonzero(lengths > T)[0, 0])
             raise ValueError(
-                f"seq_lens({bad}) > input.dims({time_dim}): {int(lengths[bad])} > {T}"
+                f"`sequence_length` exceeds the number of steps: seq_lens({bad}) > "
+                f"input.dims({time_dim}): {int(lengths[bad])} > {T}"
             )
         if bool((lengths < 0).any()):
             bad = int(torch.nonzero(lengths < 0)[0, 0])
-            raise ValueError(f"seq_lens({bad}) < 0: {int(lengths[bad])}")
+            raise ValueError(f"`sequence_length` is negative: seq_lens({bad}) < 0: "
+                             f"{int(lengths[bad])}")
     with variable_scope(scope or "bidirectional_rnn"):
         with variable_scope("fw") as fw_scope:
             out_fw, st_fw = dynamic_rnn(cell_fw, x, sequence_length=lengths,
