@@ -40,4 +40,5 @@ class StreamingModule:
         # the compiled streamer is a cache: not copied or pickled, rebuilt on use
         state = dict(super().__getstate__())  # type: ignore[misc]
         state.pop("_stream", None)
+        state.pop("_lock", None)  # a stateful layer's call lock: made anew on use
         return state

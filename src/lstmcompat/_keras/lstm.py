@@ -10,6 +10,7 @@ and the variational dropout masks.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from . import initializers as _initializers
 from . import regularizers as _regularizers
 
 _UIDS: dict[str, itertools.count] = {}
+_LOCK_INIT = threading.Lock()
 
 
 def _unique_name(base: str) -> str:
@@ -409,6 +411,10 @@ class LSTM(StreamingModule, torch.nn.Module):
         """
         if not self.stateful:
             raise AttributeError("Layer must be stateful.")
+        with self._state_lock:
+            self._reset_states(states)
+
+    def _reset_states(self, states: Sequence[Any] | None) -> None:
         if not self._batch:
             raise ValueError(
                 "If a RNN is stateful, it needs to know its batch size. Specify the batch "
@@ -556,9 +562,24 @@ class LSTM(StreamingModule, torch.nn.Module):
         zeros = torch.zeros(shape, dtype=self.dtype, device=device)
         return zeros, zeros
 
+    @property
+    def _state_lock(self) -> threading.RLock:
+        """Serialises the calls of a stateful layer (read state, run, store state)."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            with _LOCK_INIT:
+                lock = self.__dict__.setdefault("_lock", threading.RLock())
+        return lock
+
     def forward(self, inputs: Any, mask: Any = None, training: bool | None = None,
                 initial_state: Any = None) -> torch.Tensor | list[torch.Tensor]:
         """Run the layer.
+
+        Thread safety: a layer may be called from several threads at once.
+        Stateless calls are independent (each gives what it gives alone); the
+        calls of a stateful layer, and :meth:`reset_states`, hold a per-layer
+        lock, so concurrent calls behave as if made one after another in some
+        order, each continuing from the state the previous one left.
 
         Args:
             inputs: ``(batch, time, features)`` (``(time, batch, features)`` when
@@ -571,6 +592,13 @@ class LSTM(StreamingModule, torch.nn.Module):
             The last output ``(batch, units)``, or the sequence with
             ``return_sequences``; with ``return_state`` the list ``[output, h, c]``.
         """
+        if self.stateful:
+            with self._state_lock:
+                return self._call(inputs, mask, training, initial_state)
+        return self._call(inputs, mask, training, initial_state)
+
+    def _call(self, inputs: Any, mask: Any, training: bool | None,
+              initial_state: Any) -> torch.Tensor | list[torch.Tensor]:
         stream = self._stream
         if stream is None and self.built:
             stream = self._start_streaming()
