@@ -56,8 +56,21 @@ def _structure_state(cell, flat):
 def make_case(name: str, kind: str, cells: list[dict], *, stack: list[int] | None = None,
               multi_tuple: bool = True, dtype: str = "float32", seq_len: list[int] | None = None,
               time_major: bool = False, init_state: bool = True, scale: float = 0.5,
-              seed: int = 0, steps: int = T, batch: int = B, depth: int = D) -> None:
-    """Run one case in TF and save it. ``stack``: indices into ``cells`` for a MultiRNNCell."""
+              seed: int = 0, steps: int = T, batch: int = B, depth: int = D,
+              poison: dict[str, list[tuple[tuple[int, ...], float]]] | None = None,
+              out_dir: Path = OUT) -> None:
+    """Run one case in TF and save it. ``stack``: indices into ``cells`` for a MultiRNNCell.
+
+    ``poison`` sets entries of the drawn inputs (key ``"x"``) or initial states (keys
+    ``"s0_{runner}_{k}"``, flattened state ``k``) to given values (NaN, inf) after the
+    draws; ``out_dir`` is the folder the case is saved in."""
+    poison = poison or {}
+
+    def poisoned(key: str, a: np.ndarray) -> np.ndarray:
+        for idx, val in poison.get(key, []):
+            a[idx] = val
+        return a
+
     rng = np.random.default_rng(seed)
     npdt = np.dtype(dtype)
     tfdt = tf.as_dtype(dtype)
@@ -82,6 +95,7 @@ def make_case(name: str, kind: str, cells: list[dict], *, stack: list[int] | Non
             x_np = rng.uniform(-1, 1, (steps, batch, depth)).astype(npdt)
         else:
             x_np = rng.uniform(-1, 1, (batch, steps, depth)).astype(npdt)
+        x_np = poisoned("x", x_np)
         x = tf.constant(x_np)
         data["x"] = x_np
         # initial states (flattened per runner)
@@ -89,7 +103,8 @@ def make_case(name: str, kind: str, cells: list[dict], *, stack: list[int] | Non
         for r_i, r in enumerate(runners):
             if init_state:
                 flat_sizes = tf.nest.flatten(r.state_size)
-                flat_np = [rng.uniform(-1, 1, (batch, s)).astype(npdt) for s in flat_sizes]
+                flat_np = [poisoned(f"s0_{r_i}_{k}", rng.uniform(-1, 1, (batch, s)).astype(npdt))
+                           for k, s in enumerate(flat_sizes)]
                 flat_t = [tf.constant(a) for a in flat_np]
                 for k, a in enumerate(flat_np):
                     data[f"s0_{r_i}_{k}"] = a
@@ -170,7 +185,7 @@ def make_case(name: str, kind: str, cells: list[dict], *, stack: list[int] | Non
             gval = next(gi)
             data[f"g_w_{key}"] = np.zeros_like(data[f"w_{key}"]) if gval is None else gval
     data["config"] = np.array(json.dumps(config))
-    np.savez_compressed(OUT / f"{name}.npz", **data)
+    np.savez_compressed(out_dir / f"{name}.npz", **data)
 
 
 def single_cell_options() -> list[tuple[str, dict, float]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstmcompat._engine import CellSpec, Dropout, Weights, choose, run, run_reference
@@ -105,9 +105,9 @@ def cases(draw, acts):
         recurrent_activation=draw(st.sampled_from(acts)),
         forget_bias=draw(st.sampled_from([0.0, 1.0, -0.5])),
         use_peepholes=draw(st.booleans()),
-        cell_clip=draw(st.sampled_from([None, 0.3, 2.0])),
+        cell_clip=draw(st.sampled_from([None, 0.3, 2.0, -1.0, 0.0, float("nan")])),
         num_proj=num_proj,
-        proj_clip=draw(st.sampled_from([None, 0.2, 1.5])),
+        proj_clip=draw(st.sampled_from([None, 0.2, 1.5, -0.5, float("nan")])),
         mask_mode=draw(st.sampled_from(["carry", "zero"])),
     )
     return dict(spec=spec, T=draw(st.integers(0, 6)), B=draw(st.integers(1, 3)),
@@ -123,10 +123,8 @@ def check_case(backend, c, dtype=torch.float64, rtol=1e-9, atol=1e-10):
                                     mask=c["mask"], dropout=c["dropout"],
                                     batch_first=c["batch_first"])
     kw = dict(mask=m, reverse=c["reverse"], dropout=dr, batch_first=c["batch_first"])
+    # exponential/selu cells can overflow: the NaN and inf entries must match too
     want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
-    # exponential/selu cells can overflow; where they do, inf * 0 in the
-    # reference's masked branches is NaN: compare only overflow-free cases.
-    assume(all(bool(torch.isfinite(t).all()) for t in want))
     got = outputs_and_grads(with_backend(backend), spec, x, w, h0, c0, **kw)
     assert_close_all(got, want, rtol, atol)
 

@@ -13,6 +13,19 @@ import torch
 from .spec import CellSpec, Dropout, Weights
 
 
+def clip_by_value(t: torch.Tensor, bound: float) -> torch.Tensor:
+    """TensorFlow's ``clip_by_value(t, -bound, bound)``: ``maximum(minimum(t, bound), -bound)``.
+
+    For every ``bound`` TF accepts: NaN in ``t`` stays NaN, a NaN ``bound`` gives NaN
+    everywhere, and when ``-bound > bound`` (a negative ``bound``) the lower bound
+    wins (``-bound`` everywhere). The gradient passes where ``-bound <= t <= bound``
+    (TF's ``t <= bound`` of ``minimum`` and ``>= -bound`` of ``maximum``) and is an
+    exact 0 elsewhere, NaN ``t`` included. (``torch.clamp(t, lo, hi)`` alone gives
+    ``hi`` when ``lo > hi``.)
+    """
+    return torch.clamp(t, max=bound).clamp(min=-bound)
+
+
 def _project_inputs(x: torch.Tensor, w: Weights, units: int, dx: torch.Tensor | None) -> torch.Tensor:
     """Input projection of all steps at once: ``(T, B, 4u)``."""
     if dx is None:
@@ -54,7 +67,7 @@ def step(spec: CellSpec, zx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: 
     f = ract(zf)
     c_new = f * c + i * act(zg)
     if spec.cell_clip is not None:
-        c_new = torch.clamp(c_new, -spec.cell_clip, spec.cell_clip)
+        c_new = clip_by_value(c_new, spec.cell_clip)
     if spec.use_peepholes:
         zo = zo + w.w_o * c_new
     o = ract(zo)
@@ -62,7 +75,7 @@ def step(spec: CellSpec, zx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: 
     if spec.num_proj is not None:
         h_new = h_new @ w.P
     if spec.proj_clip is not None:
-        h_new = torch.clamp(h_new, -spec.proj_clip, spec.proj_clip)
+        h_new = clip_by_value(h_new, spec.proj_clip)
     return h_new, c_new
 
 

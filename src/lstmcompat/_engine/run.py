@@ -51,6 +51,10 @@ def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, to
     return "general", None
 
 
+def _all_finite(*tensors: torch.Tensor | None) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
+
+
 def dropout_kind(dropout: Dropout | None) -> DropoutKind:
     if dropout is None or (dropout.x is None and dropout.h is None):
         return "none"
@@ -90,10 +94,17 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     steps = x.shape[time_dim]
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *w))
-    name, reason = choose(spec, device=x.device, dtype=x.dtype, mask_kind=mask_kind,
-                          dropout_kind=dkind, reverse=reverse, steps=steps,
-                          batch=x.shape[1 - time_dim], grad=grad,
-                          kernel=kernel or os.environ.get(KERNEL_ENV) or None)
+    forced = kernel or os.environ.get(KERNEL_ENV) or None
+    ctx = dict(device=x.device, dtype=x.dtype, dropout_kind=dkind, reverse=reverse, steps=steps,
+               batch=x.shape[1 - time_dim], grad=grad, kernel=forced)
+    name, reason = choose(spec, mask_kind=mask_kind, **ctx)
+    if name == "native" and mask_kind == "right_padded" and grad and forced is None \
+            and not _all_finite(x, h0, c0, *w):
+        # torch.lstm's packed sequences skip the padded steps; the reference (and TF)
+        # runs them and carries their NaN or inf into the gradients (as 0 * NaN; the
+        # forward values are the same).
+        name, reason = choose(spec, mask_kind="general", **ctx)
+        reason += " [NaN or inf in the inputs, state or weights: the padded steps run]"
     fn = runner(name)
     if name == "fused" and steps == 1 and mask_kind == "none" and dkind == "none":
         # Streaming: one step through the low-overhead step path (compiled when

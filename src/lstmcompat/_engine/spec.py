@@ -23,9 +23,16 @@ the dropout masks of gate ``k``, when present)::
     h' = h' @ P                                     # if num_proj
     h' = clip(h', -proj_clip, proj_clip)            # if proj_clip is not None
 
+``clip(t, lo, hi)`` is TensorFlow's ``clip_by_value``, ``maximum(minimum(t, hi),
+lo)``, for every clip value (:func:`lstmcompat._engine.reference.clip_by_value`):
+NaN stays NaN, a NaN clip gives NaN, a negative clip gives ``-clip`` everywhere (the
+lower bound wins), and the gradient passes where ``lo <= t <= hi`` only.
+
 Masked steps follow ``mask_mode``: ``"carry"`` (Keras) outputs the previous
 step's output (zeros before the first valid step) and keeps ``(h, c)``;
-``"zero"`` (TF1 ``sequence_length``) outputs zeros and keeps ``(h, c)``.
+``"zero"`` (TF1 ``sequence_length``) outputs zeros and keeps ``(h, c)``. A masked
+step is still computed and differentiated (with zero gradients), as TF's
+``where`` does: NaN or inf in it reaches the gradients as ``0 * NaN``.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ class CellSpec:
         recurrent_activation: gate activation (Keras name or callable).
         forget_bias: constant added to the forget gate pre-activation at run time.
         use_peepholes: diagonal peephole connections (TF1 ``use_peepholes``).
-        cell_clip: clip the cell state to ``[-cell_clip, cell_clip]`` (``None``: off).
+        cell_clip: clip the cell state to ``[-cell_clip, cell_clip]`` (``None``: off; any
+            float, as TF: see the module docstring for negative and NaN values).
         num_proj: projection size (``None``: no projection).
         proj_clip: clip the (projected) output (``None``: off).
         mask_mode: ``"carry"`` (Keras) or ``"zero"`` (TF1 ``sequence_length``).

@@ -47,7 +47,10 @@ class LSTMCell(StreamingModule, RNNCellBase):
         use_peepholes: diagonal peephole connections (``w_f_diag``, ``w_i_diag``
             read the previous ``c``; ``w_o_diag`` reads the new, clipped ``c``).
         cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` before the output
-            peephole and activation (``0`` clips to zero; ``None``: off).
+            peephole and activation (``0`` clips to zero; ``None``: off). Any float,
+            as TF: its ``clip_by_value`` is ``maximum(minimum(c, cell_clip),
+            -cell_clip)``, so a negative value sets ``c`` to ``-cell_clip``, NaN
+            gives NaN and ``inf`` clips nothing.
         initializer: initializer of the kernel, peepholes and projection: a
             callable ``(shape, dtype) -> Tensor``, a name (``"glorot_uniform"``,
             ``"zeros"``, ``"ones"``) or ``None`` (the enclosing
@@ -56,8 +59,9 @@ class LSTMCell(StreamingModule, RNNCellBase):
             matrix). ``bias`` always starts at zeros.
         num_proj: projection size ``p`` (any positive size, also ``>= u``);
             ``None``: no projection.
-        proj_clip: clip the projected output to ``[-proj_clip, proj_clip]``.
-            As in TF it applies only together with ``num_proj``.
+        proj_clip: clip the projected output to ``[-proj_clip, proj_clip]``
+            (any float, as ``cell_clip``). As in TF it applies only together with
+            ``num_proj``.
         num_unit_shards, num_proj_shards: accepted with a ``DeprecationWarning``;
             they do not change the math (TF partitions the variables).
         forget_bias: added to the forget gate pre-activation at run time.
@@ -459,15 +463,28 @@ def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tenso
 
     ``lengths`` becomes a right-padded mask (rows of length 0 output zeros and
     keep their initial state); the engine's choice is kept in ``cell.last_kernel``.
+    As TF1's loops (``dynamic_rnn`` in graph mode, ``static_rnn``), the steps after
+    the longest sequence (at least one step runs) are not computed at all: they
+    output zeros, and NaN or inf in their inputs reaches no gradient.
     """
     mask = None
+    run_T = T
     if lengths is not None:
         lengths = lengths.to(torch.int64).clamp(0, T)
-        steps = torch.arange(T, device=x.device)
+        if B > 0 and T > 0:
+            run_T = min(T, max(1, int(lengths.max())))
+        steps = torch.arange(run_T, device=x.device)
         mask = steps.unsqueeze(1) < lengths.to(x.device).unsqueeze(0)  # (T, B)
         if batch_first:
             mask = mask.t()
+    tdim = 1 if batch_first else 0
+    x_run = x if run_T == T else x.narrow(tdim, 0, run_T)
     outputs, h, c, last_kernel = run_explained(
-        cell.cell_spec(), x, cell.engine_weights(), h0, c0, mask=mask, batch_first=batch_first)
+        cell.cell_spec(), x_run, cell.engine_weights(), h0, c0, mask=mask,
+        batch_first=batch_first)
     cell.__dict__["last_kernel"] = last_kernel  # a report, not configuration
+    if run_T < T:
+        pad = list(outputs.shape)
+        pad[tdim] = T - run_T
+        outputs = torch.cat([outputs, outputs.new_zeros(pad)], dim=tdim)
     return outputs, h, c

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from ..reference import clip_by_value
 from ..spec import CellSpec
 from . import _acts
 
@@ -77,7 +78,7 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
         i, f = i_f[:, :u], i_f[:, u:]
         g = act(z[:, 2 * u:3 * u])
         cp = torch.addcmul(f * c, i, g)
-        cn = torch.clamp(cp, -clip, clip) if clip is not None else cp
+        cn = clip_by_value(cp, clip) if clip is not None else cp
         if peep is not None:
             z[:, 3 * u:].addcmul_(peep[2], cn)
         o = ract(z[:, 3 * u:])
@@ -86,7 +87,7 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
             hn = hn @ P
         r = hn
         if pclip is not None:
-            hn = torch.clamp(hn, -pclip, pclip)
+            hn = clip_by_value(hn, pclip)
         if mask is None:
             h, c = hn, cn
             outputs[s] = hn
@@ -117,27 +118,30 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
                   dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Gradients of the recurrence, last step first.
 
-    Returns ``dZ (T, B, 4u)`` (gradient w.r.t. the gate pre-activations, zero on
-    masked steps), ``dh0``, ``dc0``, ``HU (T, B, u)`` (the unprojected outputs,
-    with ``P``), ``dRp (T, B, p)`` (gradient w.r.t. the projected output
-    before its clip, with ``P``) and ``dpeep (3, u)`` (gradients of ``w_i, w_f,
-    w_o``, with peepholes); absent tensors are empty.
+    Returns ``dZ (T, B, 4u)`` (gradient w.r.t. the gate pre-activations; on masked
+    steps 0, or NaN where the step is not finite, as in the reference), ``dh0``,
+    ``dc0``, ``HU (T, B, u)`` (the unprojected outputs, with ``P``), ``dRp (T, B, p)``
+    (gradient w.r.t. the projected output before its clip, with ``P``) and ``dpeep
+    (3, u)`` (gradients of ``w_i, w_f, w_o``, with peepholes); absent tensors are empty.
     """
     T, B, _ = Z.shape
     u = spec.units
     act, ract = _acts.forward(spec.activation), _acts.forward(spec.recurrent_activation)
-    dact, dract = _acts.derivative(spec.activation), _acts.derivative(spec.recurrent_activation)
+    bact, bract = _acts.backward(spec.activation), _acts.backward(spec.recurrent_activation)
     clip, pclip = spec.cell_clip, spec.proj_clip
     carry = spec.mask_mode == "carry"
     dZ = torch.empty_like(Z)
     HU = Z.new_empty(T, B, u) if P is not None else Z.new_empty(0)
     dRp = Z.new_empty(T, B, P.shape[1]) if P is not None else Z.new_empty(0)
+    Cn = torch.empty_like(C) if mask is not None and peep is not None else C
     dh, dc = dhT, dcT
     acc = None
     for s in range(T - 1, -1, -1):
         z = Z[s]
         cn = C[s]
         cprev = C[s - 1] if s > 0 else c0
+        zi, zf, zg, zo = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
+        i, f, g, o = ract(zi), ract(zf), act(zg), ract(zo)
         if mask is None:
             dhn, dcn = dh + dout[s], dc
         else:
@@ -149,11 +153,16 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
             else:
                 dhn = torch.where(m, dh + dout[s], 0.0)
             dcn = torch.where(m, dc, 0.0)
+            # A held row's step still ran (the reference differentiates it with zero
+            # gradients, so NaN or inf in it reach the gradients as 0 * NaN): its new
+            # cell, which C does not keep, again.
+            cp = Cpre[s] if clip is not None else torch.addcmul(f * cprev, i, g)
+            cn = torch.where(m, cn, clip_by_value(cp, clip) if clip is not None else cp)
+            if Cn is not C:
+                Cn[s] = cn
         if pclip is not None:
             rp = Rpre[s]
-            dhn = dhn * ((rp >= -pclip) & (rp <= pclip))
-        zi, zf, zg, zo = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
-        i, f, g, o = ract(zi), ract(zf), act(zg), ract(zo)
+            dhn = torch.where((rp >= -pclip) & (rp <= pclip), dhn, 0.0)
         a = act(cn)
         if P is not None:
             HU[s] = o * a
@@ -162,19 +171,19 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
         else:
             dhu = dhn
         dz = dZ[s]
-        dzo = dhu * a * dract(zo, o)
+        dzo = bract(dhu * a, zo, o)
         dz[:, 3 * u:] = dzo
-        dct = dcn + dhu * o * dact(cn, a)
+        dct = dcn + bact(dhu * o, cn, a)
         if peep is not None:
             dct = dct + dzo * peep[2]
         if clip is not None:
             cp = Cpre[s]
-            dct = dct * ((cp >= -clip) & (cp <= clip))
-        dzi = dct * g * dract(zi, i)
-        dzf = dct * cprev * dract(zf, f)
+            dct = torch.where((cp >= -clip) & (cp <= clip), dct, 0.0)
+        dzi = bract(dct * g, zi, i)
+        dzf = bract(dct * cprev, zf, f)
         dz[:, :u] = dzi
         dz[:, u:2 * u] = dzf
-        dz[:, 2 * u:3 * u] = dct * i * dact(zg, g)
+        dz[:, 2 * u:3 * u] = bact(dct * i, zg, g)
         dcp = dct * f
         if peep is not None:
             dcp = dcp + dzi * peep[0] + dzf * peep[1]
@@ -188,18 +197,19 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
         if mask is None:
             dh, dc = dhp, dcp
         else:
-            keep = ~m
-            dh = dhp + dh * keep
-            dc = dcp + dc * keep
-    dpeep = peephole_grads(dZ, C, c0, u) if peep is not None else Z.new_empty(0)
+            dh = dhp + torch.where(m, 0.0, dh)
+            dc = dcp + torch.where(m, 0.0, dc)
+    dpeep = peephole_grads(dZ, C, c0, u, Cn) if peep is not None else Z.new_empty(0)
     return dZ, dh, dc, HU, dRp, dpeep
 
 
-def peephole_grads(dZ: torch.Tensor, C: torch.Tensor, c0: torch.Tensor, u: int
-                   ) -> torch.Tensor:
+def peephole_grads(dZ: torch.Tensor, C: torch.Tensor, c0: torch.Tensor, u: int,
+                   Cn: torch.Tensor | None = None) -> torch.Tensor:
     """Gradients ``(3, u)`` of ``w_i, w_f, w_o`` from the pre-activation gradients ``dZ``
-    and the cell states ``C`` (``c0`` before the first step)."""
+    and the cell states ``C`` (``c0`` before the first step); ``Cn``, when given, is each
+    step's new cell before the mask (``w_o`` reads it; ``C`` holds the previous cell on
+    masked rows)."""
     Cprev = torch.cat([c0.unsqueeze(0), C[:-1]])
     return torch.stack([(dZ[..., :u] * Cprev).sum((0, 1)),
                         (dZ[..., u:2 * u] * Cprev).sum((0, 1)),
-                        (dZ[..., 3 * u:] * C).sum((0, 1))])
+                        (dZ[..., 3 * u:] * (C if Cn is None else Cn)).sum((0, 1))])

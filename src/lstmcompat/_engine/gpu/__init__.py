@@ -223,6 +223,8 @@ class TritonBackend:
         dc = dcT.contiguous().clone()
         acc = torch.zeros_like(dh) if mask is not None and carry else Z
         dhu = Z.new_empty(B, u) if P is not None else Z
+        # held rows' new cells (C keeps the previous ones), for w_o's gradient
+        Cn = torch.empty_like(C) if mask is not None and peep is not None else C
         m8, _ = self._masks(spec, mask)
         bounds = self._bounds(spec, Z)
         out_flags = dict(HAS_MASK=mask is not None, CARRY=carry, PCLIP=pclip)
@@ -240,11 +242,11 @@ class TritonBackend:
                 torch.mm(dRp[s], P.t(), out=dhu)
             k.bwd_step[grid](Z[s], C[s], c0 if s == 0 else C[s - 1], Cpre[s] if clip else Z, dhu,
                              dh, dout[s], acc, rpre, dc, dZ[s], HU[s] if P is not None else Z,
-                             Z if peep is None else peep, ms, B, u, bounds,
+                             Z if peep is None else peep, ms, Cn[s], B, u, bounds,
                              **step_flags)
             k.bwd_dh[grid_p](dZ[s], R, Z if dmh is None else dmh, dh, dhp, ms, B, u, p,
                              G=0 if dmh is None else dmh.shape[0], HAS_MASK=mask is not None,
                              BB=BLOCK_B, BP=BLOCK_U, BK=BLOCK_K)
             dh, dhp = dhp, dh
-        dpeep = _loops.peephole_grads(dZ, C, c0, u) if peep is not None else empty
+        dpeep = _loops.peephole_grads(dZ, C, c0, u, Cn) if peep is not None else empty
         return dZ, dh, dc, HU, dRp, dpeep

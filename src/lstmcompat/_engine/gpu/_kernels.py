@@ -23,6 +23,9 @@ import triton.language as tl
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
+#: ``tl.minimum``/``tl.maximum`` propagate NaN, as TF's and torch's do (by default
+#: Triton's return the other operand).
+_NAN: tl.constexpr = tl.PropagateNan.ALL
 
 
 @triton.jit
@@ -33,7 +36,7 @@ def _tanh(x):
         y = tl.where(x < 0, -t, t)
     else:
         lim = 7.99881172180175781
-        xc = tl.minimum(tl.maximum(x, -lim), lim)
+        xc = tl.minimum(tl.maximum(x, -lim, propagate_nan=_NAN), lim, propagate_nan=_NAN)
         x2 = xc * xc
         p = tl.fma(x2, -2.76076847742355e-16, 2.00018790482477e-13)
         p = tl.fma(x2, p, -8.60467152213735e-11)
@@ -64,7 +67,7 @@ def _act(x, A: tl.constexpr):
     elif A == 2:
         y = _sigmoid(x)
     elif A == 3:
-        y = tl.minimum(tl.maximum(x * 0.2 + 0.5, 0.0), 1.0)
+        y = tl.minimum(tl.maximum(x * 0.2 + 0.5, 0.0, propagate_nan=_NAN), 1.0, propagate_nan=_NAN)
     elif A == 4:
         y = tl.where(x < 0, 0.0, x)
     elif A == 5:
@@ -81,32 +84,42 @@ def _act(x, A: tl.constexpr):
 
 
 @triton.jit
-def _dact(x, y, A: tl.constexpr):
-    """``d act / dx`` at ``x`` given ``y = act(x)`` (as the hand-written CPU derivatives)."""
+def _gact(g, x, y, A: tl.constexpr):
+    """The gradient w.r.t. ``x`` given the gradient ``g`` w.r.t. ``y = act(x)``, formed as
+    the CPU backwards form it (:mod:`lstmcompat._engine.fused._acts`): selections select
+    (an exact 0 even where ``g`` is NaN), ``elu``/``selu`` take their slope from ``y``."""
     if A == 0:
-        d = tl.full(x.shape, 1.0, x.dtype)
+        d = g
     elif A == 1:
-        d = 1.0 - y * y
+        d = g * (1.0 - y * y)
     elif A == 2:
-        d = y * (1.0 - y)
+        d = g * (1.0 - y) * y
     elif A == 3:
         t = x * 0.2 + 0.5
-        d = ((t >= 0.0) & (t <= 1.0)).to(x.dtype) * 0.2
+        d = tl.where((t >= 0.0) & (t <= 1.0), g * 0.2, 0.0)
     elif A == 4:
-        d = (y > 0).to(x.dtype)
+        d = tl.where(y <= 0, 0.0, g)
     elif A == 5:
-        s = 1.0 + tl.abs(x)
-        d = 1.0 / (s * s)
+        s = tl.abs(x) + 1.0
+        sg = tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x))
+        d = g / s + (-g * x / (s * s)) * sg
     elif A == 6:
-        d = y
+        d = g * y
     elif A == 7:
-        d = tl.where(x > 0, 1.0, tl.exp(x))
+        d = g * tl.where(y < 0, y + 1.0, 1.0)
     elif A == 8:
-        d = tl.where(x > 0, 1.0, _SELU_ALPHA * tl.exp(x)) * _SELU_SCALE
+        d = g * tl.where(y < 0, y + _SELU_SCALE * _SELU_ALPHA, _SELU_SCALE)
     else:
         s = _sigmoid(x)
-        d = s + x * (s * (1.0 - s))
+        d = g * s * (1.0 + x * (1.0 - s))
     return d
+
+
+@triton.jit
+def _clip(v, lo, hi):
+    """TF's ``clip_by_value``: ``maximum(minimum(v, hi), lo)``, NaN-propagating (``lo``
+    wins when ``lo > hi``: a negative clip)."""
+    return tl.maximum(tl.minimum(v, hi, propagate_nan=_NAN), lo, propagate_nan=_NAN)
 
 
 @triton.jit
@@ -141,7 +154,7 @@ def _emit_h(r, H, HN, OUT, MASK, OMASK, RPRE, offs, m2, rb, mb, plo, phi,
         tl.store(RPRE + offs, r, mask=m2)
     hn = r
     if PCLIP:
-        hn = tl.minimum(tl.maximum(r, plo), phi)
+        hn = _clip(r, plo, phi)
     if HAS_MASK:
         m = _row_mask(MASK, rb, mb)
         hn = tl.where(m, hn, tl.load(H + offs, mask=m2, other=0.0))
@@ -211,7 +224,7 @@ def fwd_step(Z, R, H, C, DMH, PEEP, CN, CPRE, HU, HN, OUT, MASK, OMASK, RPRE,
     cp = f * c + i * g
     cn = cp
     if CLIP:
-        cn = tl.minimum(tl.maximum(cp, clo), chi)
+        cn = _clip(cp, clo, chi)
     if PEEPHOLES:
         zo = zo + tl.load(PEEP + 2 * U + ru, mask=mu, other=0.0)[None, :] * cn
     hu = _act(zo, RACT) * _act(cn, ACT)
@@ -281,15 +294,18 @@ def bwd_out(DH, DOUT, ACC, MASK, RPRE, DRP, B, Pn, BOUNDS,
 
 
 @triton.jit
-def bwd_step(Z, CN, CPREV, CPRE, DHU, DH, DOUT, ACC, RPRE, DC, DZ, HU, PEEP, MASK,
+def bwd_step(Z, CN, CPREV, CPRE, DHU, DH, DOUT, ACC, RPRE, DC, DZ, HU, PEEP, MASK, CNH,
              B, U, BOUNDS,
              ACT: tl.constexpr, RACT: tl.constexpr, PEEPHOLES: tl.constexpr,
              CLIP: tl.constexpr, PCLIP: tl.constexpr, HAS_P: tl.constexpr,
              HAS_MASK: tl.constexpr, CARRY: tl.constexpr, BB: tl.constexpr, BU: tl.constexpr):
-    """Pointwise gradient of one step: ``DZ`` (w.r.t. the saved pre-activations ``Z``,
-    zero on masked rows) and ``DC`` updated in place to the previous cell's gradient.
+    """Pointwise gradient of one step: ``DZ`` (w.r.t. the saved pre-activations ``Z``;
+    on masked rows 0, or NaN where their step is not finite) and ``DC`` updated in place to the previous cell's gradient.
     The gradient w.r.t. ``o * act(c')`` is ``DHU`` with a projection (and ``HU`` is
-    saved for ``dP``), else formed here from ``DH`` and ``DOUT``."""
+    saved for ``dP``), else formed here from ``DH`` and ``DOUT``. A held (masked) row is
+    differentiated too, with zero gradients, as the reference does (NaN or inf in its
+    step reach the gradients as 0 * NaN), on its new cell formed again (``CN`` holds the
+    previous one); with peepholes that cell goes to ``CNH`` for ``w_o``'s gradient."""
     clo, chi, plo, phi = _bounds(BOUNDS)
     rb, ru, mb, mu, m2 = _tile(B, U, BB, BU)
     coff = rb[:, None] * U + ru[None, :]
@@ -314,21 +330,30 @@ def bwd_step(Z, CN, CPREV, CPRE, DHU, DH, DOUT, ACC, RPRE, DC, DZ, HU, PEEP, MAS
     f = _act(zf, RACT)
     g = _act(zg, ACT)
     o = _act(zo, RACT)
+    if CLIP:
+        cp = tl.load(CPRE + coff, mask=m2, other=0.0)
+    if HAS_MASK:
+        if CLIP:
+            cnew = _clip(cp, clo, chi)
+        else:
+            cnew = f * cprev + i * g
+        cn = tl.where(m, cn, cnew)
+        if PEEPHOLES:
+            tl.store(CNH + coff, cn, mask=m2)
     a = _act(cn, ACT)
     if HAS_P:
         tl.store(HU + coff, o * a, mask=m2)
-    dzo = dhu * a * _dact(zo, o, RACT)
-    dct = dcn + dhu * o * _dact(cn, a, ACT)
+    dzo = _gact(dhu * a, zo, o, RACT)
+    dct = dcn + _gact(dhu * o, cn, a, ACT)
     if PEEPHOLES:
         dct = dct + dzo * tl.load(PEEP + 2 * U + ru, mask=mu, other=0.0)[None, :]
     if CLIP:
-        cp = tl.load(CPRE + coff, mask=m2, other=0.0)
         dct = tl.where((cp >= clo) & (cp <= chi), dct, 0.0)
-    dzi = dct * g * _dact(zi, i, RACT)
-    dzf = dct * cprev * _dact(zf, f, RACT)
+    dzi = _gact(dct * g, zi, i, RACT)
+    dzf = _gact(dct * cprev, zf, f, RACT)
     tl.store(DZ + zoff, dzi, mask=m2)
     tl.store(DZ + zoff + U, dzf, mask=m2)
-    tl.store(DZ + zoff + 2 * U, dct * i * _dact(zg, g, ACT), mask=m2)
+    tl.store(DZ + zoff + 2 * U, _gact(dct * i, zg, g, ACT), mask=m2)
     tl.store(DZ + zoff + 3 * U, dzo, mask=m2)
     dcp = dct * f
     if PEEPHOLES:

@@ -290,37 +290,46 @@ inline T act_f(int a, T x) {
   }
 }
 
-// d act / dx at x, given y = act(x).
+// The gradient w.r.t. x given the gradient g w.r.t. y = act(x), as autograd forms
+// it for the reference's expression (see _acts.py): selections select (an exact 0
+// even where g is NaN), and elu/selu take their slope from the output.
 template <typename T>
-inline T act_d(int a, T x, T y) {
+inline T act_g(int a, T g, T x, T y) {
   switch (a) {
-    case 0: return T(1);
-    case 1: return T(1) - y * y;
-    case 2: return y * (T(1) - y);
+    case 0: return g;
+    case 1: return g * (T(1) - y * y);
+    case 2: return g * (T(1) - y) * y;
     case 3: {
       const T t = x * T(0.2) + T(0.5);
-      return ((t >= T(0)) & (t <= T(1))) ? T(0.2) : T(0);
+      return ((t >= T(0)) & (t <= T(1))) ? g * T(0.2) : T(0);
     }
-    case 4: return y > T(0) ? T(1) : T(0);
+    case 4: return y <= T(0) ? T(0) : g;
     case 5: {
-      const T d = T(1) + (x < 0 ? -x : x);
-      return T(1) / (d * d);
+      const T d = (x < 0 ? -x : x) + T(1);
+      const T sg = x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
+      return g / d + (-g * x / (d * d)) * sg;
     }
-    case 6: return y;
-    case 7: return x > T(0) ? T(1) : exp_t<T>(x);
-    case 8: return x > T(0) ? T(kSeluScale) : T(kSeluScale * kSeluAlpha) * exp_t<T>(x);
+    case 6: return g * y;
+    case 7: return g * (y < T(0) ? y + T(1) : T(1));
+    case 8: return g * (y < T(0) ? y + T(kSeluScale * kSeluAlpha) : T(kSeluScale));
     default: {
       const T s = sigmoid_t<T>(x);
-      return s + x * (s * (T(1) - s));
+      return g * s * (T(1) + x * (T(1) - s));
     }
   }
 }
 
 // Compile-time activation when A >= 0 (the switch folds away), else runtime.
 template <typename T, int A> inline T F(int a, T x) { return act_f<T>(A >= 0 ? A : a, x); }
-template <typename T, int A> inline T D(int a, T x, T y) { return act_d<T>(A >= 0 ? A : a, x, y); }
+template <typename T, int A> inline T Dg(int a, T g, T x, T y) {
+  return act_g<T>(A >= 0 ? A : a, g, x, y);
+}
 
-template <typename T> inline T clampv(T v, T lo, T hi) { return v < lo ? lo : (v > hi ? hi : v); }
+// TF's clip_by_value: maximum(minimum(v, hi), lo), both NaN-propagating, so NaN
+// stays NaN, a NaN bound gives NaN and lo wins when lo > hi (a negative clip).
+template <typename T> inline T minv(T a, T b) { return (a > b || b != b) ? b : a; }
+template <typename T> inline T maxv(T a, T b) { return (a < b || b != b) ? b : a; }
+template <typename T> inline T clampv(T v, T lo, T hi) { return maxv(minv(v, hi), lo); }
 
 struct Config {
   int64_t T, B, U, Pn, D;  // steps, batch, units, output size, depth (step only)
@@ -623,14 +632,14 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
 }
 
 // ----------------------------------------------------------------- backward
-// Pointwise gradient of one step for one (unmasked) batch row, units [0, n) of
-// the pre-offset pointers (gate blocks U apart). In: the saved pre-activations
+// Pointwise gradient of one step for one batch row, units [0, n) of the
+// pre-offset pointers (gate blocks U apart). In: the saved pre-activations
 // zr, the new cell cn, the previous cell cp, the pre-clip cell cpre (cn itself
-// without clip; clip = inf), the gradient dhr w.r.t. o * act(c') and, in dcr,
-// the gradient w.r.t. c'. Out: dzr, dcr (now w.r.t. the previous cell),
-// hur = o * act(c'), and the peephole gradient sums added into dpp.
+// without clip; its mask applies with clip_on only), the gradient dhr w.r.t. o * act(c') and, in dcr, the gradient
+// w.r.t. c'. Out: dzr, dcr (now w.r.t. the previous cell), hur = o * act(c'),
+// and the peephole gradient sums added into dpp.
 template <typename T, int A, int RA, bool PEEP>
-void row_bwd(int64_t n, int64_t U, int a, int ra, T clip, const T* __restrict zr,
+void row_bwd(int64_t n, int64_t U, int a, int ra, bool clip_on, T clip, const T* __restrict zr,
              const T* __restrict cn, const T* __restrict cp, const T* __restrict cpre,
              const T* __restrict dhr, T* __restrict dcr, T* __restrict dzr, T* __restrict hur,
              const T* __restrict peep, T* __restrict dpp) {
@@ -639,15 +648,16 @@ void row_bwd(int64_t n, int64_t U, int a, int ra, T clip, const T* __restrict zr
     const T i = F<T, RA>(ra, zi), f = F<T, RA>(ra, zf), g = F<T, A>(a, zg);
     const T o = F<T, RA>(ra, zo), ac = F<T, A>(a, cn[j]);
     hur[j] = o * ac;
-    const T dzo = dhr[j] * ac * D<T, RA>(ra, zo, o);
-    T dct = dcr[j] + dhr[j] * o * D<T, A>(a, cn[j], ac);
+    const T dzo = Dg<T, RA>(ra, dhr[j] * ac, zo, o);
+    T dct = dcr[j] + Dg<T, A>(a, dhr[j] * o, cn[j], ac);
     if constexpr (PEEP) dct = dct + dzo * peep[2 * U + j];
-    dct = ((cpre[j] >= -clip) & (cpre[j] <= clip)) ? dct : T(0);
-    const T dzi = dct * g * D<T, RA>(ra, zi, i);
-    const T dzf = dct * cp[j] * D<T, RA>(ra, zf, f);
+    // the clip's gradient passes where -clip <= cpre <= clip (never for NaN)
+    dct = (!clip_on | ((cpre[j] >= -clip) & (cpre[j] <= clip))) ? dct : T(0);
+    const T dzi = Dg<T, RA>(ra, dct * g, zi, i);
+    const T dzf = Dg<T, RA>(ra, dct * cp[j], zf, f);
     dzr[j] = dzi;
     dzr[U + j] = dzf;
-    dzr[2 * U + j] = dct * i * D<T, A>(a, zg, g);
+    dzr[2 * U + j] = Dg<T, A>(a, dct * i, zg, g);
     dzr[3 * U + j] = dzo;
     T dcp = dct * f;
     if constexpr (PEEP) {
@@ -657,6 +667,22 @@ void row_bwd(int64_t n, int64_t U, int a, int ra, T clip, const T* __restrict zr
       dpp[2 * U + j] += dzo * cn[j];
     }
     dcr[j] = dcp;
+  }
+}
+
+// The new cell of one held (masked) batch row, which C does not keep: from the
+// saved pre-activations zr and the previous cell cp (with clip_on, from the saved
+// pre-clip cell cpre). The reference differentiates a held row's step too, with
+// zero gradients, so that NaN or inf in it reach the gradients (0 * NaN).
+template <typename T, int A, int RA>
+void row_cell(int64_t n, int64_t U, int a, int ra, bool clip_on, T clip,
+              const T* __restrict zr, const T* __restrict cp, const T* __restrict cpre,
+              T* __restrict cn) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T c1 = clip_on ? cpre[j]
+                         : F<T, RA>(ra, zr[U + j]) * cp[j] +
+                               F<T, RA>(ra, zr[j]) * F<T, A>(a, zr[2 * U + j]);
+    cn[j] = clip_on ? clampv(c1, -clip, clip) : c1;
   }
 }
 
@@ -693,6 +719,9 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   Tensor dhn_buf = at::empty({B, Pn}, opts);
   Tensor dhu_buf = P ? at::empty({B, U}, opts) : empty;
   Tensor acc_t = at::zeros({B, Pn}, opts);
+  Tensor held_t = mask ? at::empty({2, B, U}, opts) : empty;  // held rows: new cell, dc
+  T* held_cn = mask ? held_t.data_ptr<T>() : nullptr;
+  T* held_dc = mask ? held_cn + B * U : nullptr;
   T* dh0_ptr = dh_t.data_ptr<T>();
   T* dhp0_ptr = dhp_t.data_ptr<T>();
   T* dc = dc_t.data_ptr<T>();
@@ -772,19 +801,25 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
         const bool m = mask ? mask[s * B + b] : true;
         const int64_t o4 = b * 4 * U + sl.u0, o1 = b * U + sl.u0;
         T* dzr = dz + o4;
-        if (!m) {  // the cell state is held: dc passes through unchanged
-          for (int64_t k = 0; k < 4; ++k) std::memset(dzr + k * U, 0, sizeof(T) * nu);
-          std::memset(hu_s + o1, 0, sizeof(T) * nu);
-          continue;
-        }
         const T* cpre = CPp ? CPp + s * B * U + o1 : cn_all + o1;
+        const T* cn = cn_all + o1;
+        T* dcr = dc + o1;
+        if (!m) {  // the cell state is held: dc passes through, plus the step's (zero) part
+          row_cell<T, A, RA>(nu, U, a, ra, has_clip, clip, z + o4, cprev_all + o1, cpre,
+                             held_cn + o1);
+          cn = held_cn + o1;
+          dcr = held_dc + o1;
+          for (int64_t j = 0; j < nu; ++j) dcr[j] = T(0);
+        }
         if (peep)
-          row_bwd<T, A, RA, true>(nu, U, a, ra, clip, z + o4, cn_all + o1, cprev_all + o1, cpre,
-                                  dhu + o1, dc + o1, dzr, hu_s + o1, peep + sl.u0,
+          row_bwd<T, A, RA, true>(nu, U, a, ra, has_clip, clip, z + o4, cn, cprev_all + o1,
+                                  cpre, dhu + o1, dcr, dzr, hu_s + o1, peep + sl.u0,
                                   dpp + sl.u0);
         else
-          row_bwd<T, A, RA, false>(nu, U, a, ra, clip, z + o4, cn_all + o1, cprev_all + o1,
-                                   cpre, dhu + o1, dc + o1, dzr, hu_s + o1, peep, dpp);
+          row_bwd<T, A, RA, false>(nu, U, a, ra, has_clip, clip, z + o4, cn, cprev_all + o1,
+                                   cpre, dhu + o1, dcr, dzr, hu_s + o1, peep, dpp);
+        if (!m)
+          for (int64_t j = 0; j < nu; ++j) dc[o1 + j] = dcr[j] + dc[o1 + j];
       }
       barrier(nt);  // dh_prev needs all of dz
       // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
