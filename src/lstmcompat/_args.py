@@ -147,7 +147,8 @@ def shape(value: Any, arg: str) -> tuple[int | None, ...]:
     return tuple(None if d is None else operator.index(d) for d in dims)
 
 
-def number(value: Any, arg: str, error: type[Exception] = TypeError) -> float:
+def number(value: Any, arg: str, error: type[Exception] = TypeError,
+           allow_nan: bool = False) -> float:
     """A ``float`` from a real number (``int``, ``float``, NumPy scalar, 0-d tensor).
 
     Args:
@@ -155,6 +156,8 @@ def number(value: Any, arg: str, error: type[Exception] = TypeError) -> float:
         arg: its name, for the message.
         error: the exception type for a non-number (``TypeError`` unless
             TensorFlow raises another type for this argument).
+        allow_nan: accept NaN (where TensorFlow accepts it and its formula
+            says what it does, e.g. a clip bound or the forget bias).
 
     Raises:
         error: ``value`` is not a real number (``None``, a string, a bool, a
@@ -171,14 +174,15 @@ def number(value: Any, arg: str, error: type[Exception] = TypeError) -> float:
     if not ok:
         raise error(f"`{arg}` must be a real number, got {_describe(value)}.")
     result = float(value)
-    if math.isnan(result):
+    if math.isnan(result) and not allow_nan:
         raise ValueError(f"`{arg}` must be a real number, got NaN.")
     return result
 
 
-def optional_number(value: Any, arg: str, error: type[Exception] = TypeError) -> float | None:
+def optional_number(value: Any, arg: str, error: type[Exception] = TypeError,
+                    allow_nan: bool = False) -> float | None:
     """:func:`number`, or ``None`` for ``None`` (e.g. ``cell_clip``, ``proj_clip``)."""
-    return None if value is None else number(value, arg, error)
+    return None if value is None else number(value, arg, error, allow_nan)
 
 
 def rate(value: Any, arg: str) -> float:

@@ -33,7 +33,7 @@ def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:
         b = w.b if w.b is not None else w.W.new_zeros(4 * u)
         if spec.forget_bias != 0.0:
             fb = torch.zeros_like(b)
-            fb[u:2 * u] = spec.forget_bias
+            fb[u:2 * u] = torch.tensor(spec.forget_bias, dtype=torch.float64)  # no overflow error
             b = b + fb
         params += [b, torch.zeros_like(b)]
     if spec.num_proj is not None:

@@ -125,9 +125,10 @@ class LSTMCell(StreamingModule, RNNCellBase):
             raise ValueError("`num_units` must be a positive integer, got None.")
         num_units = _args.positive_int(num_units, "num_units")
         num_proj = _args.optional_positive_int(num_proj, "num_proj")
-        cell_clip = _args.optional_number(cell_clip, "cell_clip")
-        proj_clip = _args.optional_number(proj_clip, "proj_clip")
-        forget_bias = _args.number(forget_bias, "forget_bias", ValueError)
+        # NaN is accepted where TF accepts it: its formula makes the results NaN.
+        cell_clip = _args.optional_number(cell_clip, "cell_clip", allow_nan=True)
+        proj_clip = _args.optional_number(proj_clip, "proj_clip", allow_nan=True)
+        forget_bias = _args.number(forget_bias, "forget_bias", ValueError, allow_nan=True)
         super().__init__(name=name, reuse=reuse, dtype=dtype)
         check_floating(self._dtype, "dtype")
         if not state_is_tuple:

@@ -63,7 +63,9 @@ def _effective_bias(spec: CellSpec, b: torch.Tensor | None, like: torch.Tensor
         return b
     u = spec.units
     fb = like.new_zeros(4 * u)
-    fb[u:2 * u] = spec.forget_bias
+    # through a float64 tensor: a value past the dtype's range rounds as the
+    # reference's `z + forget_bias` does, instead of failing a Python-scalar fill
+    fb[u:2 * u] = torch.tensor(spec.forget_bias, dtype=torch.float64)
     return fb if b is None else b + fb
 
 
