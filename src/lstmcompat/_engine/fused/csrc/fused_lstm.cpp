@@ -1019,7 +1019,8 @@ struct Step {
                                  const c10::optional<Tensor>& P_t, int act, int ract,
                                  c10::optional<double> clip, c10::optional<double> pclip,
                                  const std::array<int64_t, 4>& gates, bool save) {
-    const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4, Pn = R.size(0);
+    const int64_t B = x.size(0), Dd = x.size(1), U = W.size(1) / 4;
+    const int64_t Pn = R.defined() ? R.size(0) : h.size(1);
     auto opts = x.options();
     const T* bp = opt_ptr<T>(b_t);
     const int64_t bs = bp ? b_t->stride(0) : 1;
@@ -1028,13 +1029,24 @@ struct Step {
     const T* xp = x.data_ptr<T>();
     const T* hp = h.data_ptr<T>();
     const T* cp = c.data_ptr<T>();
-    const Mat<T> Wm = mat_of<T>(W), Rm = mat_of<T>(R);
+    // Without R, W holds both: rows [0, depth) then the recurrent rows.
+    const Mat<T> Wm = mat_of<T>(W);
+    const Mat<T> Rm = R.defined() ? mat_of<T>(R) : Mat<T>{Wm.p + Dd * Wm.rs, Wm.rs, Wm.cs};
     const T inf = std::numeric_limits<T>::infinity();
     const T lo = clip ? static_cast<T>(-*clip) : -inf, hi = clip ? static_cast<T>(*clip) : inf;
     const T fb = static_cast<T>(forget_bias);
-    // W and R as consecutive rows of one row-major matrix (TF1's [x; h] kernel):
-    // one product per gate over [x, h].
-    const bool joint = Wm.cs == 1 && Rm.cs == 1 && Wm.rs == Rm.rs && Rm.p == Wm.p + Dd * Wm.rs;
+    const int nt = step_threads(Dd, U, Pn);
+    // Row-major weights (cs == 1) are split by rows: each thread reads whole rows,
+    // one contiguous block, and writes its partial sums (rows 4u floats apart, a
+    // column split would read 2 KB of every 4 KB row: L1 set conflicts cost a
+    // third of the product), summed in a fixed order in the pointwise pass.
+    // Transposed weights (each output's weights contiguous) are split by columns.
+    const bool rowsplit = nt > 1 && Wm.cs == 1 && Rm.cs == 1;
+    const int parts = rowsplit ? nt : 1;
+    // One thread, W and R consecutive rows of one row-major matrix (TF1's [x; h]
+    // kernel): one product over [x, h].
+    const bool joint =
+        !rowsplit && Wm.cs == 1 && Rm.cs == 1 && Wm.rs == Rm.rs && Rm.p == Wm.p + Dd * Wm.rs;
     Tensor xh_t;
     const T* xh = nullptr;
     if (joint) {
@@ -1047,7 +1059,7 @@ struct Step {
       xh = d;
     }
     Tensor z_t = at::empty({B, 4 * U}, opts);
-    Tensor zs_t = at::empty({B, 4 * U}, opts);  // x W + h R in the stored column order
+    Tensor zs_t = at::empty({parts, B, 4 * U}, opts);  // x W + h R, stored column order
     Tensor c_out = at::empty({B, U}, opts);
     Tensor h_out = at::empty({B, Pn}, opts);
     Tensor cpre_t = at::empty({B, U}, opts);
@@ -1062,14 +1074,31 @@ struct Step {
     T* ho = h_out.data_ptr<T>();
     T* cpre = cpre_t.data_ptr<T>();
     T* hu = hu_t.data_ptr<T>();
-    const int nt = step_threads(Dd, U, Pn);
-    const int64_t cc = chunk_of(4 * U, nt);
+    const int64_t cc = chunk_of(4 * U, nt), rc = (Dd + Pn + nt - 1) / nt;
     auto body = [&](const int t) {
-      // The products: thread t computes a contiguous range of the stored columns
-      // (one matrix-vector product over rows the weights keep in that thread's
-      // cache from step to step, whatever the gate order) ...
+      // The products: thread t computes a contiguous range of the stored rows or
+      // columns (weights a thread keeps in its cache from step to step, whatever
+      // the gate order) ...
       const int64_t c0 = std::min<int64_t>(4 * U, t * cc), c1 = std::min<int64_t>(4 * U, c0 + cc);
-      if (c1 > c0) {
+      if (rowsplit) {
+        const int64_t r0 = std::min<int64_t>(Dd + Pn, t * rc), r1 = std::min<int64_t>(Dd + Pn, r0 + rc);
+        T* zt = zs + t * B * 4 * U;
+        T beta = T(0);
+        if (r0 < Dd) {
+          const int64_t e = std::min<int64_t>(r1, Dd);
+          gemm<T>(false, false, B, 4 * U, e - r0, xp + r0, Dd, Wm.at(r0, 0), Wm.rs, beta, zt,
+                  4 * U);
+          beta = T(1);
+        }
+        if (r1 > Dd) {
+          const int64_t a = std::max<int64_t>(r0, Dd) - Dd, e = r1 - Dd;
+          gemm<T>(false, false, B, 4 * U, e - a, hp + a, Pn, Rm.at(a, 0), Rm.rs, beta, zt,
+                  4 * U);
+          beta = T(1);
+        }
+        if (beta == T(0))
+          for (int64_t e = 0; e < B * 4 * U; ++e) zt[e] = T(0);
+      } else if (c1 > c0) {
         if (joint) {
           gemm<T>(false, false, B, c1 - c0, Dd + Pn, xh, Dd + Pn, Wm.at(0, c0), Wm.rs, T(0),
                   zs + c0, 4 * U);
@@ -1096,6 +1125,10 @@ struct Step {
               for (int64_t j = 0; j < nu; ++j) zr[j] = (bp[(scol + j) * bs] + add) + sr[j];
             else
               for (int64_t j = 0; j < nu; ++j) zr[j] = add + sr[j];
+            for (int q = 1; q < parts; ++q) {  // the other threads' partial sums, in order
+              const T* sq = sr + q * B * 4 * U;
+              for (int64_t j = 0; j < nu; ++j) zr[j] = zr[j] + sq[j];
+            }
           }
         for (int64_t r = 0; r < B; ++r) {
           const int64_t o4 = r * 4 * U + sl.u0, o1 = r * U + sl.u0;
@@ -1158,13 +1191,18 @@ std::vector<Tensor> lstmcompat::fused_step(const Tensor& x, const Tensor& W, con
   const auto st = x.scalar_type();
   check_inputs({&x, &h, &c}, st);
   check_weight(W, st, "W");
-  check_weight(R, st, "R");
+  if (R.defined()) check_weight(R, st, "R");
   check_opt(peep, st);
   check_opt(P, st);
   TORCH_CHECK(x.dim() == 2 && h.dim() == 2 && c.dim() == 2, "step: 2-D x, h, c expected");
-  const int64_t B = x.size(0), U = W.size(1) / 4, Pn = R.size(0);
-  TORCH_CHECK(W.size(1) % 4 == 0 && R.size(1) == W.size(1) && W.size(0) == x.size(1),
-              "step: W (depth, 4u) and R (out, 4u) expected");
+  const int64_t B = x.size(0), U = W.size(1) / 4, Pn = R.defined() ? R.size(0) : h.size(1);
+  if (R.defined()) {
+    TORCH_CHECK(W.size(1) % 4 == 0 && R.size(1) == W.size(1) && W.size(0) == x.size(1),
+                "step: W (depth, 4u) and R (out, 4u) expected");
+  } else {
+    TORCH_CHECK(W.size(1) % 4 == 0 && W.size(0) == x.size(1) + Pn,
+                "step: W (depth + out, 4u) expected without R");
+  }
   TORCH_CHECK(h.size(0) == B && h.size(1) == Pn && c.size(0) == B && c.size(1) == U,
               "step: h (batch, out) and c (batch, units) expected");
   if (b.has_value() && b->defined()) {

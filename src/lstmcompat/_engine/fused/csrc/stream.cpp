@@ -50,6 +50,7 @@ enum Role { kW = 0, kR, kB, kWi, kWf, kWo, kP, kRoles };
 // The weights of one call, read from the module's parameters just now.
 struct Current {
   std::vector<py::object> values;  // owned: the parameters (or None), in `names` order
+  Current() { values.reserve(8); }
   Tensor W, R;
   c10::optional<Tensor> b, peep, P;
   bool grad = false;
@@ -150,7 +151,6 @@ class Streamer {
   // another device or dtype, an unexpected shape or layout).
   bool fetch(Current& w) const {
     const int64_t n = static_cast<int64_t>(py::len(names_));
-    w.values.reserve(n);
     const bool grad_mode = at::GradMode::is_enabled();
     for (int64_t i = 0; i < n; ++i) {
       PyObject* o = PyDict_GetItem(params_.ptr(), names_[i].ptr());
@@ -171,10 +171,9 @@ class Streamer {
     Tensor W;
     if (get(kW, W) != 1 || W.dim() != 2 || W.size(1) != 4 * U) return false;
     const auto st = W.scalar_type();
-    if (roles_[kR] < 0) {  // [x; h] rows of one kernel
+    if (roles_[kR] < 0) {  // [x; h] rows of one kernel: the step reads both parts of W
       if (W.size(0) <= Pn) return false;
-      w.W = W.narrow(0, 0, W.size(0) - Pn);
-      w.R = W.narrow(0, W.size(0) - Pn, Pn);
+      w.W = W;
     } else {
       Tensor R;
       if (get(kR, R) != 1 || R.dim() != 2 || R.size(0) != Pn || R.size(1) != 4 * U ||
@@ -183,7 +182,7 @@ class Streamer {
       w.W = W;
       w.R = R;
     }
-    if (!matrix_ok(w.W) || !matrix_ok(w.R)) return false;
+    if (!matrix_ok(w.W) || (w.R.defined() && !matrix_ok(w.R))) return false;
     Tensor b;
     const int hb = get(kB, b);
     if (hb < 0 || (hb == 1 && (!one_dim(b, 4 * U) || b.scalar_type() != st))) return false;
@@ -233,7 +232,8 @@ class Streamer {
       x2 = x.contiguous();
     }
     const int64_t B = x2.size(0);
-    if (x2.size(1) != w.W.size(0) || h.size(0) != B || h.size(1) != out_ || c.size(0) != B ||
+    const int64_t depth = w.R.defined() ? w.W.size(0) : w.W.size(0) - out_;
+    if (x2.size(1) != depth || h.size(0) != B || h.size(1) != out_ || c.size(0) != B ||
         c.size(1) != units_)
       return Use::kNo;
     h2 = h.contiguous();
