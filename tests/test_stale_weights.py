@@ -283,3 +283,39 @@ def test_numpy_view_write_is_seen_by_the_stateful_stream() -> None:
     ref.engine_kernel = "reference"
     with torch.no_grad():
         torch.testing.assert_close(got, ref(x), rtol=1e-5, atol=1e-6)
+
+
+# A parameter replaced by one the layer cannot use: a clear error on every path,
+# never a read past a buffer or silent garbage.
+BAD = {
+    "keras kernel": ("keras", "kernel", (D, 4 * U + 1)),
+    "keras recurrent_kernel": ("keras", "recurrent_kernel", (U, 30)),
+    "keras bias": ("keras", "bias", (4 * U - 2,)),
+    "tf1 kernel": ("tf1", "kernel", (D + U - 1, 4 * U)),
+    "tf1 bias": ("tf1", "bias", (3,)),
+    "tf1 peephole": ("tf1", "w_f_diag", (U + 1,)),
+}
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_replaced_parameter_of_another_shape_raises(case: str, stateful: bool) -> None:
+    api, name, shape = BAD[case]
+    if api == "keras":
+        m = _stateful() if stateful else _keras()()
+        run = _stateful_step if stateful else _keras_seq
+    else:
+        m = _cell(use_peepholes=True)()
+        run = _cell_step if stateful else _dynamic
+    run(m)  # warmed: the streaming path exists
+    setattr(m, name, torch.nn.Parameter(torch.randn(shape)))
+    with pytest.raises(ValueError, match=name):
+        run(m)
+
+
+def test_a_replaced_parameter_of_another_dtype_raises() -> None:
+    m = _keras()()
+    _keras_seq(m)
+    m.recurrent_kernel = torch.nn.Parameter(torch.randn(U, 4 * U, dtype=torch.float64))
+    with pytest.raises(TypeError, match="recurrent_kernel"):
+        _keras_seq(m)

@@ -66,3 +66,41 @@ def set_weights(layer_name: str, params: Sequence[torch.Tensor], weights: Sequen
     with torch.no_grad():
         for p, t in zip(params, values):
             p.copy_(t.to(device=p.device, dtype=p.dtype))
+
+
+def check_parameters(layer_name: str,
+                     expected: Sequence[tuple[str, torch.Tensor | None, tuple[int, ...]]]) -> None:
+    """Raise a clear error when a parameter was replaced by one the layer cannot use.
+
+    ``expected`` lists ``(name, parameter, shape)``; every parameter present must
+    have its shape and the dtype and device of the first one. Called before each
+    engine call, so that a kernel never reads a weight of another shape (a
+    replaced ``Parameter``, ``.data`` re-pointed to another size).
+
+    Raises:
+        ValueError: a shape or device that does not fit.
+        TypeError: a dtype that differs from the other weights'.
+    """
+    first: torch.Tensor | None = None
+    for name, p, shape in expected:
+        if p is None:
+            continue
+        if tuple(p.shape) != tuple(shape):
+            raise ValueError(
+                f'Layer "{layer_name}": weight `{name}` has shape {tuple(p.shape)}, expected '
+                f"{tuple(shape)} (was it replaced by a tensor of another size?)."
+            )
+        if first is None:
+            first = p
+            continue
+        if p.dtype != first.dtype:
+            raise TypeError(
+                f'Layer "{layer_name}": weight `{name}` has dtype {p.dtype} but the other '
+                f"weights have {first.dtype}; convert the whole module (e.g. `.to(dtype)`)."
+            )
+        if p.device != first.device:
+            raise ValueError(
+                f'Layer "{layer_name}": weight `{name}` is on {p.device} but the other '
+                f"weights are on {first.device}; move the whole module (`.to(device)`)."
+            )
+

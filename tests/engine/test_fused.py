@@ -314,3 +314,56 @@ def test_compiled_step_multithreaded_sizes(spec):
         got_h, got_c = fused_step(spec, x, w, h, c)
     torch.testing.assert_close(got_h, want_h, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_c, want_c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+def test_compiled_ops_refuse_mismatched_shapes() -> None:
+    """The ops check every shape they index with: a wrong one is an error, never a read
+    past a buffer."""
+    ops = _build.backend().ops
+    T, B, U = 3, 2, 8
+    Z = torch.randn(T, B, 4 * U)
+    h, c = torch.zeros(B, U), torch.zeros(B, U)
+    for R, hh, cc in ((torch.randn(U, 30), h, c), (torch.randn(U + 1, 4 * U), h, c),
+                      (torch.randn(U, 4 * U), torch.zeros(B, U - 1), c),
+                      (torch.randn(U, 4 * U), h, torch.zeros(B + 1, U))):
+        with pytest.raises(RuntimeError):
+            ops.forward(Z.clone(), R, hh, cc, None, None, None, None, 0, 1, None, None,
+                        False, False)
+    with pytest.raises(RuntimeError):
+        ops.step(torch.randn(B, 5), torch.randn(5, 4 * U), torch.randn(U, 30), None, 0.0, h, c,
+                 None, None, 0, 1, None, None)
+    with pytest.raises(RuntimeError):  # a (4u, U) kernel seen as neither layout
+        ops.forward(Z.clone(), torch.randn(U, 8 * U)[:, ::2], h, c, None, None, None, None,
+                    0, 1, None, None, False, False)
+
+
+@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_compiled_loops_read_either_weight_layout(layout: str) -> None:
+    """R row-major or as a transposed view of row-major storage (the Keras front-end's
+    gate-major kernels), read in place: same numbers as the reference."""
+    g = torch.Generator().manual_seed(7)
+    spec = CellSpec(units=40, recurrent_activation="hard_sigmoid", mask_mode="carry")
+    W = torch.randn(12, 160, generator=g, dtype=torch.float64) * 0.3
+    R = torch.randn(40, 160, generator=g, dtype=torch.float64) * 0.3
+    if layout == "transposed":
+        W, R = W.t().contiguous().t(), R.t().contiguous().t()
+        assert not R.is_contiguous()
+    W.requires_grad_()
+    R.requires_grad_()
+    w = Weights(W=W, R=R, b=torch.randn(160, generator=g, dtype=torch.float64))
+    x = torch.randn(9, 3, 12, generator=g, dtype=torch.float64)
+    h0 = torch.randn(3, 40, generator=g, dtype=torch.float64)
+    got = run(spec, x, w, h0, h0, kernel="fused")
+    want = run_reference(spec, x, w, h0, h0)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    ga = torch.autograd.grad(got[0].sum(), [W, R])
+    gb = torch.autograd.grad(want[0].sum(), [W, R])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        h1, c1 = fused_step(spec, x[0], w, h0, h0)
+        want1 = run_reference(spec, x[:1], w, h0, h0)
+    torch.testing.assert_close(h1, want1[1], rtol=1e-10, atol=1e-10)

@@ -19,7 +19,7 @@ from .fused import fused_cannot, fused_describe, fused_preferred, fused_step, ru
 from .gpu import run_triton, triton_cannot
 from .native import run_native
 from .reference import run_reference
-from .spec import CellSpec, Dropout, Weights
+from .spec import CellSpec, Dropout, Weights, check_weights
 
 register_kernel("native", run_native, native_cannot)
 register_kernel("reference", run_reference, reference_cannot)
@@ -87,6 +87,10 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     if x.shape[time_dim] == 0 or x.shape[1 - time_dim] == 0:
         shape = list(x.shape[:2]) + [spec.output_size]
         return x.new_zeros(shape), h0, c0, ("none", "empty input: nothing to run")
+    check_weights(spec, w)  # a kernel must never read a weight of another shape
+    if w.W.shape[0] != x.shape[-1]:
+        raise ValueError(f"input kernel must be ({x.shape[-1]}, {4 * spec.units}) for inputs "
+                         f"of {x.shape[-1]} features, got {tuple(w.W.shape)}")
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.bool()
     mask_kind, lengths = analyze_mask(mask, time_dim)

@@ -656,6 +656,11 @@ class LSTM(StreamingModule, torch.nn.Module):
         if training is None:
             training = self.training
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
+        u = self.units
+        _weights_io.check_parameters(self.name, (
+            ("kernel", self.kernel, (self._input_features, 4 * u)),
+            ("recurrent_kernel", self.recurrent_kernel, (u, 4 * u)),
+            ("bias", self.bias, (4 * u,))))
         w = _engine_weights(self.kernel, self.recurrent_kernel, self.bias)
         outputs, h, c, last_kernel = run_explained(
             self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import _args
+from .. import _args, _weights_io
 from .._engine import CellSpec, Weights, run_explained
 from .._engine.fused import streamer
 from .._engine.gates import permutation, permute
@@ -340,6 +340,13 @@ class LSTMCell(StreamingModule, RNNCellBase):
                 f"inputs of dtype {x.dtype}."
             )
         c0, h0 = c0.to(x.device), h0.to(x.device)
+        u, p = self._num_units, self.output_size
+        _weights_io.check_parameters(self.name, (
+            ("kernel", self.kernel, (self._input_depth + p, 4 * u)),
+            ("bias", self.bias, (4 * u,)),
+            ("w_f_diag", self.w_f_diag, (u,)), ("w_i_diag", self.w_i_diag, (u,)),
+            ("w_o_diag", self.w_o_diag, (u,)),
+            ("proj_kernel", self.proj_kernel, (u, p))))
         out, h, c = _run_lstm(self, x, h0, c0, lengths, batch_first, B, T)
         return out, self._pack_state(c, h)
 

@@ -914,6 +914,28 @@ void check_opt(const c10::optional<Tensor>& t, at::ScalarType st) {
   if (t.has_value() && t->defined()) check_inputs({&*t}, st);
 }
 
+// Shapes both loops rely on: Z (T, B, 4u), R (out, 4u), h (B, out), c (B, u),
+// peep (3, u), P (u, out); a mismatch would read past a buffer.
+void check_shapes(const Tensor& Z, const Tensor& R, const Tensor& h, const Tensor& c,
+                  const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P) {
+  TORCH_CHECK(Z.dim() == 3 && Z.size(2) % 4 == 0, "lstmcompat fused: Z (T, B, 4u) expected");
+  const int64_t B = Z.size(1), U = Z.size(2) / 4;
+  TORCH_CHECK(R.size(1) == 4 * U, "lstmcompat fused: R (out, 4u) expected");
+  const int64_t Pn = R.size(0);
+  TORCH_CHECK(h.dim() == 2 && h.size(0) == B && h.size(1) == Pn &&
+                  c.dim() == 2 && c.size(0) == B && c.size(1) == U,
+              "lstmcompat fused: h (B, out) and c (B, u) expected");
+  if (peep.has_value() && peep->defined()) {
+    TORCH_CHECK(peep->numel() == 3 * U, "lstmcompat fused: peep (3, u) expected");
+  }
+  if (P.has_value() && P->defined()) {
+    TORCH_CHECK(P->dim() == 2 && P->size(0) == U && P->size(1) == Pn,
+                "lstmcompat fused: P (u, out) expected");
+  } else {
+    TORCH_CHECK(Pn == U, "lstmcompat fused: R (u, 4u) expected without a projection");
+  }
+}
+
 // The optional inputs both loops share: dropout masks, peepholes, projection, step mask.
 void check_options(const c10::optional<Tensor>& dmh, const c10::optional<Tensor>& peep,
                    const c10::optional<Tensor>& P, const c10::optional<Tensor>& mask,
@@ -939,6 +961,7 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
   if (bias.has_value() && bias->defined())
     TORCH_CHECK(bias->numel() == Z.size(2), "bias: (4 * units,) expected");
   check_options(dmh, peep, P, mask, st);
+  check_shapes(Z, R, h0, c0, peep, P);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
     return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
@@ -961,6 +984,7 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
   check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &dout, &dhT, &dcT}, st);
   check_weight(R, st, "R");
   check_options(dmh, peep, P, mask, st);
+  check_shapes(Z, R, dhT, c0, peep, P);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   if (st == at::kFloat)
     return by_acts<Bwd, float>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,

@@ -1,0 +1,77 @@
+"""Before/after in one run: the suite's targets for two source trees, measured in
+alternating processes on the same machine (this VM's noise hits both alike).
+
+    python -m bench.ab OLD_SRC NEW_SRC [--rounds 5] [--repeats 2] [--out FILE.md]
+
+``OLD_SRC`` and ``NEW_SRC`` are ``src`` folders (e.g. of a ``git worktree`` of the
+old revision); the benchmark code is this checkout's. Each repeat runs the whole
+suite once per tree (old, new, old, new, ...); a target's ratio is the best
+of its repeats, so one noisy process does not decide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WORKER = """
+import json, sys
+sys.path.insert(0, {root!r})
+import bench.suite as S
+shapes = S.SHAPES
+rows = S.bench_shapes(shapes, {rounds}, lambda s: None)
+stream = S.bench_streaming({rounds})
+print(json.dumps(S.targets(rows, stream, [])))
+"""
+
+
+def run_tree(src: str, rounds: int) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": src}
+    code = WORKER.format(root=str(HERE.parent), rounds=rounds)
+    with tempfile.TemporaryDirectory() as tmp:  # not this checkout's folder on sys.path
+        proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp,
+                              capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of {src} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n")[0])
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    best: dict[str, dict[str, tuple[float, str]]] = {"old": {}, "new": {}}
+    for r in range(a.repeats):
+        for tag, src in (("old", a.old), ("new", a.new)):
+            print(f"repeat {r + 1}/{a.repeats}: {tag} ({src})", file=sys.stderr, flush=True)
+            for t in run_tree(src, a.rounds):
+                key = f"{t['what']} at {tuple(t['shape'])}"
+                better = min if t["better"] == "lower" else max
+                cur = best[tag].get(key)
+                value = t["ratio"] if cur is None else better(cur[0], t["ratio"])
+                limit = ("<= " if t["better"] == "lower" else ">= ") + f"{t['limit']:.2f}"
+                best[tag][key] = (value, limit)
+    lines = ["| target | limit | old | new | new / old |", "|---|---|---|---|---|"]
+    for what, (new, limit) in best["new"].items():
+        old = best["old"].get(what, (float("nan"), ""))[0]
+        lines.append(f"| {what} | {limit} | {old:.2f} | {new:.2f} | {new / old:.2f} |")
+    md = "\n".join(lines)
+    print(md)
+    if a.out:
+        Path(a.out).write_text(md + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
