@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_fused import make_case, outputs_and_grads, with_backend
+from test_fused import _ext, make_case, outputs_and_grads, with_backend
 
 from lstmcompat._engine import CellSpec, dispatch, run_explained, run_reference
 from lstmcompat._engine.dispatch import native_cannot
-from lstmcompat._engine.fused import _acts, _build, fused_step
+from lstmcompat._engine.fused import _acts, fused_step
 from lstmcompat._engine.fused._function import TORCH_BACKEND
 from lstmcompat._engine.native import run_native
 from lstmcompat._engine.reference import clip_by_value
@@ -111,13 +111,6 @@ def _check_backend(fn, spec, dtype, poisons=POISONS, masks=MASKS):
             want = outputs_and_grads(run_reference, spec, x, w, h0, c0, **kw)
             got = outputs_and_grads(fn, spec, x, w, h0, c0, **kw)
             assert_same(got, want, TOL[dtype], f"{pname}, mask {mask}, reverse {reverse}:")
-
-
-def _ext():
-    ext = _build.backend()
-    if ext is None:
-        pytest.skip(f"compiled extension unavailable: {_build.status()[1]}")
-    return ext
 
 
 @pytest.fixture(params=["torch", "cpp"])

@@ -52,11 +52,8 @@ def test_goldens_present() -> None:
 
 @pytest.mark.parametrize("kernel", [None, "reference", "fused"])
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_matches_tensorflow(path, kernel, monkeypatch) -> None:
-    if kernel is None:
-        monkeypatch.delenv("LSTMCOMPAT_KERNEL", raising=False)
-    else:
-        monkeypatch.setenv("LSTMCOMPAT_KERNEL", kernel)
+def test_matches_tensorflow(path, kernel, force_kernel) -> None:
+    force_kernel(kernel)
     res = check(path)
     if kernel is not None:
         assert res["cells"][0].last_kernel[0] == kernel
