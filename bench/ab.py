@@ -6,7 +6,9 @@ alternating processes on the same machine (this VM's noise hits both alike).
 ``OLD_SRC`` and ``NEW_SRC`` are ``src`` folders (e.g. of a ``git worktree`` of the
 old revision); the benchmark code is this checkout's. Each repeat runs the whole
 suite once per tree (old, new, old, new, ...); a target's ratio is the best
-of its repeats, so one noisy process does not decide.
+of its repeats, so one noisy process does not decide. A second table gives each
+lstmcompat variant's own time (min over all rounds and repeats), which the noise
+of the ``torch.nn.LSTM`` denominators does not touch.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import bench.suite as S
 shapes = S.SHAPES
 rows = S.bench_shapes(shapes, {rounds}, lambda s: None)
 stream = S.bench_streaming({rounds})
-print(json.dumps(S.targets(rows, stream, [])))
+print(json.dumps(dict(targets=S.targets(rows, stream, []), rows=rows, stream=stream)))
 """
 
 
-def run_tree(src: str, rounds: int) -> list[dict]:
+def run_tree(src: str, rounds: int) -> dict:
     env = {**os.environ, "PYTHONPATH": src}
     code = WORKER.format(root=str(HERE.parent), rounds=rounds)
     with tempfile.TemporaryDirectory() as tmp:  # not this checkout's folder on sys.path
@@ -52,20 +54,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     best: dict[str, dict[str, tuple[float, str]]] = {"old": {}, "new": {}}
+    times: dict[str, dict[str, float]] = {"old": {}, "new": {}}
     for r in range(a.repeats):
         for tag, src in (("old", a.old), ("new", a.new)):
             print(f"repeat {r + 1}/{a.repeats}: {tag} ({src})", file=sys.stderr, flush=True)
-            for t in run_tree(src, a.rounds):
+            res = run_tree(src, a.rounds)
+            for t in res["targets"]:
                 key = f"{t['what']} at {tuple(t['shape'])}"
                 better = min if t["better"] == "lower" else max
                 cur = best[tag].get(key)
                 value = t["ratio"] if cur is None else better(cur[0], t["ratio"])
                 limit = ("<= " if t["better"] == "lower" else ">= ") + f"{t['limit']:.2f}"
                 best[tag][key] = (value, limit)
+            # each variant's own time: free of the noise of the nn.LSTM denominators
+            for row in res["rows"]:
+                if row["variant"].startswith("nn"):
+                    continue
+                key = f"{row['variant']} {row['mode']} at {tuple(row['shape'])}"
+                times[tag][key] = min(times[tag].get(key, float("inf")), row["min"])
+            for row in res["stream"]:
+                if not row["variant"].startswith("nn"):
+                    key = f"streaming {row['variant']}"
+                    times[tag][key] = min(times[tag].get(key, float("inf")), row["min"])
     lines = ["| target | limit | old | new | new / old |", "|---|---|---|---|---|"]
     for what, (new, limit) in best["new"].items():
         old = best["old"].get(what, (float("nan"), ""))[0]
         lines.append(f"| {what} | {limit} | {old:.2f} | {new:.2f} | {new / old:.2f} |")
+    lines += ["", "| lstmcompat's own time (min, ms) | old | new | new / old |", "|---|---|---|---|"]
+    for what, new in times["new"].items():
+        old = times["old"].get(what, float("nan"))
+        lines.append(f"| {what} | {old * 1e3:.3f} | {new * 1e3:.3f} | {new / old:.2f} |")
     md = "\n".join(lines)
     print(md)
     if a.out:
