@@ -1,12 +1,12 @@
 """Streaming inference shared by both front-ends (``LSTMCell`` and a stateful ``LSTM``).
 
 A module fed one time step per call (batch 1, real-time inference) would spend
-most of each call on Python checks and on re-deriving its weights. Such a
-module keeps a compiled ``Streamer`` (see
-:func:`lstmcompat._engine.fused.streamer`) in ``self._stream``: it holds the
-prepared step weights, checks per call in C++ that they still match the
-module's parameters and that the inputs qualify, and runs the step; when it
-returns ``None`` the module takes its general path (same numbers).
+most of each call on Python checks. Such a module keeps a compiled
+``Streamer`` (see :func:`lstmcompat._engine.fused.streamer`) in
+``self._stream``: it holds the module's configuration (no weights), reads the
+module's parameters on every call, checks in C++ that they and the inputs
+qualify, and runs the step on the parameters' own storage; when it returns
+``None`` the module takes its general path (same numbers).
 
 ``self._stream`` is ``None`` (not decided yet), ``False`` (this configuration
 does not stream) or the streamer. It is decided for the module's configuration
