@@ -1145,9 +1145,12 @@ struct Step {
             T* zr = z + r * 4 * U + col;
             const T* sr = zs + r * 4 * U + scol;
             const T add = k == 1 ? fb : T(0);
-            if (bp)
+            if (bp && bs == 1) {
+              const T* bq = bp + scol;
+              for (int64_t j = 0; j < nu; ++j) zr[j] = (bq[j] + add) + sr[j];
+            } else if (bp) {
               for (int64_t j = 0; j < nu; ++j) zr[j] = (bp[(scol + j) * bs] + add) + sr[j];
-            else
+            } else
               for (int64_t j = 0; j < nu; ++j) zr[j] = add + sr[j];
             for (int q = 1; q < parts; ++q) {  // the other threads' partial sums, in order
               const T* sq = sr + q * B * 4 * U;
