@@ -199,11 +199,15 @@ Mat<T> mat_of(const Tensor& t) {
 }
 
 // ---------------------------------------------------------------- activations
+// Always inlined: an out-of-line call in a pointwise loop stops gcc from
+// vectorising it (the streaming step's pass ran 10x slower when tanh_f was not
+// inlined there).
+#define LSTMCOMPAT_INLINE inline __attribute__((always_inline))
 // Float versions avoid libm calls so that the loops vectorise: exp is the Cephes
 // single-precision algorithm (about 1-2 ulp), tanh Eigen's rational function
 // (about 5 ulp). Double uses libm.
 
-inline float exp_f(float x) {
+LSTMCOMPAT_INLINE float exp_f(float x) {
   const float xc = x > 88.8f ? 88.8f : (x < -104.f ? -104.f : x);
   const float t = xc * 1.44269504088896341f;
   const float kf = (t + 12582912.f) - 12582912.f;  // round to nearest integer
@@ -229,7 +233,7 @@ inline float exp_f(float x) {
 
 // a * b + c: one fused rounding where the CPU has FMA (polynomials only; the LSTM
 // equations themselves keep PyTorch's two roundings, see -ffp-contract=off).
-inline float madd(float a, float b, float c) {
+LSTMCOMPAT_INLINE float madd(float a, float b, float c) {
 #ifdef __FMA__
   return std::fma(a, b, c);
 #else
@@ -240,7 +244,7 @@ inline float madd(float a, float b, float c) {
 // Eigen's rational tanh (generic_fast_tanh_float), which TensorFlow's CPU kernels
 // use: within 3e-7 relative of tanh, one division and no exp, so about 2.5x faster
 // in the pointwise pass than tanh through exp.
-inline float tanh_f(float x) {
+LSTMCOMPAT_INLINE float tanh_f(float x) {
   const float lim = 7.99881172180175781f;
   const float xc = x > lim ? lim : (x < -lim ? -lim : x);
   const float x2 = xc * xc;
@@ -258,11 +262,11 @@ inline float tanh_f(float x) {
   return ax < 0.0004f ? x : p / q;
 }
 
-template <typename T> inline T exp_t(T x) { return std::exp(x); }
-template <> inline float exp_t<float>(float x) { return exp_f(x); }
-template <typename T> inline T tanh_t(T x) { return std::tanh(x); }
-template <> inline float tanh_t<float>(float x) { return tanh_f(x); }
-template <typename T> inline T sigmoid_t(T x) { return T(1) / (T(1) + exp_t<T>(-x)); }
+template <typename T> LSTMCOMPAT_INLINE T exp_t(T x) { return std::exp(x); }
+template <> LSTMCOMPAT_INLINE float exp_t<float>(float x) { return exp_f(x); }
+template <typename T> LSTMCOMPAT_INLINE T tanh_t(T x) { return std::tanh(x); }
+template <> LSTMCOMPAT_INLINE float tanh_t<float>(float x) { return tanh_f(x); }
+template <typename T> LSTMCOMPAT_INLINE T sigmoid_t(T x) { return T(1) / (T(1) + exp_t<T>(-x)); }
 template <typename T> inline T expm1_t(T x) { return std::expm1(x); }
 template <> inline float expm1_t<float>(float x) { return exp_f(x) - 1.0f; }
 
@@ -272,7 +276,7 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 // Activation codes (see _acts.py): 0 linear, 1 tanh, 2 sigmoid, 3 hard_sigmoid,
 // 4 relu, 5 softsign, 6 exponential, 7 elu, 8 selu, 9 swish.
 template <typename T>
-inline T act_f(int a, T x) {
+LSTMCOMPAT_INLINE T act_f(int a, T x) {
   switch (a) {
     case 0: return x;
     case 1: return tanh_t<T>(x);
@@ -320,16 +324,16 @@ inline T act_g(int a, T g, T x, T y) {
 }
 
 // Compile-time activation when A >= 0 (the switch folds away), else runtime.
-template <typename T, int A> inline T F(int a, T x) { return act_f<T>(A >= 0 ? A : a, x); }
+template <typename T, int A> LSTMCOMPAT_INLINE T F(int a, T x) { return act_f<T>(A >= 0 ? A : a, x); }
 template <typename T, int A> inline T Dg(int a, T g, T x, T y) {
   return act_g<T>(A >= 0 ? A : a, g, x, y);
 }
 
 // TF's clip_by_value: maximum(minimum(v, hi), lo), both NaN-propagating, so NaN
 // stays NaN, a NaN bound gives NaN and lo wins when lo > hi (a negative clip).
-template <typename T> inline T minv(T a, T b) { return (a > b || b != b) ? b : a; }
-template <typename T> inline T maxv(T a, T b) { return (a < b || b != b) ? b : a; }
-template <typename T> inline T clampv(T v, T lo, T hi) { return maxv(minv(v, hi), lo); }
+template <typename T> LSTMCOMPAT_INLINE T minv(T a, T b) { return (a > b || b != b) ? b : a; }
+template <typename T> LSTMCOMPAT_INLINE T maxv(T a, T b) { return (a < b || b != b) ? b : a; }
+template <typename T> LSTMCOMPAT_INLINE T clampv(T v, T lo, T hi) { return maxv(minv(v, hi), lo); }
 
 struct Config {
   int64_t T, B, U, Pn, D;  // steps, batch, units, output size, depth (step only)
