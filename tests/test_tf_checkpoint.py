@@ -399,7 +399,7 @@ def test_partitioned_incomplete_refused(tmp_path):
     assert lstmcompat.list_variables(tmp_path / "p") == [("w", (10, 2))]
     with pytest.raises(ValueError, match="do not cover the whole tensor"):
         lstmcompat.load_variables(tmp_path / "p")
-    _write_partitioned(tmp_path / "q", full, [(0, 4), (0, 4), (4, 8)])    # overlap, gap
+    _write_partitioned(tmp_path / "q", full, [(0, 4), (2, 6), (6, 9)])    # overlap, gap
     with pytest.raises(ValueError, match="do not cover"):
         lstmcompat.load_variables(tmp_path / "q")
 
@@ -573,3 +573,62 @@ def test_exported():
     assert "list_variables" in lstmcompat.__all__ and "load_variables" in lstmcompat.__all__
     assert lstmcompat.list_variables.__doc__ and "Examples:" in lstmcompat.load_variables.__doc__
     assert os.fspath(GOLDENS)
+
+
+def test_state_file_as_tf_writes_it(tmp_path):
+    # TF's text: UTF-8 kept, `"` and `\` escaped (facts.state_file, written by TF)
+    text = EXPECTED["facts"]["state_file"]
+    prefix = tmp_path / "sub" / 'déjà "q" \\' / "m.ckpt-1"
+    prefix.parent.mkdir(parents=True)
+    src = GOLDENS / CASES["tf1_lstm"]["prefix"]
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(str(src) + suffix, str(prefix) + suffix)
+    (tmp_path / "checkpoint").write_text(text, encoding="utf-8")
+    assert lstmcompat.list_variables(tmp_path) == lstmcompat.list_variables(src)
+    assert tfc._text_unescape(r"a\303\251\x41\n\'") == "aéA\n'"
+
+
+def test_path_type_checked():
+    with pytest.raises(TypeError, match="`path`"):
+        lstmcompat.list_variables(3)
+
+
+def test_overlapping_entries_refused(tmp_path):
+    # many entries sharing one region would make a small file allocate without bound
+    raw = np.zeros(1024, np.float32).tobytes()
+    crc = tfc._mask(tfc.crc32c(raw))
+    extra = [(f"v{i:04d}".encode(), _entry_proto(1, (1024,), 0, 0, len(raw), crc))
+             for i in range(200)]
+    prefix = tmp_path / "o"
+    _write_bundle(prefix, {"x": np.zeros(1024, np.float32)}, extra=extra)
+    assert len(lstmcompat.list_variables(prefix)) == 201
+    _raises_quickly(lambda: lstmcompat.load_variables(prefix), ValueError, "overlapping")
+
+
+def test_duplicate_slices_refused(tmp_path):
+    full = np.ones((10, 2), np.float32)
+    extra, data = _partitioned(full, [(0, 5), (5, 10)])
+    name, proto = extra[-1]
+    twice = [[(0, 5), (0, 2)], [(0, 5), (0, 2)], [(5, 5), (0, 2)]]
+    extra[-1] = (name, _entry_proto(1, full.shape, slices=twice))
+    Path(tmp_path / "d.index").write_bytes(_table(sorted(extra + [(b"", _field(1, 0, 1))])))
+    Path(tmp_path / "d.data-00000-of-00001").write_bytes(data)
+    _raises_quickly(lambda: lstmcompat.list_variables(tmp_path / "d"), ValueError, "twice")
+
+
+def test_partitioned_slice_missing_or_wrong(tmp_path):
+    full = np.ones((10, 2), np.float32)
+    extra, data = _partitioned(full, [(0, 5), (5, 10)])
+    header = (b"", _field(1, 0, 1))
+    cases = [
+        (extra[1:], "missing"),                                         # a slice key gone
+        ([(extra[0][0], _entry_proto(1, (4, 2), 0, 0, 32))] + extra[1:], "extents say"),
+        ([(extra[0][0], _entry_proto(2, (5, 2), 0, 0, 80))] + extra[1:], "dtype"),
+    ]
+    for entries, match in cases:
+        Path(tmp_path / "m.index").write_bytes(_table(sorted(entries + [header])))
+        Path(tmp_path / "m.data-00000-of-00001").write_bytes(data + bytes(100))
+        _raises_quickly(lambda: lstmcompat.load_variables(tmp_path / "m"), ValueError, match)
+    bad = [(b"w", _entry_proto(1, (10, 2), slices=[[(8, 5), (0, 2)]]))]
+    Path(tmp_path / "m.index").write_bytes(_table(sorted(bad + [header])))
+    _raises_quickly(lambda: lstmcompat.load_variables(tmp_path / "m"), ValueError, "outside")

@@ -156,6 +156,16 @@ def _accepts(path) -> str:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
 
 
+def _state_file_text() -> str:
+    """The ``checkpoint`` file TF writes for a prefix with non-ASCII and quote characters."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        v1.train.update_checkpoint_state(tmp, 'sub/d\u00e9j\u00e0 "q" \\/m.ckpt-1',
+                                         all_model_checkpoint_paths=[])
+        return (Path(tmp) / "checkpoint").read_text()
+
+
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -182,6 +192,7 @@ def main() -> None:
         "index_file": _accepts(str(lstm) + ".index"),
         "data_file": _accepts(str(lstm) + ".data-00000-of-00001"),
         "missing": _accepts(OUT / "nope" / "model.ckpt"),
+        "state_file": _state_file_text(),
     }
     # Rewrite TF's absolute paths in the state files as relative ones (they must
     # not name this machine); the tests write absolute ones themselves.

@@ -370,21 +370,49 @@ def _slice(buf: bytes, where: str) -> list[tuple[int, int]]:
     return extents
 
 
+_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f",
+            "v": b"\v", "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+
+
+def _text_unescape(text: str) -> str:
+    """A text-format protobuf string (C escapes, octal bytes for non-ASCII) as a str."""
+
+    def sub(m: re.Match) -> bytes:
+        esc = m.group(1)
+        if esc[0] in "01234567":
+            return bytes([int(esc, 8) & 0xFF])
+        if esc[0] == "x":
+            return bytes([int(esc[1:], 16)])
+        return _ESCAPES.get(esc, esc.encode("utf-8", "surrogateescape"))
+
+    out = bytearray()
+    pos = 0
+    for m in re.finditer(r"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)", text, re.S):
+        out += text[pos:m.start()].encode("utf-8", "surrogateescape") + sub(m)
+        pos = m.end()
+    out += text[pos:].encode("utf-8", "surrogateescape")
+    return out.decode("utf-8", errors="surrogateescape")
+
+
 def _resolve(path) -> Path:
     """The checkpoint prefix ``path`` names, as ``tf.train.load_checkpoint`` finds it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or os.PathLike naming a TF checkpoint, got "
+                        f"{type(path).__name__}")
     p = Path(os.fspath(path))
     if p.is_dir():
         state = p / "checkpoint"
         if not state.is_file():
             raise FileNotFoundError(f"no `checkpoint` state file in the directory {str(p)!r}: "
                                     f"pass a checkpoint prefix such as 'model.ckpt-1000'")
-        text = state.read_text(encoding="utf-8", errors="replace")
-        match = re.search(r'^\s*model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
+        text = state.read_bytes()[:1 << 20].decode("utf-8", errors="surrogateescape")
+        match = re.search(r"""^\s*model_checkpoint_path\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""",
+                          text, re.M)
         if match is None:
             raise ValueError(f"the checkpoint state file {str(state)!r} has no "
                              f"`model_checkpoint_path`")
-        name = match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
-        prefix = Path(name)
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        prefix = Path(_text_unescape(quoted))
         if not prefix.is_absolute():
             prefix = p / prefix
         if not Path(str(prefix) + ".index").is_file():
@@ -439,15 +467,31 @@ class _Bundle:
         # As TensorFlow's CheckpointReader: the keys of a partitioned variable's slices
         # are not variables of their own.
         slice_keys = set()
-        for key, (_, entry) in parsed.items():
+        for key, (name, entry) in parsed.items():
             for extents in entry.slices:
-                slice_keys.add(_slice_key(key, extents))
+                slice_key = _slice_key(key, extents)
+                if slice_key in slice_keys:  # TensorFlow CHECK-fails here
+                    raise ValueError(f"corrupt TF checkpoint {where} (variable {name!r}): "
+                                     f"the slice {extents} is listed twice")
+                slice_keys.add(slice_key)
+        self.parsed = parsed
         self.entries = {name: e for key, (name, e) in parsed.items() if key not in slice_keys}
         self.keys = {name: key for key, (name, _) in parsed.items()}
         self._sizes: dict[int, int] = {}
+        self._read_total: dict[int, int] = {}
 
     def shard_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
+
+    def shard_size(self, shard: int, name: str) -> int:
+        if shard not in self._sizes:
+            path = self.shard_path(shard)
+            try:
+                self._sizes[shard] = path.stat().st_size
+            except FileNotFoundError:
+                raise FileNotFoundError(f"TF checkpoint data shard {str(path)!r} is missing "
+                                        f"(needed by {name!r})") from None
+        return self._sizes[shard]
 
     def read(self, entry: _Entry, name: str, check: bool = True) -> bytes:
         where = f"{self.where} (variable {name!r})"
@@ -455,17 +499,19 @@ class _Bundle:
             raise ValueError(f"corrupt TF checkpoint {where}: shard {entry.shard} of "
                              f"{self.num_shards}")
         path = self.shard_path(entry.shard)
-        if entry.shard not in self._sizes:
-            try:
-                self._sizes[entry.shard] = path.stat().st_size
-            except FileNotFoundError:
-                raise FileNotFoundError(f"TF checkpoint data shard {str(path)!r} is missing "
-                                        f"(needed by {name!r})") from None
-        fsize = self._sizes[entry.shard]
+        fsize = self.shard_size(entry.shard, name)
         if entry.offset + entry.size > fsize:
             raise ValueError(f"corrupt TF checkpoint {where}: bytes [{entry.offset}, "
                              f"{entry.offset + entry.size}) past the end of the {fsize}-byte "
                              f"shard {str(path)!r}")
+        # Entries sharing bytes would let a small file make load_variables allocate
+        # without bound: all of one shard's reads together may not exceed its size.
+        done = self._read_total.get(entry.shard, 0) + entry.size
+        if done > fsize:
+            raise ValueError(f"corrupt TF checkpoint {where}: its entries declare more "
+                             f"bytes than the {fsize}-byte shard {str(path)!r} holds "
+                             f"(overlapping entries)")
+        self._read_total[entry.shard] = done
         with open(path, "rb") as f:
             f.seek(entry.offset)
             raw = f.read(entry.size)
@@ -517,7 +563,8 @@ class _Bundle:
             raise ValueError(f"corrupt TF checkpoint {where}: {count} strings in "
                              f"{entry.size} bytes")
         # The entry checksum covers the lengths as fixed-width integers (uint32, uint64
-        # above 4 GiB), the length checksum and the bytes.
+        # above 4 GiB; the writer's byte order), the length checksum and the bytes.
+        order = "big" if self.big_endian else "little"
         raw = self.read(entry, name, check=False)
         pos, end = 0, len(raw)
         lengths = []
@@ -525,11 +572,11 @@ class _Bundle:
         for _ in range(count):
             n, pos = _varint(raw, pos, end, where)
             lengths.append(n)
-            fixed += n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little")
+            fixed += n.to_bytes(4 if n <= 0xFFFFFFFF else 8, order)
         if pos + 4 + sum(lengths) != end:
             raise ValueError(f"corrupt TF checkpoint {where}: string lengths do not add up "
                              f"to the entry size")
-        stored = int.from_bytes(raw[pos:pos + 4], "little")
+        stored = int.from_bytes(raw[pos:pos + 4], order)
         if _unmask(stored) != crc32c(fixed):
             raise ValueError(f"corrupt TF checkpoint {where}: string lengths checksum mismatch")
         if entry.crc is not None:
