@@ -632,3 +632,13 @@ def test_partitioned_slice_missing_or_wrong(tmp_path):
     bad = [(b"w", _entry_proto(1, (10, 2), slices=[[(8, 5), (0, 2)]]))]
     Path(tmp_path / "m.index").write_bytes(_table(sorted(bad + [header])))
     _raises_quickly(lambda: lstmcompat.load_variables(tmp_path / "m"), ValueError, "outside")
+
+
+def test_snappy_overlapping_copies_fast():
+    n = 100_000                      # copy-2, length 64, offset 1: 6.4 MB from 300 KB
+    block = _varint(1 + 64 * n) + bytes([0]) + b"a" + bytes([(63 << 2) | 2, 1, 0]) * n
+    t0 = time.perf_counter()
+    assert tfc.snappy_decompress(block) == b"a" * (1 + 64 * n)
+    assert time.perf_counter() - t0 < 5
+    pattern = _varint(10) + bytes([2 << 2]) + b"xyz" + bytes([(6 << 2) | 2, 3, 0])
+    assert tfc.snappy_decompress(pattern) == b"xyzxyzxyzx"

@@ -224,9 +224,9 @@ def snappy_decompress(data, max_size: int | None = None) -> bytes:
         start = len(out) - offset
         if offset >= length:
             out += out[start:start + length]
-        else:
-            for i in range(length):
-                out.append(out[start + i])
+        else:  # an overlapping copy repeats the last ``offset`` bytes
+            pattern = out[start:]
+            out += (pattern * (length // offset + 1))[:length]
     if len(out) != size:
         raise ValueError(f"corrupt TF checkpoint: snappy block decodes to {len(out)} bytes, "
                          f"declares {size}")
