@@ -498,6 +498,7 @@ def _bad_entry(tmp_path, value_bytes, **entry):
 
 @pytest.mark.parametrize("entry, match", [
     (dict(dtype=1, shape=(3,), offset=4, size=12, crc=0), "checksum"),          # crc mismatch
+    (dict(dtype=1, shape=(3,), offset=4, size=12), "checksum"),                 # crc absent
     (dict(dtype=1, shape=(4,), offset=100, size=16), "past the end"),
     (dict(dtype=1, shape=(1 << 40,), size=4 << 40), "past the end"),            # huge size
     (dict(dtype=1, shape=(1 << 40,), size=8), "needs"),                         # shape/size

@@ -334,7 +334,7 @@ class _Entry:
         self.dtype = 0
         self.shape: tuple[int, ...] = ()
         self.shard = self.offset = self.size = 0
-        self.crc: int | None = None
+        self.crc = 0  # proto3 default; checked like any other (as TensorFlow does)
         self.slices: list[list[tuple[int, int]]] = []
         for field, wire, v in _proto_fields(value, where):
             if field == 1 and wire == 0:
@@ -517,7 +517,7 @@ class _Bundle:
             raw = f.read(entry.size)
         if len(raw) != entry.size:
             raise ValueError(f"corrupt TF checkpoint {where}: short read from {str(path)!r}")
-        if check and entry.crc is not None and crc32c(raw) != _unmask(entry.crc):
+        if check and crc32c(raw) != _unmask(entry.crc):
             raise ValueError(f"corrupt TF checkpoint {where}: data checksum mismatch")
         return raw
 
@@ -579,11 +579,8 @@ class _Bundle:
         stored = int.from_bytes(raw[pos:pos + 4], order)
         if _unmask(stored) != crc32c(fixed):
             raise ValueError(f"corrupt TF checkpoint {where}: string lengths checksum mismatch")
-        if entry.crc is not None:
-            body = memoryview(raw)[pos:]
-            whole = fixed + body
-            if crc32c(whole) != _unmask(entry.crc):
-                raise ValueError(f"corrupt TF checkpoint {where}: data checksum mismatch")
+        if crc32c(fixed + memoryview(raw)[pos:]) != _unmask(entry.crc):
+            raise ValueError(f"corrupt TF checkpoint {where}: data checksum mismatch")
         pos += 4
         items = []
         for n in lengths:
