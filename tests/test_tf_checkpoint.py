@@ -643,3 +643,15 @@ def test_snappy_overlapping_copies_fast():
     assert time.perf_counter() - t0 < 5
     pattern = _varint(10) + bytes([2 << 2]) + b"xyz" + bytes([(6 << 2) | 2, 3, 0])
     assert tfc.snappy_decompress(pattern) == b"xyzxyzxyzx"
+
+
+def test_bundle_version(tmp_path):
+    prefix = tmp_path / "v"
+    ok = _field(1, 0, 1) + _field(3, 2, _field(1, 0, 1))          # TF writes producer 1
+    for header, fine in ((ok, True), (_field(1, 0, 1) + _field(3, 2, _field(2, 0, 2)), False),
+                         (_field(1, 0, 1) + _field(3, 2, _field(3, 0, 1)), False)):
+        Path(str(prefix) + ".index").write_bytes(_table([(b"", header)]))
+        if fine:
+            assert lstmcompat.list_variables(prefix) == []
+        else:
+            _raises_quickly(lambda: lstmcompat.list_variables(prefix), ValueError, "version")

@@ -428,6 +428,23 @@ def _resolve(path) -> Path:
                             f"nor a directory with a `checkpoint` file exists")
 
 
+_BUNDLE_VERSION = 1  # TensorFlow's kTensorBundleVersion
+
+
+def _check_version(buf: bytes, where: str) -> None:
+    """Refuse a bundle whose VersionDef excludes this reader, as TensorFlow does."""
+    min_consumer, bad = 0, []
+    for field, wire, v in _proto_fields(buf, where):
+        if field == 2 and wire == 0:
+            min_consumer = _signed64(v)
+        elif field == 3 and wire == 0:
+            bad.append(_signed64(v))
+    if min_consumer > _BUNDLE_VERSION or _BUNDLE_VERSION in bad:
+        raise ValueError(f"TF checkpoint {where} needs a tensor bundle reader of version "
+                         f"{min_consumer} or newer (or excludes version {_BUNDLE_VERSION}); "
+                         f"lstmcompat reads version {_BUNDLE_VERSION}")
+
+
 class _Bundle:
     def __init__(self, path):
         self.prefix = _resolve(path)
@@ -454,6 +471,8 @@ class _Bundle:
                 if v not in (0, 1):
                     raise ValueError(f"corrupt TF checkpoint {where}: endianness {v}")
                 self.big_endian = v == 1
+            elif field == 3 and wire == 2:
+                _check_version(v, where)
         if not 1 <= num_shards <= _MAX_SHARDS:
             raise ValueError(f"corrupt TF checkpoint {where}: {num_shards} shards")
         self.num_shards = num_shards
