@@ -314,7 +314,8 @@ def _write_bundle(prefix: Path, tensors, big_endian=False, compress=False, num_s
     shards = [bytearray() for _ in range(num_shards)]
     entries = []
     codes = {np.dtype(np.float32): 1, np.dtype(np.float64): 2, np.dtype(np.int32): 3,
-             np.dtype(np.int64): 9, np.dtype(np.float16): 19, np.dtype(np.bool_): 10}
+             np.dtype(np.int64): 9, np.dtype(np.float16): 19, np.dtype(np.bool_): 10,
+             np.dtype(np.complex64): 8, np.dtype(np.uint64): 23}
     for i, (name, value) in enumerate(tensors.items()):
         value = np.asarray(value)
         data = value.astype(value.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
@@ -340,6 +341,8 @@ TENSORS = {
     "c": np.array(7, np.int32),
     "h": np.array([0.5, -65504], np.float16),
     "z": np.array([True, False]),
+    "zc": np.array([1 + 2j, -0.5j], np.complex64),
+    "zu": np.array([1 << 63, 5], np.uint64),
 }
 
 
@@ -405,10 +408,10 @@ def test_partitioned_incomplete_refused(tmp_path):
 
 
 def test_unsupported_dtype(tmp_path):
-    extra = [(b"res", _entry_proto(20, ())), (b"cplx", _entry_proto(8, (2,), size=16))]
+    extra = [(b"res", _entry_proto(20, ())), (b"q", _entry_proto(11, (2,), size=2))]
     _write_bundle(tmp_path / "u", {"x": np.zeros(2, np.float32)}, extra=extra)
-    assert [n for n, _ in lstmcompat.list_variables(tmp_path / "u")] == ["cplx", "res", "x"]
-    with pytest.raises(ValueError, match=r"'cplx'.*complex64"):
+    assert [n for n, _ in lstmcompat.list_variables(tmp_path / "u")] == ["q", "res", "x"]
+    with pytest.raises(ValueError, match=r"'q'.*qint8"):
         lstmcompat.load_variables(tmp_path / "u")
 
 

@@ -109,6 +109,8 @@ def dtypes(folder: Path) -> str:
         "u8": np.array([0, 255, 7], np.uint8),
         "flag": np.array([True, False, True]),
         "empty": np.zeros((0, 3), np.float32),
+        "c64": np.array([1 + 2j, -0.5j], np.complex64),
+        "c128": np.array([[1 / 3 - 1j]]),
         "text": tf.constant(b"hello \x00 world"),
         "texts": tf.constant([[b"", b"a"], [b"\xff" * 300, b"lstm"]]),
     }

@@ -305,10 +305,11 @@ _DTYPES: dict[int, tuple[object, str]] = {
     4: (np.uint8, "uint8"), 5: (np.int16, "int16"), 6: (np.int8, "int8"),
     7: (None, "string"), 9: (np.int64, "int64"), 10: (np.bool_, "bool"),
     14: ("bfloat16", "bfloat16"), 17: (np.uint16, "uint16"), 19: (np.float16, "float16"),
-    22: (np.uint32, "uint32"), 23: (np.uint64, "uint64"),
+    22: (np.uint32, "uint32"), 23: (np.uint64, "uint64"), 8: (np.complex64, "complex64"),
+    18: (np.complex128, "complex128"),
 }
-_DTYPE_NAMES = {8: "complex64", 11: "qint8", 12: "quint8", 13: "qint32", 15: "qint16",
-                16: "quint16", 18: "complex128", 20: "resource", 21: "variant"}
+_DTYPE_NAMES = {11: "qint8", 12: "quint8", 13: "qint32", 15: "qint16", 16: "quint16",
+                20: "resource", 21: "variant"}
 
 
 def _shape(buf: bytes, where: str) -> tuple[int, ...]:
@@ -740,7 +741,7 @@ def load_variables(path) -> dict[str, np.ndarray]:
     Raises:
         FileNotFoundError: no checkpoint at ``path``, or a data shard is missing.
         ValueError: a corrupt checkpoint, or a dtype lstmcompat cannot read
-            (complex, quantized, resource, variant), naming the variable.
+            (quantized, resource, variant), naming the variable.
 
     Examples:
         >>> import lstmcompat
