@@ -8,11 +8,13 @@ Public API (see ``shared/API.md``):
 * :func:`dynamic_rnn`, :func:`static_rnn`, :func:`bidirectional_dynamic_rnn` -- ``tf.compat.v1.nn``.
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
+* :func:`list_variables`, :func:`load_variables` -- read TF checkpoints without TensorFlow.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
+from ._interop import list_variables, load_variables
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
@@ -48,6 +50,9 @@ __all__ = [
     "dynamic_rnn",
     "static_rnn",
     "variable_scope",
+    # files (API.md §5)
+    "list_variables",
+    "load_variables",
     # engine introspection
     "CellSpec",
     "available_kernels",
