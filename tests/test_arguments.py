@@ -4,7 +4,7 @@
 2.21 + tf_keras) records, for each named scenario, the exception type TF raised
 or ``null`` when TF accepted the argument. Every scenario has an lstmcompat
 counterpart here: either it behaves as TF (same type; TF's
-``InvalidArgumentError`` is a ``ValueError``, API.md §4) or it is a listed,
+``InvalidArgumentError`` is a ``ValueError``, docs/api.md §4) or it is a listed,
 deliberate difference. Each error message must name the argument in backticks.
 
 The memory guard tests run in a subprocess with a timeout and check that the

@@ -1,6 +1,6 @@
 """lstmcompat: TensorFlow 1.x / Keras 2 LSTM semantics, exact, on PyTorch.
 
-Public API (see ``shared/API.md``):
+Public API (reference: ``docs/api.md`` in the repository):
 
 * :class:`LSTM` -- ``tf.compat.v1.keras.layers.LSTM``.
 * :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
@@ -36,11 +36,11 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "__version__",
-    # Keras front-end (API.md §1)
+    # Keras front-end (docs/api.md §1)
     "LSTM",
     "apply_constraints",
     "attach_constraints",
-    # TF1 front-end (API.md §2-§3)
+    # TF1 front-end (docs/api.md §2-§3)
     "AUTO_REUSE",
     "Graph",
     "LSTMCell",
@@ -50,7 +50,7 @@ __all__ = [
     "dynamic_rnn",
     "static_rnn",
     "variable_scope",
-    # files (API.md §5)
+    # files (docs/api.md §5)
     "list_variables",
     "load_variables",
     # engine introspection

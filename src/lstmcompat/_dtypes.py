@@ -1,4 +1,4 @@
-"""Dtype names and array-like conversion shared by both front-ends (API.md §4)."""
+"""Dtype names and array-like conversion shared by both front-ends (docs/api.md §4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The recurrence engine: one ``CellSpec``, canonical weights, kernels, and ``choose``.
 
-See ``shared/DESIGN.md``. Front-ends call :func:`run`; tests compare every kernel
+Front-ends call :func:`run`; tests compare every kernel
 with :func:`run_reference`.
 """
 
