@@ -142,7 +142,7 @@ def test_missing_paths(tmp_path):
     with pytest.raises(ValueError, match="model_checkpoint_path"):
         lstmcompat.load_variables(tmp_path)
     prefix = GOLDENS / CASES["tf1_lstm"]["prefix"]
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="data shard: pass the checkpoint prefix"):
         lstmcompat.list_variables(str(prefix) + ".data-00000-of-00001")
 
 

@@ -1,5 +1,6 @@
-"""Readers for files written by other frameworks (no TensorFlow, protobuf or pickle)."""
+"""Reading and writing weight files: TF checkpoints, Keras files, lstmcompat's own format
+(no TensorFlow, protobuf or pickle)."""
 
-from ._tf_checkpoint import list_variables, load_variables
+from ._files import list_variables, load_variables
 
 __all__ = ["list_variables", "load_variables"]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["list_variables", "load_variables"]
+from . import _source
+
+__all__ = ["TFCheckpoint", "crc32c", "snappy_decompress"]
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER = 48
@@ -697,63 +699,39 @@ def _bfloat16(raw: bytes, shape, big_endian: bool) -> np.ndarray:
     return bits.view(ml_dtypes.bfloat16).reshape(shape)
 
 
-def list_variables(path) -> list[tuple[str, tuple[int, ...]]]:
-    """The variables of a TF checkpoint with their shapes, like ``tf.train.list_variables``.
+class TFCheckpoint:
+    """A TF checkpoint as a :class:`~lstmcompat._interop._source.Source`."""
 
-    Args:
-        path: a checkpoint prefix (``"model.ckpt-1000"``), its ``.index`` file, or a
-            directory holding a ``checkpoint`` state file (its
-            ``model_checkpoint_path`` may be relative to the directory).
+    kind = "tf_checkpoint"
 
-    Returns:
-        ``[(name, shape), ...]`` sorted by name, including TF2's
-        ``_CHECKPOINTABLE_OBJECT_GRAPH`` (as TensorFlow lists it). A partitioned
-        variable is listed once, with its full shape.
+    def __init__(self, path):
+        self._bundle = _Bundle(path)
+        self.path = self._bundle.prefix
 
-    Raises:
-        FileNotFoundError: no checkpoint at ``path``.
-        ValueError: a corrupt checkpoint.
+    def variables(self) -> list[tuple[str, tuple[int, ...]]]:
+        return sorted((name, e.shape) for name, e in self._bundle.entries.items())
 
-    Examples:
-        >>> import lstmcompat
-        >>> lstmcompat.list_variables("train_dir")  # doctest: +SKIP
-        [('global_step', ()), ('rnn/lstm_cell/bias', (16,)), ('rnn/lstm_cell/kernel', (7, 16))]
-    """
-    bundle = _Bundle(path)
-    return sorted((name, e.shape) for name, e in bundle.entries.items())
-
-
-def load_variables(path) -> dict[str, np.ndarray]:
-    """Every variable of a TF checkpoint, as ``tf.train.load_checkpoint(path).get_tensor``.
-
-    No TensorFlow or protobuf is used. Values keep TensorFlow's dtypes (bfloat16 as
-    ``ml_dtypes.bfloat16`` when ml_dtypes is installed, else as float32, which holds
-    every bfloat16 value exactly); string tensors come back as ``bytes`` (object
-    arrays of ``bytes`` when not scalar). Checksums are verified.
-
-    Args:
-        path: a checkpoint prefix, its ``.index`` file, or a directory holding a
-            ``checkpoint`` state file.
-
-    Returns:
-        ``{name: numpy.ndarray}`` for every name :func:`list_variables` gives.
-
-    Raises:
-        FileNotFoundError: no checkpoint at ``path``, or a data shard is missing.
-        ValueError: a corrupt checkpoint, or a dtype lstmcompat cannot read
-            (quantized, resource, variant), naming the variable.
-
-    Examples:
-        >>> import lstmcompat
-        >>> weights = lstmcompat.load_variables("train_dir/model.ckpt-1000")  # doctest: +SKIP
-        >>> weights["rnn/lstm_cell/kernel"].shape  # doctest: +SKIP
-        (7, 16)
-    """
-    bundle = _Bundle(path)
-    out = {}
-    for name in sorted(bundle.entries):
-        value = bundle.tensor(name)
+    def read(self, name: str):
+        value = self._bundle.tensor(name)
         if value.dtype == object and value.ndim == 0:
-            value = value.item()
-        out[name] = value
-    return out
+            return value.item()
+        return value
+
+    def aliases(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    def keras_layers(self):
+        return None
+
+    def module_config(self):
+        return None
+
+
+def _sniff(path: Path, head: bytes) -> bool:
+    if path.is_dir():  # TF's state-file rules (and errors) for every directory
+        return True
+    return Path(str(path) + ".index").is_file() or (path.suffix == ".index" and path.is_file())
+
+
+_source.register(_source.Opener("tf_checkpoint", _sniff, TFCheckpoint,
+                                "TF checkpoints (prefix or directory)"))
