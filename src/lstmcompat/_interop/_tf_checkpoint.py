@@ -699,6 +699,39 @@ def _bfloat16(raw: bytes, shape, big_endian: bool) -> np.ndarray:
     return bits.view(ml_dtypes.bfloat16).reshape(shape)
 
 
+#: The key of a TF2 object checkpoint's serialized ``TrackableObjectGraph``.
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_ATTRIBUTE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def object_graph_names(buf: bytes, where: str) -> dict[str, str]:
+    """``{checkpoint_key: full_name}`` of every variable a ``TrackableObjectGraph`` lists.
+
+    The message (tensorflow/core/protobuf/trackable_object_graph.proto) is
+    ``nodes=1 {children=1, attributes=2 {name=1, full_name=2, checkpoint_key=3},
+    slot_variables=3}``; only the attributes are needed here.
+    """
+    what = f"the object graph of TF checkpoint {where}"
+    out: dict[str, str] = {}
+    for field, wire, node in _proto_fields(buf, what):
+        if field != 1 or wire != 2:
+            continue
+        for f2, w2, attr in _proto_fields(node, what):
+            if f2 != 2 or w2 != 2:
+                continue
+            full_name = key = ""
+            for f3, w3, v in _proto_fields(attr, what):
+                if w3 != 2:
+                    continue
+                if f3 == 2:
+                    full_name = v.decode("utf-8", errors="replace")
+                elif f3 == 3:
+                    key = v.decode("utf-8", errors="replace")
+            if key:
+                out[key] = full_name
+    return out
+
+
 class TFCheckpoint:
     """A TF checkpoint as a :class:`~lstmcompat._interop._source.Source`."""
 
@@ -718,7 +751,26 @@ class TFCheckpoint:
         return value
 
     def aliases(self) -> dict[str, tuple[str, ...]]:
-        return {}
+        """TF2 object checkpoints: each ``.../.ATTRIBUTES/VARIABLE_VALUE`` key's Keras
+        ``full_name`` (``lstm/lstm_cell/kernel``) and its object path
+        (``model/layer_with_weights-0/cell/kernel``); nothing for TF1 checkpoints."""
+        if OBJECT_GRAPH_KEY not in self._bundle.entries:
+            return {}
+        graph = self.read(OBJECT_GRAPH_KEY)
+        if not isinstance(graph, bytes):
+            raise ValueError(f"corrupt TF checkpoint {self._bundle.where}: "
+                             f"{OBJECT_GRAPH_KEY} is not a scalar string")
+        out: dict[str, tuple[str, ...]] = {}
+        for key, full_name in object_graph_names(graph, self._bundle.where).items():
+            if key not in self._bundle.entries:
+                continue
+            names = []
+            if full_name:
+                names.append(full_name)
+            if key.endswith(_ATTRIBUTE_SUFFIX):
+                names.append(key[:-len(_ATTRIBUTE_SUFFIX)])
+            out[key] = tuple(dict.fromkeys(n for n in names if n != key))
+        return out
 
     def keras_layers(self):
         return None
