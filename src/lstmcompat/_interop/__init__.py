@@ -2,5 +2,6 @@
 (no TensorFlow, protobuf or pickle)."""
 
 from ._files import list_variables, load_variables
+from ._restore import restore
 
-__all__ = ["list_variables", "load_variables"]
+__all__ = ["list_variables", "load_variables", "restore"]

@@ -1,0 +1,344 @@
+"""``restore``: fill a module's weights from a file, by the writers' TF names, strictly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._names import NameView, WeightSet, find_weight_sets
+from ._source import open_source
+
+__all__ = ["restore"]
+
+#: A TF1 cell's parameters: attribute, role in a weight set, TF name under the prefix.
+_CELL_PARAMS = (("kernel", "kernel", "kernel"), ("bias", "bias", "bias"),
+                ("w_f_diag", "w_f_diag", "w_f_diag"), ("w_i_diag", "w_i_diag", "w_i_diag"),
+                ("w_o_diag", "w_o_diag", "w_o_diag"),
+                ("proj_kernel", "projection", "projection/kernel"))
+_KERAS_PARAMS = (("kernel", "kernel", "kernel"),
+                 ("recurrent_kernel", "recurrent_kernel", "recurrent_kernel"),
+                 ("bias", "bias", "bias"))
+
+
+def _classes():
+    from .._keras.lstm import LSTM
+    from .._tf1.cell import LSTMCell
+    from .._tf1.graph import Graph
+    from .._tf1.multi import MultiRNNCell
+    return LSTM, LSTMCell, MultiRNNCell, Graph
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+class _Plan:
+    """Parameters to fill, checked all together before any is written."""
+
+    def __init__(self, source, path: str):
+        self.source = source
+        self.path = path
+        self.builds: list[tuple[Any, int, str]] = []  # module, depth, its kernel's file name
+        self.copies: list[tuple[Any, str, str, tuple[int, ...]]] = []  # owner, attr, file name
+
+    def run(self) -> None:
+        """Read and check every array, then build and copy (a failed read changes nothing)."""
+        arrays = {}
+        for _, _, file_name, _ in self.copies:
+            if file_name not in arrays:
+                arrays[file_name] = _floating(self.source.read(file_name), file_name, self.path)
+        for module, depth, kernel_name in self.builds:
+            _build(module, depth, _DTYPES.get(arrays[kernel_name].dtype.name))
+        with torch.no_grad():
+            for owner, attr, file_name, _ in self.copies:
+                param = getattr(owner, attr)
+                param.copy_(torch.from_numpy(arrays[file_name]).reshape(param.shape))
+
+
+_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64,
+           "bfloat16": torch.bfloat16}
+
+
+def _floating(value: Any, file_name: str, path: str) -> np.ndarray:
+    """A file array as one torch can copy from (bfloat16 as float32: exact)."""
+    if not isinstance(value, np.ndarray) or not (
+            value.dtype.kind == "f" or value.dtype.name == "bfloat16"):
+        got = getattr(value, "dtype", type(value).__name__)
+        raise ValueError(f"variable {file_name!r} of {path!r} is not a floating-point tensor "
+                         f"(got {got})")
+    if value.dtype.name == "bfloat16":
+        bits = value.view(np.uint16).astype(np.uint32) << 16
+        out = bits.view(np.float32)
+        out.flags.writeable = True
+        return out
+    return np.ascontiguousarray(value.astype(value.dtype.newbyteorder("=")))
+
+
+def _build(module: Any, depth: int, dtype: torch.dtype | None) -> None:
+    LSTM, LSTMCell, _, _ = _classes()
+    if module.built:
+        return
+    if isinstance(module, LSTMCell):  # a cell without `dtype=` takes the file's
+        if module._dtype is None and dtype is not None:
+            module._dtype = dtype
+        module.build((None, depth))
+    elif isinstance(module, LSTM):
+        module.build((None, None, depth))
+
+
+def _mismatches(module: Any, ws: WeightSet) -> list[str]:
+    """Why ``ws`` cannot fill ``module`` (empty if it can)."""
+    LSTM, LSTMCell, MultiRNNCell, _ = _classes()
+    out = []
+    if isinstance(module, MultiRNNCell):
+        if ws.kind != "multi":
+            return [f"it is a single {ws.describe().split()[0]}, not a MultiRNNCell"]
+        if len(ws.cells) != len(module.cells):
+            return [f"it has {len(ws.cells)} cells, the module {len(module.cells)}"]
+        for k, (cell, cws) in enumerate(zip(module.cells, ws.cells)):
+            out += [f"cell {k}: {m}" for m in _mismatches(cell, cws)]
+        return out
+    if isinstance(module, LSTMCell):
+        if ws.kind != "tf1_cell":
+            return [f"it holds {'a Keras LSTM' if ws.kind == 'keras_lstm' else 'a MultiRNNCell'}"
+                    f" ({ws.describe()})"]
+        if ws.units != module._num_units:
+            out.append(f"`num_units`: the file's kernel {ws.shapes['kernel']} and bias "
+                       f"{ws.shapes['bias']} have {ws.units} units, the module {module._num_units}")
+        if ws.use_peepholes != module._use_peepholes:
+            out.append(f"`use_peepholes`: the file {'has' if ws.use_peepholes else 'has no'} "
+                       f"peepholes ({_join(ws.prefix, 'w_f_diag')}), the module has "
+                       f"use_peepholes={module._use_peepholes}")
+        if ws.num_proj != module._num_proj:
+            out.append(f"`num_proj`: the file's projection is {ws.num_proj} "
+                       f"({_join(ws.prefix, 'projection/kernel')}), the module's {module._num_proj}")
+        if not out and module.built and module._input_depth != ws.input_size:
+            out.append(f"input depth: the file's kernel {ws.shapes['kernel']} is for "
+                       f"{ws.input_size} input features, the module's "
+                       f"{tuple(module.kernel.shape)} for {module._input_depth}")
+        return out
+    if isinstance(module, LSTM):
+        if ws.kind != "keras_lstm":
+            return [f"it holds {'a TF1 LSTMCell' if ws.kind == 'tf1_cell' else 'a MultiRNNCell'}"
+                    f" ({ws.describe()})"]
+        if ws.units != module.units:
+            out.append(f"`units`: the file's kernel {ws.shapes['kernel']} has {ws.units} units, "
+                       f"the module {module.units}")
+        if ws.use_bias != module.use_bias:
+            out.append(f"`use_bias`: the file {'has' if ws.use_bias else 'has no'} bias, the "
+                       f"module has use_bias={module.use_bias}")
+        if not out and module.built and module._input_features != ws.input_size:
+            out.append(f"input depth: the file's kernel {ws.shapes['kernel']} is for "
+                       f"{ws.input_size} input features, the module's "
+                       f"{tuple(module.kernel.shape)} for {module._input_features}")
+        return out
+    raise TypeError(f"`module` must be an lstmcompat LSTM, LSTMCell, MultiRNNCell or Graph, got "
+                    f"{type(module).__name__}")
+
+
+def _plan_set(plan: _Plan, module: Any, ws: WeightSet) -> None:
+    LSTM, LSTMCell, MultiRNNCell, _ = _classes()
+    if isinstance(module, MultiRNNCell):
+        for cell, cws in zip(module.cells, ws.cells):
+            _plan_set(plan, cell, cws)
+        return
+    params = _KERAS_PARAMS if isinstance(module, LSTM) else _CELL_PARAMS
+    if not module.built:
+        plan.builds.append((module, ws.input_size, ws.variables["kernel"]))
+    for attr, role, _ in params:
+        if role in ws.variables:
+            plan.copies.append((module, attr, ws.variables[role], ws.shapes[role]))
+
+
+def _module_kind(module: Any) -> str:
+    LSTM, LSTMCell, MultiRNNCell, _ = _classes()
+    if isinstance(module, MultiRNNCell):
+        return "multi"
+    return "keras_lstm" if isinstance(module, LSTM) else "tf1_cell"
+
+
+def _explicit(view: NameView, module: Any, prefix: str, sets: list[WeightSet]) -> WeightSet:
+    """The set at ``prefix``, or the ValueError that says what is missing there."""
+    kind = _module_kind(module)
+    at = [s for s in sets if prefix in s.prefixes]
+    fitting = [s for s in at if s.kind == kind]
+    if fitting:
+        return fitting[0]
+    if at:
+        raise ValueError(f"the weights at prefix {prefix!r} of {view.source.path} do not fit "
+                         f"the {type(module).__name__}: " + "; ".join(_mismatches(module, at[0])))
+    # Name what the module needs that is not there, the way Saver.restore does.
+    LSTM, LSTMCell, MultiRNNCell, _ = _classes()
+    if isinstance(module, MultiRNNCell):
+        need = [_join(prefix, "cell_0/lstm_cell/kernel")]
+    else:
+        params = _KERAS_PARAMS if isinstance(module, LSTM) else _CELL_PARAMS
+        need = [_join(prefix, n) for a, _, n in params if _needed(module, a)]
+    missing = [n for n in need if view.lookup(n) is None]
+    shapes = [(n, view.shape(n)) for n in need if view.lookup(n) is not None]
+    detail = (f"variable {missing[0]!r} not found" if missing else
+              "; ".join(f"{n!r} has shape {s}" for n, s in shapes))
+    raise ValueError(f"no {type(module).__name__} weights at prefix {prefix!r} in "
+                     f"{view.source.path}: {detail}. " + _listing(sets))
+
+
+def _needed(module: Any, attr: str) -> bool:
+    LSTM, LSTMCell, _, _ = _classes()
+    if isinstance(module, LSTM):
+        return attr != "bias" or module.use_bias
+    if attr.startswith("w_"):
+        return module._use_peepholes
+    if attr == "proj_kernel":
+        return module._num_proj is not None
+    return True
+
+
+def _listing(sets: list[WeightSet]) -> str:
+    if not sets:
+        return "The file holds no LSTM weights lstmcompat recognises."
+    return "Weight sets in the file: " + "; ".join(
+        f"prefix={s.prefix!r}: {s.describe()}" for s in sets) + "."
+
+
+def _auto(view: NameView, module: Any, sets: list[WeightSet]) -> WeightSet:
+    kind = _module_kind(module)
+    same = [s for s in sets if s.kind == kind]
+    fit = [s for s in same if not _mismatches(module, s)]
+    scope = getattr(module, "_scope", None)
+    if scope is not None and len(fit) > 1:  # built in a Graph: its own full names first
+        own = [s for s in fit if scope.name in s.prefixes]
+        if own:
+            return own[0]
+    if len(fit) == 1:
+        return fit[0]
+    name = type(module).__name__
+    if len(fit) > 1:
+        raise ValueError(
+            f"{len(fit)} weight sets in {view.source.path} fit the {name}; pass `prefix=` "
+            "to choose one: " + ", ".join(repr(s.prefix) for s in fit)
+            + ". " + _listing(fit))
+    if same:
+        raise ValueError(
+            f"no weight set in {view.source.path} fits the {name}: " + "; ".join(
+                f"prefix={s.prefix!r}: " + "; ".join(_mismatches(module, s)) for s in same))
+    raise ValueError(f"no {name} weights in {view.source.path}. " + _listing(sets))
+
+
+def _restore_graph(view: NameView, graph: Any, prefix: str | None, plan: _Plan) -> None:
+    variables = graph.variables()
+    if not variables:
+        raise ValueError("the Graph has no variables yet: build its cells (run them once, or "
+                         "call `build`) before restoring")
+    names = list(variables)
+    if prefix is None:
+        candidates = [""]
+        first = names[0]
+        for have in view.entries:
+            if have.endswith("/" + first):
+                candidates.append(have[:-len(first) - 1])
+        full = [p for p in dict.fromkeys(candidates)
+                if all(view.lookup(_join(p, n)) is not None for n in names)]
+        if len(full) > 1 and "" in full:
+            full = [""]
+        if len(full) != 1:
+            if full:
+                raise ValueError(f"the Graph's variables are found under several prefixes of "
+                                 f"{view.source.path}; pass `prefix=`: "
+                                 + ", ".join(repr(p) for p in full))
+            missing = next(n for n in names if view.lookup(n) is None)
+            raise ValueError(f"variable {missing!r} not found in {view.source.path} (the "
+                             f"Graph's variables: {names}). " + _listing(find_weight_sets(view)))
+        prefix = full[0]
+    for name, param in variables.items():
+        key = _join(prefix, name)
+        file_name = view.lookup(key)
+        if file_name is None:
+            raise ValueError(f"variable {key!r} not found in {view.source.path}")
+        shape = view.shapes[file_name]
+        if shape != tuple(param.shape):
+            raise ValueError(f"shape mismatch for variable {key!r}: the file has {shape}, the "
+                             f"Graph's variable {tuple(param.shape)}")
+        plan.copies.append((_Fixed(param), "value", file_name, shape))
+
+
+class _Fixed:
+    """A Graph variable as an (owner, attribute) pair of the plan."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
+    """Fill every weight of ``module`` from a checkpoint or weight file, strictly.
+
+    TensorFlow equivalent: ``tf.compat.v1.train.Saver().restore`` /
+    ``model.load_weights``. The file is read without TensorFlow; weights are
+    matched by the names their writers gave them (TF1 cells under ``rnn/``,
+    ``multi_rnn_cell/cell_k/``, ``bidirectional_rnn/fw|bw/``, ``projection/kernel``;
+    compat.v1 Keras layers ``lstm/lstm_cell/...`` and the older ``lstm_1/kernel``;
+    TF2 object checkpoints by their Keras names or object paths; Keras HDF5 and
+    ``.keras`` files; files from :func:`lstmcompat.save`; the TF <= 1.1 names such
+    as ``LSTMCell/W_0`` and ``BasicLSTMCell/Linear/Matrix``). Optimizer slots and
+    counters are ignored. The values are copied bit for bit (converted only when
+    the module's dtype differs from the file's). Hyperparameters that files do
+    not store (``forget_bias``, clips, activations) are the module's own. Nothing
+    is changed when an error is raised.
+
+    Args:
+        module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell`,
+            :class:`~lstmcompat.MultiRNNCell` or :class:`~lstmcompat.Graph`. An
+            unbuilt module is built for the file's input depth (an ``LSTMCell``
+            without ``dtype`` in the file's dtype).
+        path: any path :func:`lstmcompat.list_variables` takes.
+        prefix: the weights' scope in the file (``"rnn/lstm_cell"``,
+            ``"lstm/lstm_cell"``, ``"rnn/multi_rnn_cell"``; for a ``Graph`` a scope
+            in front of its variables' full names). ``None``: the one weight set
+            that fits the module (a cell built inside a ``Graph`` prefers its own
+            scope; a ``Graph`` its variables' own names).
+
+    Returns:
+        ``module``.
+
+    Raises:
+        TypeError: ``module`` is not one of the classes above, or ``prefix`` is
+            not a string.
+        ValueError: a variable is missing or has another shape (naming it, with
+            both shapes); no weight set fits; several fit and ``prefix`` is
+            ``None`` (listing every candidate prefix); a corrupt file.
+        FileNotFoundError: nothing at ``path``.
+
+    Example:
+        >>> import lstmcompat
+        >>> cell = lstmcompat.LSTMCell(16, use_peepholes=True)
+        >>> lstmcompat.restore(cell, "train_dir/model.ckpt-20000")  # doctest: +SKIP
+    """
+    LSTM, LSTMCell, MultiRNNCell, Graph = _classes()
+    if not isinstance(module, (LSTM, LSTMCell, MultiRNNCell, Graph)):
+        raise TypeError(f"`module` must be an lstmcompat LSTM, LSTMCell, MultiRNNCell or Graph, "
+                        f"got {type(module).__name__}")
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(f"`prefix` must be a string or None, got {type(prefix).__name__}")
+    if prefix is not None:
+        prefix = prefix.strip("/")
+    source = open_source(path)
+    view = NameView(source)
+    plan = _Plan(source, str(source.path))
+    if isinstance(module, Graph):
+        _restore_graph(view, module, prefix, plan)
+    else:
+        if isinstance(module, MultiRNNCell):
+            for cell in module.cells:
+                if not isinstance(cell, LSTMCell):
+                    raise TypeError(f"restore fills MultiRNNCells of LSTMCells; cell "
+                                    f"{module.cells.index(cell)} is a {type(cell).__name__}")
+        sets = find_weight_sets(view)
+        ws = _explicit(view, module, prefix, sets) if prefix is not None else _auto(view, module, sets)
+        problems = _mismatches(module, ws)
+        if problems:
+            raise ValueError(f"the weights at prefix {ws.prefix!r} of {source.path} do not fit "
+                             f"the {type(module).__name__}: " + "; ".join(problems))
+        _plan_set(plan, module, ws)
+    plan.run()
+    return module
