@@ -2,6 +2,10 @@
 
 Subcommands (argparse; add more with :func:`_subcommands`):
 
+* ``inspect PATH``: a checkpoint's or weight file's variables and the LSTM weight
+  sets in it, with the ``restore`` call to use.
+* ``convert PATH OUT.safetensors``: one weight set as an lstmcompat file.
+
 * ``bench``: run the benchmark suite of a source checkout (``bench/``; see
   ``bench/suite.py``), writing ``bench/RESULTS.md`` and a chart.
 * ``extension``: build (if needed) the ``fused`` kernel's compiled extension
@@ -48,6 +52,9 @@ def _extension(args: argparse.Namespace) -> int:
 
 
 def _subcommands(sub: argparse._SubParsersAction) -> None:
+    from lstmcompat._interop._cli import add_subcommands
+
+    add_subcommands(sub)
     p = sub.add_parser("bench", help="run the benchmark suite (source checkout)")
     try:
         _import_bench().add_arguments(p)

@@ -66,6 +66,9 @@ class Source(Protocol):
     def module_config(self) -> dict[str, Any] | None:
         """The saved module's class and config for files written by ``save``, else ``None``."""
 
+    def dtype_name(self, name: str) -> str:
+        """A variable's dtype name (``"float32"``, ``"string"``), without reading its data."""
+
 
 @dataclass
 class Opener:

@@ -778,6 +778,13 @@ class TFCheckpoint:
     def module_config(self):
         return None
 
+    def dtype_name(self, name: str) -> str:
+        """The variable's dtype name (``float32``, ``string``, ...), from the index only."""
+        code = self._bundle.entries[name].dtype
+        if code in _DTYPES:
+            return _DTYPES[code][1]
+        return _DTYPE_NAMES.get(code, f"DataType {code}")
+
 
 def _sniff(path: Path, head: bytes) -> bool:
     if path.is_dir():  # TF's state-file rules (and errors) for every directory

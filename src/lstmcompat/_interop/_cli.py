@@ -1,0 +1,184 @@
+"""``lstmcompat inspect`` and ``lstmcompat convert``: weight files from the command line.
+
+Exit codes: 0 success, 1 a file that cannot be read or converted (the reason on
+stderr), 2 bad usage (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ._names import NameView, WeightSet, find_weight_sets
+from ._source import Source, open_source
+
+_KINDS = {"tf_checkpoint": "TF checkpoint", "keras_h5": "Keras (tf_keras) HDF5 file",
+          "keras3_weights": "Keras 3 weights file", "keras_archive": "Keras 3 .keras archive",
+          "lstmcompat": "safetensors file"}
+
+
+class CommandError(Exception):
+    """A failure to report on stderr with exit code 1."""
+
+
+def _dtype(source: Source, name: str) -> str:
+    get = getattr(source, "dtype_name", None)
+    return get(name) if get is not None else "?"
+
+
+def top_level(sets: list[WeightSet]) -> list[WeightSet]:
+    """The sets that are not cells of a listed multi set."""
+    inner = {c.file_names() for s in sets if s.kind == "multi" for c in s.cells}
+    return [s for s in sets if s.kind == "multi" or s.file_names() not in inner]
+
+
+def inspect_text(path: Any) -> str:
+    """What ``lstmcompat inspect PATH`` prints."""
+    source = open_source(path)
+    variables = source.variables()
+    lines = [f"{source.path}: {_KINDS.get(source.kind, source.kind)}, "
+             f"{len(variables)} variables", ""]
+    width = max((len(n) for n, _ in variables), default=0)
+    for name, shape in variables:
+        lines.append(f"  {name:<{width}}  {str(tuple(shape)):<14} {_dtype(source, name)}")
+    sets = find_weight_sets(NameView(source))
+    lines += ["", "LSTM weight sets:" if sets else "No LSTM weight set recognised."]
+    shown = repr(str(path))
+    for s in sets:
+        also = f" (also {', '.join(repr(p) for p in s.prefixes[1:])})" if len(s.prefixes) > 1 else ""
+        lines.append(f"  prefix {s.prefix!r}{also}: {s.describe()}")
+        if s.kind == "multi":
+            for k, c in enumerate(s.cells):
+                lines.append(f"    cell {k}: {c.describe()}")
+        lines.append(f"    lstmcompat.restore({s.constructor()}, {shown}, prefix={s.prefix!r})")
+    layers = source.keras_layers()
+    if layers:
+        lines += ["", "Keras layers (lstmcompat.load_keras_layers):"]
+        for layer in layers:
+            lines.append(f"  {layer.name}: {layer.class_name}")
+    if sets:
+        lines += ["", "Files do not store forget_bias, clips or activations: the module's own "
+                      "are used (pass them to the constructor)."]
+    return "\n".join(lines)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    print(inspect_text(args.path))
+    return 0
+
+
+def _choose(sets: list[WeightSet], prefix: str | None, path: str) -> WeightSet:
+    if prefix is not None:
+        found = [s for s in sets if prefix.strip("/") in s.prefixes]
+        if not found:
+            raise CommandError(f"no LSTM weight set at prefix {prefix!r} in {path}; sets: "
+                               + (", ".join(repr(s.prefix) for s in sets) or "none"))
+        return found[0]
+    tops = top_level(sets)
+    if len(tops) != 1:
+        raise CommandError(
+            (f"{len(tops)} LSTM weight sets in {path}; choose one with --prefix: "
+             + ", ".join(repr(s.prefix) for s in tops)) if tops
+            else f"no LSTM weight set recognised in {path} (see `lstmcompat inspect`)")
+    return tops[0]
+
+
+def _cell_kwargs(args: argparse.Namespace, ws: WeightSet) -> dict[str, Any]:
+    kw: dict[str, Any] = {"use_peepholes": ws.use_peepholes, "num_proj": ws.num_proj,
+                          "forget_bias": args.forget_bias}
+    if args.cell_clip is not None:
+        kw["cell_clip"] = args.cell_clip
+    if args.proj_clip is not None:
+        kw["proj_clip"] = args.proj_clip
+    if args.activation is not None:
+        kw["activation"] = args.activation
+    return kw
+
+
+def build_module(args: argparse.Namespace) -> Any:
+    """The module ``convert`` writes: the chosen weight set restored into the front-end
+    its file was written by, then moved to ``--api`` when that differs."""
+    from .. import LSTM, LSTMCell, MultiRNNCell
+    from ._convert import keras_to_tf1, tf1_to_keras
+    from ._restore import restore
+
+    source = open_source(args.path)
+    ws = _choose(find_weight_sets(NameView(source)), args.prefix, str(source.path))
+    native = "keras" if ws.kind == "keras_lstm" else "tf1"
+    api = args.api or native
+    if ws.kind == "multi":
+        if api != "tf1":
+            raise CommandError("a MultiRNNCell converts to --api tf1 only (a stack of Keras "
+                               "layers is not one module)")
+        module = MultiRNNCell([LSTMCell(c.units, **_cell_kwargs(args, c)) for c in ws.cells])
+    elif ws.kind == "tf1_cell":
+        module = LSTMCell(ws.units, **_cell_kwargs(args, ws))
+    else:
+        kw: dict[str, Any] = {"use_bias": ws.use_bias}
+        if args.activation is not None:
+            kw["activation"] = args.activation
+        if args.recurrent_activation is not None:
+            kw["recurrent_activation"] = args.recurrent_activation
+        module = LSTM(ws.units, **kw)
+    restore(module, args.path, prefix=ws.prefix)
+    if api == native:
+        return module
+    if isinstance(module, LSTM):
+        if args.recurrent_activation is None:
+            raise CommandError("--api tf1 from Keras weights: a TF1 LSTMCell's gates are "
+                               "sigmoid, and Keras files do not store the recurrent activation; "
+                               "pass --recurrent-activation sigmoid if the model used sigmoid")
+        return keras_to_tf1(module)
+    return tf1_to_keras(module)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ._safetensors import save
+
+    module = build_module(args)
+    save(module, args.out)
+    print(f"wrote {args.out}: {type(module).__name__} ({module!r})")
+    print(f"load it with: lstmcompat.load({str(args.out)!r})")
+    return 0
+
+
+def _guard(fn):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (CommandError, ValueError, OSError, TypeError, ImportError) as e:
+            print(f"lstmcompat {args.command}: error: {e}", file=sys.stderr)
+            return 1
+    return run
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="list a checkpoint's or weight file's variables and "
+                                       "the LSTM weight sets in it",
+                       description="List the variables (name, shape, dtype) of a TF checkpoint, "
+                                   "Keras HDF5/.keras file or lstmcompat file, then each LSTM "
+                                   "weight set recognised, with the restore call to use.")
+    p.add_argument("path", help="checkpoint prefix or directory, .h5, .keras, .weights.h5 or "
+                                ".safetensors file")
+    p.set_defaults(func=_guard(_inspect))
+    p = sub.add_parser("convert", help="convert one LSTM weight set to an lstmcompat "
+                                       ".safetensors file (lstmcompat.load reads it)",
+                       description="Restore one LSTM weight set of PATH into an lstmcompat "
+                                   "module and save it (safetensors + config).")
+    p.add_argument("path", help="checkpoint prefix or directory, or a Keras/lstmcompat file")
+    p.add_argument("out", help="the .safetensors file to write (atomically)")
+    p.add_argument("--prefix", help="the weight set's prefix (see `lstmcompat inspect`); "
+                                    "needed when the file holds several")
+    p.add_argument("--api", choices=("keras", "tf1"),
+                   help="the module to write: a Keras LSTM or a TF1 LSTMCell (default: the "
+                        "file's own kind)")
+    p.add_argument("--forget-bias", type=float, default=1.0,
+                   help="the TF1 cell's forget_bias (not stored in checkpoints; default 1.0)")
+    p.add_argument("--cell-clip", type=float, help="the TF1 cell's cell_clip")
+    p.add_argument("--proj-clip", type=float, help="the TF1 cell's proj_clip")
+    p.add_argument("--activation", help="the cell activation (default tanh)")
+    p.add_argument("--recurrent-activation",
+                   help="a Keras LSTM's recurrent activation (default hard_sigmoid, "
+                        "tf.compat.v1's)")
+    p.set_defaults(func=_guard(_convert))
