@@ -123,6 +123,8 @@ def _varint(buf, pos: int, end: int, what: str) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if not b & 0x80:
+            if result >> 64:
+                raise ValueError(f"corrupt TF checkpoint: varint above 64 bits in {what}")
             return result, pos
         shift += 7
         if shift >= 64:
