@@ -233,3 +233,18 @@ def test_directory_and_copy(tmp_path):
     shutil.copytree(GOLDENS / "tf1_basic", folder)
     cell = lstmcompat.restore(_module(case["modules"][0]), folder)
     _check(case, _run(case, [cell]))
+
+
+def test_prefix_one_level_up():
+    case = CASES["keras_v1_saver"]
+    path = GOLDENS / case["prefix"]
+    layer = lstmcompat.restore(lstmcompat.LSTM(3, use_bias=False, return_state=True), path,
+                               prefix="lstm_1")
+    want = lstmcompat.load_variables(path)["lstm_1/lstm_cell/recurrent_kernel"]
+    np.testing.assert_array_equal(layer.recurrent_kernel.detach().numpy(), want)
+    cell = lstmcompat.restore(lstmcompat.LSTMCell(5, use_peepholes=True, num_proj=2),
+                              GOLDENS / CASES["tf1_cell"]["prefix"], prefix="rnn")
+    assert cell.built
+    with pytest.raises(ValueError, match=r"prefix 'bidirectional_rnn/fw' names|no LSTMCell"):
+        lstmcompat.restore(lstmcompat.LSTMCell(3), GOLDENS / CASES["tf1_bidi"]["prefix"],
+                           prefix="bidirectional_rnn")

@@ -163,7 +163,13 @@ def _explicit(view: NameView, module: Any, prefix: str, sets: list[WeightSet]) -
     """The set at ``prefix``, or the ValueError that says what is missing there."""
     kind = _module_kind(module)
     at = [s for s in sets if prefix in s.prefixes]
+    if not at:  # a layer's or scope's name one level up: "lstm" for "lstm/lstm_cell"
+        at = [s for s in sets if any(p.startswith(prefix + "/") and "/" not in p[len(prefix) + 1:]
+                                     for p in s.prefixes)]
     fitting = [s for s in at if s.kind == kind]
+    if len(fitting) > 1:
+        raise ValueError(f"prefix {prefix!r} names {len(fitting)} weight sets of "
+                         f"{view.source.path}: " + ", ".join(repr(s.prefix) for s in fitting))
     if fitting:
         return fitting[0]
     if at:
@@ -293,8 +299,9 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
             without ``dtype`` in the file's dtype).
         path: any path :func:`lstmcompat.list_variables` takes.
         prefix: the weights' scope in the file (``"rnn/lstm_cell"``,
-            ``"lstm/lstm_cell"``, ``"rnn/multi_rnn_cell"``; for a ``Graph`` a scope
-            in front of its variables' full names). ``None``: the one weight set
+            ``"lstm/lstm_cell"``, ``"rnn/multi_rnn_cell"``), or the scope or layer
+            name one level above it (``"rnn"``, ``"lstm"``) when that names one
+            set; for a ``Graph`` a scope in front of its variables' full names. ``None``: the one weight set
             that fits the module (a cell built inside a ``Graph`` prefers its own
             scope; a ``Graph`` its variables' own names).
 
