@@ -9,12 +9,13 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints without TensorFlow.
+* :func:`load_keras_layers` -- the LSTM layers of a Keras model file, rebuilt with their weights.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
-from ._interop import list_variables, load_variables
+from ._interop import list_variables, load_keras_layers, load_variables
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
@@ -52,6 +53,7 @@ __all__ = [
     "variable_scope",
     # files (docs/api.md §5)
     "list_variables",
+    "load_keras_layers",
     "load_variables",
     # engine introspection
     "CellSpec",
