@@ -87,7 +87,8 @@ def test_float64_stays_float64():
 
 
 def test_names_are_tf_keras_names():
-    assert set(A._BY_NAME) == set(API["activation_serialize"])
+    # plus one name of ours: Keras 3's hard_sigmoid (tf_keras's name means its own)
+    assert set(A._BY_NAME) == set(API["activation_serialize"]) | {"keras3_hard_sigmoid"}
 
 
 @pytest.mark.parametrize("name", sorted(API["activation_serialize"]))
@@ -143,3 +144,51 @@ def test_errors_like_tf(case):
     else:
         assert type(info.value).__name__ == case["type"]
         assert case["match"] in str(info.value)
+
+
+# ------------------------------------------------------------ Keras 3's hard_sigmoid
+
+KERAS3 = json.loads((GOLDENS.parent / "keras3_hard_sigmoid.json").read_text())
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """Values with NaN normalised, compared bit for bit (signed zeros included)."""
+    a = t.detach().numpy().copy()
+    a[np.isnan(a)] = np.nan
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_keras3_hard_sigmoid_is_keras3_bit_for_bit(dtype):
+    case = KERAS3[dtype]
+    tdt = getattr(torch, dtype)
+    x = torch.tensor(case["x"], dtype=tdt, requires_grad=True)
+    y = A.get("keras3_hard_sigmoid")(x)
+    assert y.dtype == tdt
+    np.testing.assert_array_equal(_bits(y), _bits(torch.tensor(case["y"], dtype=tdt)))
+    for v, g_want in ((case["v"], case["g"]), (case["v_nonfinite"], case["g_nonfinite"])):
+        (g,) = torch.autograd.grad(y, x, torch.tensor(v, dtype=tdt), retain_graph=True)
+        np.testing.assert_array_equal(_bits(g), _bits(torch.tensor(g_want, dtype=tdt)))
+
+
+def test_keras3_hard_sigmoid_kinks():
+    x = torch.tensor([-3.0, -2.5, 0.0, 3.0, np.nextafter(np.float32(3), np.float32(0)),
+                      float("nan")], requires_grad=True)
+    y = A.keras3_hard_sigmoid(x)
+    assert y[:5].tolist() == [0.0, np.float32(0.5) / np.float32(6), 0.5, 1.0, 1.0]
+    assert torch.isnan(y[5])
+    (g,) = torch.autograd.grad(y.sum(), x)
+    sixth = float(np.float32(1) / np.float32(6))
+    # 0 at both kinks (and where x + 3 rounds to 6), 0 for NaN x, 1/6 strictly inside
+    assert g.tolist() == [0.0, sixth, sixth, 0.0, 0.0, 0.0]
+    assert A.get("hard_sigmoid")(x)[0].item() == 0.0  # tf_keras's: clip(0.2x + 0.5)
+    assert A.get("hard_sigmoid")(torch.tensor(-2.0)).item() == pytest.approx(0.1)
+    assert A.get("keras3_hard_sigmoid")(torch.tensor(-2.0)).item() == pytest.approx(1 / 6)
+
+
+def test_keras3_hard_sigmoid_names_and_double_backward():
+    assert A.serialize(A.get("keras3_hard_sigmoid")) == "keras3_hard_sigmoid"
+    assert A.canonical_name("keras3_hard_sigmoid") == "keras3_hard_sigmoid"
+    x = torch.tensor([-3.5, -1.0, 0.2, 2.9, 4.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(A.keras3_hard_sigmoid, (x,))
+    assert torch.autograd.gradgradcheck(A.keras3_hard_sigmoid, (x,))

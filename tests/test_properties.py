@@ -86,7 +86,8 @@ def _strided(x: torch.Tensor, how: str) -> torch.Tensor:
     return x
 
 
-ACTS = ["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign", "elu"]
+ACTS = ["tanh", "sigmoid", "hard_sigmoid", "keras3_hard_sigmoid", "relu", "linear", "softsign",
+        "elu"]
 WRITES = ["none", "data_mul", "numpy", "no_grad_add", "nan_entry"]
 
 

@@ -9,13 +9,14 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints and Keras files
-  without TensorFlow; :func:`restore` -- fill a module's weights from one.
+  without TensorFlow; :func:`restore` -- fill a module's weights from one;
+  :func:`load_keras_layers` -- rebuild the LSTM layers of a Keras model file.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
-from ._interop import list_variables, load_variables, restore
+from ._interop import list_variables, load_keras_layers, load_variables, restore
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
@@ -53,6 +54,7 @@ __all__ = [
     "variable_scope",
     # files (docs/api.md §5)
     "list_variables",
+    "load_keras_layers",
     "load_variables",
     "restore",
     # engine introspection

@@ -9,7 +9,9 @@ e.g. ``torch.tanh`` as ``"tanh"``.
 The names ``get`` accepts are those of tf_keras's activation *functions*:
 ``elu exponential gelu hard_sigmoid leaky_relu linear log_softmax mish relu relu6
 selu sigmoid silu softmax softplus softsign swish tanh`` (``"silu"`` is
-``"swish"``). Each function below follows the TF op it stands for, including the
+``"swish"``), and one name of ours: ``"keras3_hard_sigmoid"``, Keras 3's
+``hard_sigmoid`` (``relu6(x + 3) / 6``), which differs from tf_keras's (reading a
+Keras 3 config maps its ``"hard_sigmoid"`` to this name). Each function below follows the TF op it stands for, including the
 gradient at kinks (e.g. ``hard_sigmoid`` has slope 0.2 at ``x = +-2.5``, ``selu``
 has slope ``scale`` at 0). Known difference: tf_keras also resolves the names of
 its activation *layers* (``"ReLU"``, ``"ELU"``, ``"LeakyReLU"``, ``"PReLU"``,
@@ -50,6 +52,45 @@ def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     interval ``[-2.5, 2.5]`` (as ``tf.clip_by_value``'s gradient) and 0 outside.
     """
     return torch.clamp(x * 0.2 + 0.5, 0.0, 1.0)
+
+
+class _Keras3HardSigmoid(torch.autograd.Function):
+    """``relu6(x + 3) / 6`` with TensorFlow's gradient (Keras 3's ``hard_sigmoid``).
+
+    TF differentiates ``tf.nn.relu6`` with ``Relu6Grad`` on its output ``r``: the
+    upstream gradient *times* the 0/1 mask ``0 < r < 6`` (so a NaN or infinite
+    upstream gradient gives NaN where the function is flat), then the division's
+    ``/ 6``. Autograd of the same torch expression would select instead, and pass
+    the gradient where ``x`` is NaN (TF: 0). The mask is taken from ``s = x + 3``
+    (the same float as relu6's input), which is equivalent: ``0 < r < 6`` exactly
+    where ``0 < s < 6``, and neither holds for NaN.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        s = x + 3.0
+        ctx.save_for_backward(s)
+        return F.relu6(s) / 6.0
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (s,) = ctx.saved_tensors
+        return (grad * ((s > 0) & (s < 6)).to(grad.dtype)) / 6.0
+
+
+def keras3_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Keras 3's ``keras.activations.hard_sigmoid``: ``relu6(x + 3) / 6``.
+
+    As Keras 3's TensorFlow backend computes it, in this order of operations
+    (``tf.nn.relu6(x + 3) / 6``, a true division). 0 for ``x <= -3``, 1 for
+    ``x >= 3`` (also where ``x + 3`` rounds to 6), NaN for NaN. The gradient is
+    TF's: ``(grad * [0 < x + 3 < 6]) / 6``, slope ``1/6`` on the *open* interval
+    and 0 at the kinks ``x = -3`` and ``x = 3``, 0 for NaN ``x``, and NaN where a
+    NaN or infinite ``grad`` meets the flat parts (a product with 0, as TF's).
+    This is the engine activation ``"keras3_hard_sigmoid"``; tf_keras's
+    ``"hard_sigmoid"`` is :func:`hard_sigmoid`.
+    """
+    return _Keras3HardSigmoid.apply(x)
 
 
 def linear(x: torch.Tensor) -> torch.Tensor:
@@ -206,6 +247,7 @@ _BY_NAME: dict[str, Activation] = {
     "tanh": tanh,
     "sigmoid": sigmoid,
     "hard_sigmoid": hard_sigmoid,
+    "keras3_hard_sigmoid": keras3_hard_sigmoid,
     "linear": linear,
     "relu": relu,
     "relu6": relu6,

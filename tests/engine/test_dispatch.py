@@ -76,9 +76,10 @@ def test_preference_never_overrides_exactness():
     assert choose(spec, steps=1, batch=1)[0] == "reference"
 
 
-def test_fused_reason_says_which_time_loop():
-    name, why = choose(CellSpec(units=4, recurrent_activation="hard_sigmoid"))
-    assert name == "fused"
+@pytest.mark.parametrize("act", ["hard_sigmoid", "keras3_hard_sigmoid"])
+def test_fused_reason_says_which_time_loop(act):
+    name, why = choose(CellSpec(units=4, recurrent_activation=act))
+    assert name == "fused" and f"recurrent_activation={act!r}" in why
     assert "[compiled C++ time loop]" in why or "[pure-PyTorch loop" in why
 
 

@@ -147,21 +147,75 @@ def test_compiled_loops_match_reference_float64(c):
 
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(c=cases(["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign"]))
+@given(c=cases(["tanh", "sigmoid", "hard_sigmoid", "keras3_hard_sigmoid", "relu", "linear",
+                "softsign"]))
 def test_compiled_loops_match_reference_float32(c):
     # float32 exp/tanh in the extension are Cephes approximations (1-2 ulp).
     check_case(_ext(), c, dtype=torch.float32, rtol=1e-4, atol=2e-5)
 
 
+#: The piecewise-linear activations and their kinks (and a neighbour where ``x + 3``
+#: rounds to 6 in float32).
+KINKS = {
+    "hard_sigmoid": [-2.5, 2.5],
+    "keras3_hard_sigmoid": [-3.0, 3.0, 2.9999998],
+    "relu": [0.0],
+}
+
+
+def kink_case(act: str, dtype: torch.dtype, nan: bool):
+    """A cell whose gate pre-activations are exactly ``act``'s kinks, one gate at a time.
+
+    Unit ``4k + j`` has gate ``j`` (of ``i, f, g, o``) at kink ``k`` and the other
+    gates at 0.5 (inside every linear piece, so that each kink gets a non-zero
+    upstream gradient). ``W`` is the identity and ``R``, ``h0`` zero, so ``z = x + b``
+    exactly on every step (``h @ R`` adds zeros). With ``nan`` one more unit has a
+    NaN bias entry (and there is one step, since ``NaN * 0`` would spread through
+    ``h @ R``).
+    """
+    kinks = KINKS[act]
+    u = 4 * len(kinks) + (1 if nan else 0)
+    spec = CellSpec(u, activation=act, recurrent_activation=act, forget_bias=0.0)
+    z = torch.full((4, u), 0.5, dtype=dtype)  # gate, unit
+    for k, v in enumerate(kinks):
+        for j in range(4):
+            z[j, 4 * k + j] = v
+    T = 1 if nan else 2
+    x = z.reshape(1, 1, 4 * u).expand(T, 2, 4 * u).clone().requires_grad_()
+
+    def leaf(t):
+        return t.to(dtype).requires_grad_()
+
+    b = torch.zeros(4 * u)
+    if nan:
+        b[u - 1] = float("nan")  # the last unit's input gate
+    w = Weights(leaf(torch.eye(4 * u)), leaf(torch.zeros(u, 4 * u)), leaf(b),
+                leaf(torch.zeros(u)), leaf(torch.zeros(u)), leaf(torch.zeros(u)), None)
+    h0, c0 = leaf(torch.zeros(2, u)), leaf(torch.full((2, u), 0.5))
+    return spec, x, w, h0, c0
+
+
+@pytest.mark.parametrize("act", sorted(KINKS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("nan", [False, True])
+def test_kinks_match_reference(backend, act, dtype, nan):
+    spec, x, w, h0, c0 = kink_case(act, dtype, nan)
+    got = outputs_and_grads(with_backend(backend), spec, x, w, h0, c0)
+    want = outputs_and_grads(run_reference, spec, x, w, h0, c0)
+    assert_close_all(got, want, rtol=1e-5, atol=1e-6)
+
+
 GRADCHECK_SPECS = [
     CellSpec(3, recurrent_activation="hard_sigmoid"),
+    CellSpec(3, activation="keras3_hard_sigmoid", recurrent_activation="keras3_hard_sigmoid"),
     CellSpec(3, use_peepholes=True, cell_clip=0.4, num_proj=2, proj_clip=0.3, forget_bias=1.0,
              mask_mode="zero"),
     CellSpec(2, activation="elu", recurrent_activation="softsign", num_proj=3),
 ]
 
 
-@pytest.mark.parametrize("spec", GRADCHECK_SPECS, ids=["keras", "tf1-peep-proj-clip", "elu"])
+@pytest.mark.parametrize("spec", GRADCHECK_SPECS,
+                         ids=["keras", "keras3", "tf1-peep-proj-clip", "elu"])
 @pytest.mark.parametrize("mask", ["none", "general"])
 def test_gradcheck_float64(backend, spec, mask):
     x, w, h0, c0, m, dr = make_case(spec, 4, 2, 3, mask=mask, dropout="per_gate", seed=3)

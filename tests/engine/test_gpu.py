@@ -29,9 +29,11 @@ def test_native_on_cuda_matches_cpu_reference_without_tf32(proj):
 
 @pytest.mark.parametrize("spec", [
     CellSpec(64, recurrent_activation="hard_sigmoid", mask_mode="carry"),
+    CellSpec(64, activation="keras3_hard_sigmoid", recurrent_activation="keras3_hard_sigmoid",
+             mask_mode="carry"),
     CellSpec(64, use_peepholes=True, cell_clip=0.5, num_proj=40, proj_clip=0.3, forget_bias=1.0,
              mask_mode="zero"),
-], ids=["keras-hard-sigmoid", "tf1-all"])
+], ids=["keras-hard-sigmoid", "keras3-hard-sigmoid", "tf1-all"])
 def test_triton_on_cuda_matches_cpu_reference(spec):
     """The compiled Triton kernels (what cuDNN cannot run): outputs, states and every
     gradient against the CPU reference, with a mask and per-gate dropout."""
@@ -54,3 +56,25 @@ def test_triton_on_cuda_matches_cpu_reference(spec):
     for a, b in zip(got, want):
         scale = max(1.0, b.abs().max().item())
         torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("nan", [False, True])
+@pytest.mark.parametrize("act", ["hard_sigmoid", "keras3_hard_sigmoid", "relu"])
+def test_triton_on_cuda_at_the_kinks(act, nan):
+    """Gate pre-activations exactly at the kinks (compiled comparisons and the
+    correctly rounded ``/ 6``) against the CPU reference."""
+    pytest.importorskip("triton")
+    from test_fused import kink_case, outputs_and_grads
+
+    spec, x, w, h0, c0 = kink_case(act, torch.float32, nan)
+    assert choose(spec, device="cuda")[0] == "triton"
+    want = outputs_and_grads(lambda *a, **k: run(*a, kernel="reference", **k), spec,
+                             x, w, h0, c0)
+
+    def cuda(t):
+        return None if t is None else t.detach().cuda().requires_grad_(t.requires_grad)
+
+    got = outputs_and_grads(run, spec, cuda(x), Weights(*(cuda(t) for t in w)), cuda(h0),
+                            cuda(c0))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-6, equal_nan=True)

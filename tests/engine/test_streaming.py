@@ -343,7 +343,7 @@ def test_streaming_cell_other_calls_take_the_general_path():
 
 
 @pytest.mark.parametrize("time_major", [False, True])
-@pytest.mark.parametrize("rec", ["hard_sigmoid", "sigmoid"])
+@pytest.mark.parametrize("rec", ["hard_sigmoid", "keras3_hard_sigmoid", "sigmoid"])
 def test_stateful_keras_streaming_equals_one_sequence(rec, time_major):
     torch.manual_seed(0)
     layer = L.LSTM(96, recurrent_activation=rec, stateful=True, return_sequences=True,

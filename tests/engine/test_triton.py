@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fused import assert_close_all, make_case, outputs_and_grads, with_backend
+from test_fused import (
+    KINKS,
+    assert_close_all,
+    kink_case,
+    make_case,
+    outputs_and_grads,
+    with_backend,
+)
 
 from lstmcompat._engine import CellSpec, choose, run, run_reference
 from lstmcompat._engine.fused import _acts
@@ -76,6 +83,16 @@ def test_every_activation(interp, field, act):
     got = outputs_and_grads(with_backend(interp), spec, x, w, h0, c0)
     want = outputs_and_grads(run_reference, spec, x, w, h0, c0)
     assert_close_all(got, want, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("act", sorted(KINKS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("nan", [False, True])
+def test_kinks_match_reference(interp, act, dtype, nan):
+    spec, x, w, h0, c0 = kink_case(act, dtype, nan)
+    got = outputs_and_grads(with_backend(interp), spec, x, w, h0, c0)
+    want = outputs_and_grads(run_reference, spec, x, w, h0, c0)
+    assert_close_all(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_float32_keeps_float32_precision(interp):

@@ -118,7 +118,8 @@ class LSTM(StreamingModule, torch.nn.Module):
         h = o * activation(c)
 
     ``recurrent_activation`` defaults to Keras's ``hard_sigmoid``,
-    ``clip(0.2 * x + 0.5, 0, 1)``.
+    ``clip(0.2 * x + 0.5, 0, 1)`` (tf_keras's); Keras 3's ``hard_sigmoid``,
+    ``relu6(x + 3) / 6``, is the name ``"keras3_hard_sigmoid"``.
 
     Args:
         units: positive integer (``int``, NumPy integer or 0-d integer tensor),

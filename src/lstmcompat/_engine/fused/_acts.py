@@ -12,7 +12,9 @@ Each entry maps a Keras activation name (as normalised by
   NaN and infinity. A slope that is a selection is applied as a selection
   (``hard_sigmoid`` passes ``grad`` where ``0 <= 0.2*x + 0.5 <= 1``, inclusive,
   as ``torch.clamp`` does, and gives an exact 0 elsewhere even where ``grad``
-  is NaN; ``relu`` passes it where ``y > 0`` or ``y`` is NaN), and a slope the
+  is NaN; ``keras3_hard_sigmoid`` multiplies ``grad`` by the 0/1 mask
+  ``0 < x + 3 < 6`` and divides by 6, as its reference (TF's ``Relu6Grad``) does;
+  ``relu`` passes it where ``y > 0`` or ``y`` is NaN), and a slope the
   reference computes from the output is computed from the output (``elu``,
   ``selu``);
 * ``code`` is the activation's number in the compiled extension, or ``None``
@@ -55,6 +57,11 @@ def _b_sigmoid(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 def _b_hard_sigmoid(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     t = x * 0.2 + 0.5  # the same expression (and rounding) as the forward
     return torch.where((t >= 0) & (t <= 1), g, 0.0) * 0.2  # clamp's backward, then * 0.2
+
+
+def _b_keras3_hard_sigmoid(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    s = x + 3.0  # relu6's input, as in the forward
+    return (g * ((s > 0) & (s < 6)).to(g.dtype)) / 6.0  # TF's Relu6Grad (a product), then / 6
 
 
 def _b_relu(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -117,6 +124,7 @@ _TABLE: dict[str, tuple[Backward, int | None]] = {
     "elu": (_exp_linear(1.0, 1.0), 7),
     "selu": (_exp_linear(_SELU_SCALE, _SELU_SCALE * _SELU_ALPHA), 8),
     "swish": (_b_swish, 9),
+    "keras3_hard_sigmoid": (_b_keras3_hard_sigmoid, 10),
     "softplus": (_b_softplus, None),
     "gelu": (_b_gelu, None),
     "mish": (_b_mish, None),

@@ -58,6 +58,17 @@ def _sigmoid(x):
 
 
 @triton.jit
+def _div6(x):
+    """``x / 6`` correctly rounded, as TF's and torch's division (Triton's ``/`` on float32
+    is an approximate division on the GPU)."""
+    if x.dtype == tl.float64:
+        y = x / 6.0
+    else:
+        y = tl.math.div_rn(x, tl.full(x.shape, 6.0, x.dtype))
+    return y
+
+
+@triton.jit
 def _act(x, A: tl.constexpr):
     """Activation number ``A`` (the codes of :mod:`lstmcompat._engine.fused._acts`)."""
     if A == 0:
@@ -78,8 +89,12 @@ def _act(x, A: tl.constexpr):
         y = tl.where(x > 0, x, tl.exp(x) - 1.0)
     elif A == 8:
         y = _SELU_SCALE * tl.where(x > 0, x, _SELU_ALPHA * (tl.exp(x) - 1.0))
-    else:  # 9 swish
+    elif A == 9:
         y = x * _sigmoid(x)
+    else:  # 10 keras3_hard_sigmoid: relu6(x + 3) / 6, a correctly rounded division
+        s = x + 3.0
+        r = tl.minimum(tl.maximum(s, 0.0, propagate_nan=_NAN), 6.0, propagate_nan=_NAN)
+        y = _div6(r)
     return y
 
 
@@ -87,7 +102,8 @@ def _act(x, A: tl.constexpr):
 def _gact(g, x, y, A: tl.constexpr):
     """The gradient w.r.t. ``x`` given the gradient ``g`` w.r.t. ``y = act(x)``, formed as
     the CPU backwards form it (:mod:`lstmcompat._engine.fused._acts`): selections select
-    (an exact 0 even where ``g`` is NaN), ``elu``/``selu`` take their slope from ``y``."""
+    (an exact 0 even where ``g`` is NaN), ``elu``/``selu`` take their slope from ``y``,
+    ``keras3_hard_sigmoid`` multiplies by its mask (as TF)."""
     if A == 0:
         d = g
     elif A == 1:
@@ -109,9 +125,13 @@ def _gact(g, x, y, A: tl.constexpr):
         d = g * tl.where(y < 0, y + 1.0, 1.0)
     elif A == 8:
         d = g * tl.where(y < 0, y + _SELU_SCALE * _SELU_ALPHA, _SELU_SCALE)
-    else:
+    elif A == 9:
         s = _sigmoid(x)
         d = g * s * (1.0 + x * (1.0 - s))
+    else:  # 10: TF's Relu6Grad, g times the 0/1 mask (NaN/inf g gives NaN), then / 6
+        s = x + 3.0
+        gm = g * tl.where((s > 0.0) & (s < 6.0), 1.0, 0.0)
+        d = _div6(gm)
     return d
 
 

@@ -274,7 +274,8 @@ constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 // Activation codes (see _acts.py): 0 linear, 1 tanh, 2 sigmoid, 3 hard_sigmoid,
-// 4 relu, 5 softsign, 6 exponential, 7 elu, 8 selu, 9 swish.
+// 4 relu, 5 softsign, 6 exponential, 7 elu, 8 selu, 9 swish, 10 keras3_hard_sigmoid
+// (Keras 3's hard_sigmoid: relu6(x + 3) / 6, a true division as TF's).
 template <typename T>
 LSTMCOMPAT_INLINE T act_f(int a, T x) {
   switch (a) {
@@ -290,13 +291,18 @@ LSTMCOMPAT_INLINE T act_f(int a, T x) {
     case 6: return exp_t<T>(x);
     case 7: return x > T(0) ? x : expm1_t<T>(x);
     case 8: return T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * expm1_t<T>(x));
+    case 10: {
+      const T s = x + T(3);
+      return (s < T(0) ? T(0) : (s > T(6) ? T(6) : s)) / T(6);  // NaN stays NaN
+    }
     default: return x * sigmoid_t<T>(x);  // 9 swish
   }
 }
 
 // The gradient w.r.t. x given the gradient g w.r.t. y = act(x), as autograd forms
 // it for the reference's expression (see _acts.py): selections select (an exact 0
-// even where g is NaN), and elu/selu take their slope from the output.
+// even where g is NaN), elu/selu take their slope from the output, and
+// keras3_hard_sigmoid multiplies by its mask as TF does.
 template <typename T>
 inline T act_g(int a, T g, T x, T y) {
   switch (a) {
@@ -316,6 +322,11 @@ inline T act_g(int a, T g, T x, T y) {
     case 6: return g * y;
     case 7: return g * (y < T(0) ? y + T(1) : T(1));
     case 8: return g * (y < T(0) ? y + T(kSeluScale * kSeluAlpha) : T(kSeluScale));
+    case 10: {  // TF's Relu6Grad: g times the 0/1 mask (NaN/inf g gives NaN), then / 6
+      const T s = x + T(3);
+      const T m = ((s > T(0)) & (s < T(6))) ? T(1) : T(0);
+      return (g * m) / T(6);
+    }
     default: {
       const T s = sigmoid_t<T>(x);
       return g * s * (T(1) + x * (T(1) - s));
