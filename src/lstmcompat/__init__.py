@@ -9,12 +9,18 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints without TensorFlow.
+* :func:`save`, :func:`load` -- lstmcompat's own files (safetensors, no pickle).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
-from ._interop import list_variables, load_variables
+from ._interop import (
+    list_variables,
+    load,
+    load_variables,
+    save,
+)
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
@@ -53,6 +59,8 @@ __all__ = [
     # files (docs/api.md §5)
     "list_variables",
     "load_variables",
+    "save",
+    "load",
     # engine introspection
     "CellSpec",
     "available_kernels",

@@ -2,5 +2,6 @@
 (no TensorFlow, protobuf or pickle)."""
 
 from ._files import list_variables, load_variables
+from ._save import load, save
 
-__all__ = ["list_variables", "load_variables"]
+__all__ = ["list_variables", "load", "load_variables", "save"]
