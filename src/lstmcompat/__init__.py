@@ -10,16 +10,19 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints without TensorFlow.
 * :func:`save`, :func:`load` -- lstmcompat's own files (safetensors, no pickle).
+* :func:`to_torch_lstm`, :func:`from_torch_lstm` -- convert to and from ``torch.nn.LSTM``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
 from ._interop import (
+    from_torch_lstm,
     list_variables,
     load,
     load_variables,
     save,
+    to_torch_lstm,
 )
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
@@ -61,6 +64,8 @@ __all__ = [
     "load_variables",
     "save",
     "load",
+    "to_torch_lstm",
+    "from_torch_lstm",
     # engine introspection
     "CellSpec",
     "available_kernels",
