@@ -507,3 +507,29 @@ def test_fuzz_load(tmp_path, data):
 def test_exported():
     for name in ("save", "load"):
         assert name in lstmcompat.__all__ and getattr(lstmcompat, name).__doc__
+
+
+def test_load_refuses_a_config_of_too_many_cells(tmp_path):
+    path, meta, _ = _saved(tmp_path, MultiRNNCell([LSTMCell(2)]))
+    cell = {"class": "LSTMCell", "config": {"num_units": 2}, "input_depth": None}
+    meta["config"] = json.dumps({"cells": [cell] + [{"same_as": 0}] * 20_000,
+                                 "state_is_tuple": True})
+    _rewrite(path, meta, {})
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="more than 10000 cells"):
+        lstmcompat.load(path)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_load_refuses_deeply_nested_cells(tmp_path):
+    path, meta, _ = _saved(tmp_path, MultiRNNCell([LSTMCell(2)]))
+    text = json.dumps({"class": "LSTMCell", "config": {"num_units": 2}, "input_depth": None})
+    for _ in range(3000):  # MultiRNNCell in MultiRNNCell ... (JSON itself may refuse it)
+        text = ('{"class": "MultiRNNCell", "input_depth": null, "config": {"cells": ['
+                + text + '], "state_is_tuple": true}}')
+    meta["config"] = '{"cells": [' + text + '], "state_is_tuple": true}'
+    _rewrite(path, meta, {})
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="nest|JSON|recursion"):
+        lstmcompat.load(path)
+    assert time.perf_counter() - t0 < 5

@@ -382,7 +382,7 @@ def write_file(path: Path, tensors: Iterable[tuple[str, torch.Tensor]],
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    if len(head) < 9 or head[8:9] != b"{":
+    if len(head) < 9 or head[8:9] != b"{" or path.suffix == ".index":  # .index: TF's
         return False
     (n,) = struct.unpack("<Q", head[:8])
     try:

@@ -41,6 +41,9 @@ __all__ = ["load", "save", "register_module"]
 
 FORMAT = "lstmcompat"
 FORMAT_VERSION = "1"
+#: Most cells a file may describe (all MultiRNNCells together): a hostile config of
+#: millions of tiny entries is refused instead of built one module at a time.
+MAX_CELLS = 10_000
 
 
 
@@ -50,15 +53,22 @@ class Tensors:
     that nothing is allocated that the file does not hold), then their values."""
 
     def __init__(self, source: SafetensorsFile, prefix: str = "",
-                 used: set[str] | None = None) -> None:
+                 used: set[str] | None = None, cells: list[int] | None = None) -> None:
         self._source = source
         self._prefix = prefix
         self._shapes = dict(source.variables())
         self.used: set[str] = set() if used is None else used
+        self._cells = [0] if cells is None else cells  # shared count of cells described
 
     def sub(self, prefix: str) -> Tensors:
         """The tensors under ``prefix`` (``"cell_0/"``)."""
-        return Tensors(self._source, self._prefix + prefix, self.used)
+        return Tensors(self._source, self._prefix + prefix, self.used, self._cells)
+
+    def count_cells(self, n: int) -> None:
+        """Refuse a file describing more than :data:`MAX_CELLS` cells in all."""
+        self._cells[0] += n
+        if self._cells[0] > MAX_CELLS:
+            raise ValueError(f"the config describes more than {MAX_CELLS} cells")
 
     def check(self, expected: list[tuple[str, tuple[int, ...]]]) -> None:
         """Every ``(name, shape)`` must be in the file with that shape."""
@@ -337,6 +347,7 @@ def _multi_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn
             or not config["cells"] or not isinstance(config.get("state_is_tuple"), bool):
         raise ValueError("a MultiRNNCell config needs a non-empty `cells` list and a "
                          "boolean `state_is_tuple`")
+    tensors.count_cells(len(config["cells"]))
     cells: list[Any] = []
     for k, entry in enumerate(config["cells"]):
         if isinstance(entry, dict) and set(entry) == {"same_as"}:
@@ -546,7 +557,8 @@ def load(path: Any) -> torch.nn.Module:
             module = _rebuild_entry(entry, tensors, "the saved module")
     except OSError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+            RecursionError) as e:
         # A config that no constructor accepts (every argument is checked there).
         raise ValueError(f"{str(p)!r} does not hold a module lstmcompat can rebuild: "
                          f"{e}") from e
