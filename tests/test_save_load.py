@@ -533,3 +533,16 @@ def test_load_refuses_deeply_nested_cells(tmp_path):
     with pytest.raises(ValueError, match="nest|JSON|recursion"):
         lstmcompat.load(path)
     assert time.perf_counter() - t0 < 5
+
+
+def test_refuses_custom_initializer_class_naming_the_option(tmp_path):
+    from lstmcompat._keras import initializers
+
+    class MyInit(initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return torch.zeros(shape, dtype=dtype)
+
+    with pytest.raises(ValueError, match="`kernel_initializer`.*MyInit"):
+        lstmcompat.save(LSTM(2, kernel_initializer=MyInit()), tmp_path / "x")
+    with pytest.raises(ValueError, match="`initializer`"):
+        lstmcompat.save(LSTMCell(2, initializer=MyInit()), tmp_path / "x")

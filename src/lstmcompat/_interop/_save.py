@@ -146,9 +146,18 @@ def _has_function(value: Any) -> bool:
     return False
 
 
+def _getters() -> dict[str, Callable[[Any], Any]]:
+    """How each serialised option is read back, by the end of its name."""
+    from .._keras import constraints, initializers, regularizers
+    return {"initializer": initializers.get, "regularizer": regularizers.get,
+            "constraint": constraints.get}
+
+
 def _check_config(cls: str, config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` after a JSON round trip, every value checked to survive it."""
+    """``config`` after a JSON round trip, every value checked to survive it (and each
+    initializer, regularizer and constraint to be readable back by name)."""
     out = {}
+    getters = _getters()
     for key, value in config.items():
         if _has_function(value):
             raise _unsavable(cls, key, value, "is a plain function, which a file cannot "
@@ -158,6 +167,12 @@ def _check_config(cls: str, config: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             raise _unsavable(cls, key, value, "is not JSON-serialisable") from None
         out[key] = json.loads(text)
+        getter = getters.get(key.rsplit("_", 1)[-1])
+        if getter is not None and out[key] is not None:
+            try:
+                getter(out[key])
+            except (TypeError, ValueError) as e:
+                raise _unsavable(cls, key, value, f"cannot be read back by name ({e})") from e
     return out
 
 
