@@ -11,12 +11,23 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints and Keras files
   without TensorFlow; :func:`restore` -- fill a module's weights from one;
   :func:`load_keras_layers` -- rebuild the LSTM layers of a Keras model file.
+* :func:`save`, :func:`load` -- lstmcompat's own files (safetensors, no pickle).
+* :func:`to_torch_lstm`, :func:`from_torch_lstm` -- convert to and from ``torch.nn.LSTM``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import CellSpec, available_kernels, choose
-from ._interop import list_variables, load_keras_layers, load_variables, restore
+from ._interop import (
+    from_torch_lstm,
+    list_variables,
+    load,
+    load_keras_layers,
+    load_variables,
+    restore,
+    save,
+    to_torch_lstm,
+)
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
@@ -57,6 +68,10 @@ __all__ = [
     "load_keras_layers",
     "load_variables",
     "restore",
+    "save",
+    "load",
+    "to_torch_lstm",
+    "from_torch_lstm",
     # engine introspection
     "CellSpec",
     "available_kernels",
