@@ -96,3 +96,55 @@ def test_keras_to_tf1_same_outputs():
     nobias.build((None, None, 3))
     got, _ = lstmcompat.dynamic_rnn(keras_to_tf1(nobias), _x(2), dtype="float64")
     torch.testing.assert_close(got, nobias(_x(2)), rtol=1e-12, atol=1e-12)
+
+
+def test_convert_then_load_reproduces_tensorflow(tmp_path, capsys):
+    case = CASES["tf1_cell"]
+    out = tmp_path / "cell.safetensors"
+    assert main(["convert", str(GOLDENS / "tf1_cell"), str(out), "--cell-clip", "0.6"]) == 0
+    assert "lstmcompat.load(" in capsys.readouterr().out
+    cell = lstmcompat.load(out)
+    x, lens = torch.tensor(case["inputs"]), torch.tensor(case["lengths"])
+    got, st = lstmcompat.dynamic_rnn(cell, x, sequence_length=lens, dtype="float32")
+    for g, want in zip([got, st.c, st.h], case["outputs"]):
+        np.testing.assert_allclose(g.detach().numpy(), want, rtol=2e-6, atol=2e-6)
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Saved lstmcompat module: LSTMCell" in text and "float32" in text
+
+
+def test_convert_tf1_to_keras(tmp_path):
+    case = CASES["tf1_basic"]
+    out = tmp_path / "k.safetensors"
+    assert main(["convert", str(GOLDENS / "tf1_basic"), str(out), "--api", "keras"]) == 0
+    layer = lstmcompat.load(out)
+    assert isinstance(layer, lstmcompat.LSTM)
+    layer.return_sequences = True
+    y = layer(torch.tensor(case["inputs"]))
+    # the first sequence has its full length in TF's run
+    np.testing.assert_allclose(y[0].detach().numpy(), np.array(case["outputs"][0])[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_convert_keras_to_tf1_needs_the_recurrent_activation(tmp_path, capsys):
+    src = GOLDENS / "keras_v1_saver"
+    out = tmp_path / "c.safetensors"
+    assert main(["convert", str(src), str(out), "--prefix", "lstm", "--api", "tf1"]) == 1
+    assert "--recurrent-activation sigmoid" in capsys.readouterr().err
+    assert main(["convert", str(src), str(out), "--prefix", "lstm", "--api", "tf1",
+                 "--recurrent-activation", "sigmoid"]) == 0
+    assert isinstance(lstmcompat.load(out), lstmcompat.LSTMCell)
+
+
+def test_convert_errors(tmp_path, capsys):
+    out = tmp_path / "x.safetensors"
+    assert main(["convert", str(GOLDENS / "tf1_bidi"), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "choose one with --prefix" in err and "'bidirectional_rnn/fw/lstm_cell'" in err
+    assert main(["convert", str(GOLDENS / "tf1_bidi"), str(out), "--prefix", "nope"]) == 1
+    assert "no LSTM weight set at prefix 'nope'" in capsys.readouterr().err
+    assert main(["convert", str(GOLDENS / "tf1_multi"), str(out), "--api", "keras"]) == 1
+    assert "--api tf1 only" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["convert", str(GOLDENS / "tf1_multi"), str(out)]) == 0
+    assert isinstance(lstmcompat.load(out), lstmcompat.MultiRNNCell)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from ._names import NameView, WeightSet, find_weight_sets
+from ._names import NameView, WeightSet, find_weight_sets, sets_at
 from ._source import Source, open_source
 
 _KINDS = {"tf_checkpoint": "TF checkpoint", "keras_h5": "Keras (tf_keras) HDF5 file",
@@ -52,12 +52,16 @@ def inspect_text(path: Any) -> str:
             for k, c in enumerate(s.cells):
                 lines.append(f"    cell {k}: {c.describe()}")
         lines.append(f"    lstmcompat.restore({s.constructor()}, {shown}, prefix={s.prefix!r})")
+    saved = source.module_config()
+    if saved:
+        lines += ["", f"Saved lstmcompat module: {saved['class']} (its config and weights): "
+                      f"lstmcompat.load({shown})"]
     layers = source.keras_layers()
     if layers:
         lines += ["", "Keras layers (lstmcompat.load_keras_layers):"]
         for layer in layers:
             lines.append(f"  {layer.name}: {layer.class_name}")
-    if sets:
+    if sets and not saved:
         lines += ["", "Files do not store forget_bias, clips or activations: the module's own "
                       "are used (pass them to the constructor)."]
     return "\n".join(lines)
@@ -70,7 +74,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _choose(sets: list[WeightSet], prefix: str | None, path: str) -> WeightSet:
     if prefix is not None:
-        found = [s for s in sets if prefix.strip("/") in s.prefixes]
+        found = sets_at(sets, prefix)
+        if len(found) > 1:
+            raise CommandError(f"prefix {prefix!r} names {len(found)} weight sets in {path}: "
+                               + ", ".join(repr(s.prefix) for s in found))
         if not found:
             raise CommandError(f"no LSTM weight set at prefix {prefix!r} in {path}; sets: "
                                + (", ".join(repr(s.prefix) for s in sets) or "none"))
@@ -134,7 +141,7 @@ def build_module(args: argparse.Namespace) -> Any:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from ._safetensors import save
+    from ._save import save
 
     module = build_module(args)
     save(module, args.out)
@@ -147,7 +154,7 @@ def _guard(fn):
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except (CommandError, ValueError, OSError, TypeError, ImportError) as e:
+        except (CommandError, ValueError, OSError, TypeError, ModuleNotFoundError) as e:
             print(f"lstmcompat {args.command}: error: {e}", file=sys.stderr)
             return 1
     return run

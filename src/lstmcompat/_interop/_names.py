@@ -41,7 +41,7 @@ from typing import Literal
 
 from ._source import Source
 
-__all__ = ["NameView", "WeightSet", "find_weight_sets", "is_bookkeeping"]
+__all__ = ["NameView", "WeightSet", "find_weight_sets", "is_bookkeeping", "sets_at"]
 
 _BOOKKEEPING = re.compile(
     r"(^|/)(global_step|beta1_power|beta2_power|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH)"
@@ -342,3 +342,14 @@ def find_weight_sets(view: NameView) -> list[WeightSet]:
                                rank=min(c.rank for c in ordered)))
     found = _merge(found)
     return sorted(found + singles, key=lambda s: (s.prefix, s.kind != "multi"))
+
+
+def sets_at(sets: list[WeightSet], prefix: str) -> list[WeightSet]:
+    """The sets known by ``prefix``; if none, those one level below it (``"lstm"``
+    names ``"lstm/lstm_cell"``, as users name a Keras layer or a scope)."""
+    prefix = prefix.strip("/")
+    at = [s for s in sets if prefix in s.prefixes]
+    if not at:
+        at = [s for s in sets if any(p.startswith(prefix + "/") and "/" not in p[len(prefix) + 1:]
+                                     for p in s.prefixes)]
+    return at

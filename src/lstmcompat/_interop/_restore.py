@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._names import NameView, WeightSet, find_weight_sets
+from ._names import NameView, WeightSet, find_weight_sets, sets_at
 from ._source import open_source
 
 __all__ = ["restore"]
@@ -162,10 +162,7 @@ def _module_kind(module: Any) -> str:
 def _explicit(view: NameView, module: Any, prefix: str, sets: list[WeightSet]) -> WeightSet:
     """The set at ``prefix``, or the ValueError that says what is missing there."""
     kind = _module_kind(module)
-    at = [s for s in sets if prefix in s.prefixes]
-    if not at:  # a layer's or scope's name one level up: "lstm" for "lstm/lstm_cell"
-        at = [s for s in sets if any(p.startswith(prefix + "/") and "/" not in p[len(prefix) + 1:]
-                                     for p in s.prefixes)]
+    at = sets_at(sets, prefix)
     fitting = [s for s in at if s.kind == kind]
     if len(fitting) > 1:
         raise ValueError(f"prefix {prefix!r} names {len(fitting)} weight sets of "

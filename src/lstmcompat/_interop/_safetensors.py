@@ -218,6 +218,10 @@ class SafetensorsFile:
     def aliases(self) -> dict[str, tuple[str, ...]]:
         return {}
 
+    def dtype_name(self, name: str) -> str:
+        """The tensor's dtype name (``float32``, ``bfloat16``, ...), from the header."""
+        return str(DTYPES[self._by_name[name].dtype][1]).replace("torch.", "")
+
     def keras_layers(self) -> None:
         return None
 
