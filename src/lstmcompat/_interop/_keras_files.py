@@ -235,6 +235,123 @@ class _Window(io.RawIOBase):
         return len(data)
 
 
+class _RawHDF5:
+    """Just enough of the HDF5 file format to find an attribute's stored bytes.
+
+    libhdf5 allocates a variable-length string attribute's elements with the
+    lengths the file declares before it reads them (a flipped bit can make it
+    ask for gigabytes), and offers no way to see those lengths first. This reads
+    them from the attribute message in the object header (version 1 or 2
+    headers, compact attribute storage: what h5py and Keras write).
+    """
+
+    def __init__(self, read: Any, size: int, where: str):
+        self._read, self.size, self.where = read, size, where
+        start = None
+        for off in _HDF5_OFFSETS:
+            if off + 16 <= size and read(off, 8) == _HDF5_MAGIC:
+                start = off
+                break
+        if start is None:
+            raise _fail(where, "no HDF5 superblock")
+        sb = read(start, 64)
+        version = sb[8]
+        if version in (0, 1):
+            self.o, self.l = sb[13], sb[14]
+            base_at = 24 + (4 if version == 1 else 0)
+        elif version in (2, 3):
+            self.o, self.l = sb[9], sb[10]
+            base_at = 12
+        else:
+            raise _fail(where, f"unknown HDF5 superblock version {version}")
+        if self.o not in (2, 4, 8) or self.l not in (2, 4, 8):
+            raise _fail(where, "corrupt HDF5 superblock (address sizes)")
+        self.base = int.from_bytes(sb[base_at:base_at + self.o], "little")
+
+    def _messages(self, addr: int):
+        """``(type, data)`` of every message of the object header at ``addr``."""
+        read, pos = self._read, self.base + addr
+        head = read(pos, 16)
+        blocks, out, v2 = [], [], head[:4] == b"OHDR"
+        if v2:
+            flags = head[5]
+            at = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+            width = 1 << (flags & 3)
+            size = int.from_bytes(read(pos + at, width), "little")
+            blocks.append((pos + at + width, size - 4))
+        elif head[0] == 1:
+            flags = 0
+            blocks.append((pos + 16, int.from_bytes(head[8:12], "little")))
+        else:
+            raise _fail(self.where, f"unknown object header at {addr}")
+        seen = 0
+        while blocks:
+            start, length = blocks.pop(0)
+            seen += 1
+            if seen > 1000 or length < 0 or length > self.size:
+                raise _fail(self.where, f"corrupt object header at {addr}")
+            data = read(start, length)
+            i = 0
+            hsize = (4 + (2 if flags & 0x04 else 0)) if v2 else 8
+            while i + hsize <= len(data):
+                if v2:
+                    mtype, msize = data[i], int.from_bytes(data[i + 1:i + 3], "little")
+                else:
+                    mtype, msize = (int.from_bytes(data[i:i + 2], "little"),
+                                    int.from_bytes(data[i + 2:i + 4], "little"))
+                body = data[i + hsize:i + hsize + msize]
+                i += hsize + msize
+                if mtype == 0x10 and len(body) >= self.o + self.l:
+                    caddr = int.from_bytes(body[:self.o], "little")
+                    clen = int.from_bytes(body[self.o:self.o + self.l], "little")
+                    if v2:  # "OCHK" signature ... checksum
+                        blocks.append((self.base + caddr + 4, clen - 8))
+                    else:
+                        blocks.append((self.base + caddr, clen))
+                else:
+                    out.append((mtype, body))
+        return out
+
+    def vlen_lengths(self, addr: int, name: str) -> list[int] | None:
+        """The declared lengths of a variable-length attribute's elements, or ``None``
+        when the attribute is not variable-length. Raises when it cannot be found."""
+        want = name.encode()
+        for mtype, d in self._messages(addr):
+            if mtype != 0x0C or len(d) < 8:
+                continue
+            version, aflags = d[0], d[1]
+            nsize, tsize, ssize = (int.from_bytes(d[k:k + 2], "little") for k in (2, 4, 6))
+            at = 9 if version == 3 else 8
+            pad = (lambda n: (n + 7) // 8 * 8) if version == 1 else (lambda n: n)
+            aname = d[at:at + nsize].rstrip(b"\0")
+            if aname != want:
+                continue
+            if aflags & 0x3:
+                raise _fail(self.where, f"attribute {name!r} uses a shared type or space")
+            t = d[at + pad(nsize):at + pad(nsize) + tsize]
+            sp = d[at + pad(nsize) + pad(tsize):at + pad(nsize) + pad(tsize) + ssize]
+            raw = d[at + pad(nsize) + pad(tsize) + pad(ssize):]
+            if len(t) < 8 or len(sp) < 4:
+                raise _fail(self.where, f"corrupt attribute message {name!r}")
+            if t[0] & 0x0F != 9:
+                return None
+            esize = int.from_bytes(t[4:8], "little")
+            rank, sversion = sp[1], sp[0]
+            dims_at = 8 if sversion == 1 else 4
+            if sversion == 2 and sp[3] == 2:
+                count = 0
+            else:
+                dims = [int.from_bytes(sp[dims_at + k * self.l:dims_at + (k + 1) * self.l],
+                                       "little") for k in range(rank)]
+                count = math.prod(dims)
+            if esize < 4 or count * esize > len(raw):
+                raise _fail(self.where, f"attribute {name!r} stores fewer bytes than it "
+                                        f"declares")
+            return [int.from_bytes(raw[k * esize:k * esize + 4], "little") for k in range(count)]
+        raise _fail(self.where, f"attribute {name!r} is not stored in its object header "
+                                f"(dense attribute storage is not read)")
+
+
 @dataclass
 class _H5:
     """One open HDF5 file and the checks every access goes through."""
@@ -242,6 +359,13 @@ class _H5:
     file: Any  # h5py.File
     where: str  # for messages: the path, or "archive.keras!member"
     size: int  # bytes of the HDF5 file
+    raw: _RawHDF5 | None = None
+    handle: Any = None  # the file the raw reader reads, when it opened one
+
+    def close(self) -> None:
+        self.file.close()
+        if self.handle is not None:
+            self.handle.close()
 
     def fail(self, what: str) -> KerasFileError:
         return _fail(self.where, what)
@@ -282,6 +406,12 @@ class _H5:
         if count * max(1, aid.dtype.itemsize) > self.size:
             raise self.fail(f"attribute {name!r} of {obj.name!r} declares {count} items "
                             f"of {aid.dtype.itemsize} bytes, more than the file holds")
+        if aid.get_type().get_class() == h5py.h5t.VLEN or isinstance(
+                aid.get_type(), h5py.h5t.TypeStringID) and aid.get_type().is_variable_str():
+            lengths = self.raw.vlen_lengths(h5py.h5o.get_info(obj.id).addr, name) or []
+            if sum(lengths) > self.size:
+                raise self.fail(f"attribute {name!r} of {obj.name!r} declares strings of "
+                                f"{sum(lengths)} bytes, more than the file holds")
         return obj.attrs[name]
 
     def names_attr(self, obj, name: str) -> list[str]:
@@ -340,6 +470,11 @@ class _H5:
             raise self.fail(f"dataset {name!r} has dtype {dtype}, not a numeric weight")
         shape = tuple(int(n) for n in ds.shape)
         declared = math.prod(shape) * dtype.itemsize
+        if plist.get_layout() == h5py.h5d.CHUNKED:
+            chunk = math.prod(plist.get_chunk()) * dtype.itemsize
+            if chunk > _MAX_FILTERED_BYTES or chunk > max(declared, _EXPANSION_FLOOR):
+                raise self.fail(f"dataset {name!r} declares chunks of {chunk} bytes for "
+                                f"{declared} bytes of data")
         if plist.get_nfilters() == 0:
             if declared > self.size:
                 raise self.fail(f"dataset {name!r} declares shape {shape} of {dtype} "
@@ -386,11 +521,31 @@ def _join(a: str, b: str) -> str:
 
 
 def _open_h5(source, where: str, size: int) -> _H5:
-    """``source``: a path or a binary file object."""
+    """``source``: a path or a seekable binary file object."""
     h5py = _h5py()
-    with _Guard(where, "not a readable HDF5 file"):
-        f = h5py.File(source, "r")
-    return _H5(f, where, size)
+    if isinstance(source, str):
+        handle = open(source, "rb")
+    else:
+        handle = source
+    lock = threading.Lock()
+
+    def read(offset: int, n: int) -> bytes:
+        with lock:
+            pos = handle.tell()
+            handle.seek(offset)
+            data = handle.read(max(0, min(n, size - offset)))
+            handle.seek(pos)
+        return data
+
+    try:
+        with _Guard(where, "not a readable HDF5 file"):
+            raw = _RawHDF5(read, size, where)
+            f = h5py.File(source, "r")
+    except BaseException:
+        if isinstance(source, str):
+            handle.close()
+        raise
+    return _H5(f, where, size, raw, handle if isinstance(source, str) else None)
 
 
 # ---------------------------------------------------------------------------- entries
@@ -728,9 +883,9 @@ def _open_hdf5(path: Path) -> _KerasSource:
     size = path.stat().st_size
     h5 = _open_h5(str(path), str(path), size)
     try:
-        return _from_h5(path, h5, [h5.file])
+        return _from_h5(path, h5, [h5])
     except BaseException:
-        h5.file.close()
+        h5.close()
         raise
 
 
@@ -796,7 +951,7 @@ def _sharded(path: Path, where: str, weight_map, opener, config=None,
             for f in files:
                 if f not in shards:
                     shards[f] = opener(f)
-                    handles.append(shards[f].file)
+                    handles.append(shards[f])
         h5py = _h5py()
         info: dict[str, dict] = {}
         for h5 in shards.values():
@@ -956,9 +1111,9 @@ def _from_archive(path: Path, archive: _Archive) -> _KerasSource:
         _h5py()
         h5 = archive.h5("model.weights.h5")
         try:
-            return _from_h5(path, h5, [h5.file, archive], config=config, kind="keras_archive")
+            return _from_h5(path, h5, [h5, archive], config=config, kind="keras_archive")
         except BaseException:
-            h5.file.close()
+            h5.close()
             raise
     if "model.weights.json" in archive.members:
         index = _parse_json(where, archive.read("model.weights.json", _MAX_JSON_BYTES),
