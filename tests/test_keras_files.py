@@ -257,6 +257,23 @@ def test_hdf5_with_a_user_block(tmp_path):
     assert open_source(p).aliases() == {"d/d/kernel:0": ("d/kernel",)}
 
 
+@pytest.mark.parametrize("libver", ["earliest", "v108", "latest"])
+@pytest.mark.parametrize("extra_attrs", [0, 40])  # 40: dense attribute storage when not earliest
+def test_hdf5_format_versions(tmp_path, libver, extra_attrs):
+    p = tmp_path / "w.h5"
+    with h5py.File(p, "w", libver=libver) as f:
+        f.attrs["layer_names"] = [b"lstm", b"d"]
+        for name in ("lstm", "d"):
+            g = f.create_group(name)
+            g.attrs["weight_names"] = [f"{name}/kernel:0".encode()]
+            g[f"{name}/kernel:0"] = np.ones((2, 3), np.float32)
+            for obj in (f, g):
+                for i in range(extra_attrs):
+                    obj.attrs[f"extra{i}"] = "x" * 10
+    assert lstmcompat.list_variables(p) == [("lstm/lstm/kernel:0", (2, 3)),
+                                            ("d/d/kernel:0", (2, 3))]
+
+
 def test_h5py_missing_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     for case in ("tf_keras_weights", "keras3_sharded", "keras3_archive"):
@@ -367,7 +384,7 @@ def test_huge_declared_string_attribute_is_refused(tmp_path):
 
     def lengths(blob):
         raw = _keras_files._RawHDF5(lambda o, n: blob[o:o + n], len(blob), "x")
-        return raw.vlen_lengths(root, "layer_names")
+        return [length for length, _, _ in raw.vlen_strings(root, "layer_names")]
 
     assert lengths(data) == [90]
     huge = struct.pack("<I", 0x7FFFFFF0)
@@ -378,6 +395,43 @@ def test_huge_declared_string_attribute_is_refused(tmp_path):
     t = time.perf_counter()
     with pytest.raises(ValueError, match="declares strings of 2147483632 bytes"):
         lstmcompat.list_variables(p)
+    assert time.perf_counter() - t < 1
+
+
+def _heap_objects(data: bytes):
+    """``[(offset of the object header, index, size)]`` of the first global heap collection."""
+    at = data.index(b"GCOL")
+    size = struct.unpack_from("<Q", data, at + 8)[0]
+    p, out = 16, []
+    while p + 16 <= size:
+        index = struct.unpack_from("<H", data, at + p)[0]
+        osize = struct.unpack_from("<Q", data, at + p + 8)[0]
+        out.append((at + p, index, osize))
+        if index == 0:
+            break
+        p += 16 + (osize + 7) // 8 * 8
+    return out
+
+
+@pytest.mark.parametrize("corruption", ["free_space_size_0", "object_size", "collection_size"])
+def test_corrupt_string_heaps_are_refused(tmp_path, corruption):
+    """libhdf5 loops forever on a free-space object of size 0, and reads strings with the
+    lengths their references declare: both are checked first."""
+    data = bytearray(_file("tf_keras_weights").read_bytes())
+    objects = _heap_objects(bytes(data))
+    if corruption == "free_space_size_0":
+        at = next(a for a, index, _ in objects if index == 0)
+        struct.pack_into("<Q", data, at + 8, 0)
+    elif corruption == "object_size":
+        at = objects[0][0]
+        struct.pack_into("<Q", data, at + 8, objects[0][2] + 3)
+    else:
+        struct.pack_into("<Q", data, data.index(b"GCOL") + 8, 1 << 40)
+    p = tmp_path / "w.h5"
+    p.write_bytes(bytes(data))
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="heap"):
+        lstmcompat.load_variables(p)
     assert time.perf_counter() - t < 1
 
 

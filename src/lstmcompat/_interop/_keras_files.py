@@ -278,7 +278,7 @@ class _RawHDF5:
             at = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
             width = 1 << (flags & 3)
             size = int.from_bytes(read(pos + at, width), "little")
-            blocks.append((pos + at + width, size - 4))
+            blocks.append((pos + at + width, size))  # the checksum follows
         elif head[0] == 1:
             flags = 0
             blocks.append((pos + 16, int.from_bytes(head[8:12], "little")))
@@ -312,44 +312,120 @@ class _RawHDF5:
                     out.append((mtype, body))
         return out
 
-    def vlen_lengths(self, addr: int, name: str) -> list[int] | None:
-        """The declared lengths of a variable-length attribute's elements, or ``None``
-        when the attribute is not variable-length. Raises when it cannot be found."""
+    def vlen_strings(self, addr: int, name: str) -> list[tuple[int, int, int]] | None:
+        """A variable-length string attribute's elements ``(length, heap address,
+        index)``, or ``None`` when it is not variable-length. Raises when the
+        attribute cannot be found."""
         want = name.encode()
         for mtype, d in self._messages(addr):
-            if mtype != 0x0C or len(d) < 8:
+            if mtype == 0x0C:
+                found, lengths = self._attribute(d, want)
+                if found:
+                    return lengths
+        # Dense attribute storage (newer file formats, many attributes): the messages
+        # lie in a fractal heap; check every stored message of that name instead.
+        hits, chunk, key = [], 1 << 24, want + b"\0"
+        for at in range(0, self.size, chunk - 64):
+            block = self._read(at, chunk)
+            i = block.find(key)
+            while i >= 0:
+                for back in (9, 8):
+                    q = at + i - back
+                    if q >= 0:
+                        d = self._read(q, 1 << 16)
+                        try:
+                            found, lengths = self._attribute(d, want)
+                        except KerasFileError:
+                            continue
+                        if found and d[0] == (3 if back == 9 else d[0]):
+                            hits.append(lengths or [])
+                i = block.find(key, i + 1)
+        if not hits:
+            raise _fail(self.where, f"attribute {name!r}: its stored value was not found")
+        for elements in hits:
+            self.check_strings(elements, name)
+        return hits[0]
+
+    def _attribute(self, d: bytes, want: bytes) -> tuple[bool, list[int] | None]:
+        """``(is it attribute `want`, its vlen element lengths or None)``."""
+        if len(d) < 8 or d[0] not in (1, 2, 3):
+            return False, None
+        version, aflags = d[0], d[1]
+        nsize, tsize, ssize = (int.from_bytes(d[k:k + 2], "little") for k in (2, 4, 6))
+        at = 9 if version == 3 else 8
+        pad = (lambda n: (n + 7) // 8 * 8) if version == 1 else (lambda n: n)
+        if nsize != len(want) + 1 or d[at:at + nsize] != want + b"\0":
+            return False, None
+        if aflags & 0x3:
+            raise _fail(self.where, f"attribute {want.decode()!r} uses a shared type or space")
+        t = d[at + pad(nsize):at + pad(nsize) + tsize]
+        sp = d[at + pad(nsize) + pad(tsize):at + pad(nsize) + pad(tsize) + ssize]
+        raw = d[at + pad(nsize) + pad(tsize) + pad(ssize):]
+        if len(t) < 8 or len(sp) < 4:
+            raise _fail(self.where, f"corrupt attribute message {want.decode()!r}")
+        if t[0] & 0x0F != 9:
+            return True, None
+        if t[1] & 0x0F != 1:
+            raise _fail(self.where, f"attribute {want.decode()!r} is a variable-length "
+                                    f"sequence, not a string")
+        esize = int.from_bytes(t[4:8], "little")
+        rank, sversion = sp[1], sp[0]
+        dims_at = 8 if sversion == 1 else 4
+        if sversion == 2 and sp[3] == 2:
+            count = 0
+        else:
+            dims = [int.from_bytes(sp[dims_at + k * self.l:dims_at + (k + 1) * self.l],
+                                   "little") for k in range(rank)]
+            count = math.prod(dims)
+        if esize != 8 + self.o or count * esize > len(raw):
+            raise _fail(self.where, f"attribute {want.decode()!r} stores fewer bytes than "
+                                    f"it declares")
+        o = self.o
+        return True, [(int.from_bytes(raw[k * esize:k * esize + 4], "little"),
+                       int.from_bytes(raw[k * esize + 4:k * esize + 4 + o], "little"),
+                       int.from_bytes(raw[k * esize + 4 + o:k * esize + 8 + o], "little"))
+                      for k in range(count)]
+
+    def check_strings(self, elements: list[tuple[int, int, int]], name: str) -> None:
+        """Check variable-length string elements ``(length, heap address, index)``
+        against their global heap collections before libhdf5 reads them (it
+        allocates what they declare, and loops forever on some corrupt heaps)."""
+        if sum(length for length, _, _ in elements) > self.size:
+            raise _fail(self.where, f"attribute {name!r} declares strings of "
+                                    f"{sum(e[0] for e in elements)} bytes, more than the "
+                                    f"file holds")
+        for length, addr, index in elements:
+            if length == 0 and addr == 0:
                 continue
-            version, aflags = d[0], d[1]
-            nsize, tsize, ssize = (int.from_bytes(d[k:k + 2], "little") for k in (2, 4, 6))
-            at = 9 if version == 3 else 8
-            pad = (lambda n: (n + 7) // 8 * 8) if version == 1 else (lambda n: n)
-            aname = d[at:at + nsize].rstrip(b"\0")
-            if aname != want:
-                continue
-            if aflags & 0x3:
-                raise _fail(self.where, f"attribute {name!r} uses a shared type or space")
-            t = d[at + pad(nsize):at + pad(nsize) + tsize]
-            sp = d[at + pad(nsize) + pad(tsize):at + pad(nsize) + pad(tsize) + ssize]
-            raw = d[at + pad(nsize) + pad(tsize) + pad(ssize):]
-            if len(t) < 8 or len(sp) < 4:
-                raise _fail(self.where, f"corrupt attribute message {name!r}")
-            if t[0] & 0x0F != 9:
-                return None
-            esize = int.from_bytes(t[4:8], "little")
-            rank, sversion = sp[1], sp[0]
-            dims_at = 8 if sversion == 1 else 4
-            if sversion == 2 and sp[3] == 2:
-                count = 0
-            else:
-                dims = [int.from_bytes(sp[dims_at + k * self.l:dims_at + (k + 1) * self.l],
-                                       "little") for k in range(rank)]
-                count = math.prod(dims)
-            if esize < 4 or count * esize > len(raw):
-                raise _fail(self.where, f"attribute {name!r} stores fewer bytes than it "
-                                        f"declares")
-            return [int.from_bytes(raw[k * esize:k * esize + 4], "little") for k in range(count)]
-        raise _fail(self.where, f"attribute {name!r} is not stored in its object header "
-                                f"(dense attribute storage is not read)")
+            objects = self._collection(addr)
+            if objects.get(index) != length or index == 0:
+                raise _fail(self.where, f"attribute {name!r}: a string of {length} bytes "
+                                        f"points at a missing or different heap object")
+
+    def _collection(self, addr: int) -> dict[int, int]:
+        """``{index: size}`` of the objects of the global heap collection at ``addr``,
+        walked as libhdf5 walks it, refusing what would make it loop or overread."""
+        cache = self.__dict__.setdefault("_collections", {})
+        if addr in cache:
+            return cache[addr]
+        pos, L = self.base + addr, self.l
+        head = self._read(pos, 8 + L)
+        size = int.from_bytes(head[8:8 + L], "little")
+        if head[:4] != b"GCOL" or head[4] != 1 or size < 8 + L or pos + size > self.size:
+            raise _fail(self.where, f"corrupt global heap collection at {addr}")
+        data, objects, p, hdr = self._read(pos, size), {}, 8 + L, 8 + L
+        while p < size:
+            if p + hdr > size:
+                break
+            index = int.from_bytes(data[p:p + 2], "little")
+            osize = int.from_bytes(data[p + 8:p + 8 + L], "little")
+            need = hdr + (osize + 7) // 8 * 8 if index else osize
+            if need <= 0 or p + need > size or index in objects:
+                raise _fail(self.where, f"corrupt global heap collection at {addr}")
+            objects[index] = osize
+            p += need
+        cache[addr] = objects
+        return objects
 
 
 @dataclass
@@ -408,10 +484,8 @@ class _H5:
                             f"of {aid.dtype.itemsize} bytes, more than the file holds")
         if aid.get_type().get_class() == h5py.h5t.VLEN or isinstance(
                 aid.get_type(), h5py.h5t.TypeStringID) and aid.get_type().is_variable_str():
-            lengths = self.raw.vlen_lengths(h5py.h5o.get_info(obj.id).addr, name) or []
-            if sum(lengths) > self.size:
-                raise self.fail(f"attribute {name!r} of {obj.name!r} declares strings of "
-                                f"{sum(lengths)} bytes, more than the file holds")
+            elements = self.raw.vlen_strings(h5py.h5o.get_info(obj.id).addr, name) or []
+            self.raw.check_strings(elements, name)
         return obj.attrs[name]
 
     def names_attr(self, obj, name: str) -> list[str]:
