@@ -68,7 +68,12 @@ without a config give ``None``.
 
 **Hostile files**: every failure is a ``ValueError`` (``FileNotFoundError`` for
 a missing shard) naming the file. Only hard links are followed; external,
-virtual and non-numeric datasets are refused. A dataset's declared size must fit
+virtual and non-numeric datasets are refused. Variable-length string
+attributes (``layer_names``, ``weight_names``, ``name``) are checked in the
+file's own bytes before libhdf5 reads them: each string must be an object of
+its declared length in a well-formed global heap collection (libhdf5 allocates
+the declared lengths, loops forever on some corrupt collections and overreads
+on others). A dataset's declared size must fit
 in its HDF5 file when unfiltered; a filtered (compressed) one may declare at
 most ``_MAX_EXPANSION`` times its stored bytes and never more than
 ``_MAX_FILTERED_BYTES``. Archive members are never extracted: member names that
