@@ -25,15 +25,25 @@ def list_variables(path: Any) -> list[tuple[str, tuple[int, ...]]]:
     Returns:
         ``[(name, shape), ...]``. TF checkpoints: sorted by name, including TF2's
         ``_CHECKPOINTABLE_OBJECT_GRAPH`` (as TensorFlow lists it), a partitioned
-        variable once with its full shape. HDF5 files: each weight's dataset path
-        (``"lstm/lstm/lstm_cell/kernel:0"``; under ``model_weights/`` for a full
-        model) in the file's layer and ``weight_names`` order, the order Keras
-        loads them in.
+        variable once with its full shape. tf_keras HDF5 files: each weight's
+        dataset path (``"lstm/lstm/lstm_cell/kernel:0"``; under ``model_weights/``
+        for a full model) in the file's layer and ``weight_names`` order, the order
+        Keras loads them in. Keras 3 ``.weights.h5``, sharded ``.weights.json`` and
+        ``.keras`` files: each dataset of the object tree's ``vars`` groups
+        (``"layers/lstm/cell/vars/0"``, in the inner weights file for ``.keras``)
+        in the order Keras loads them, ``vars/10`` after ``vars/9``. Every name
+        opens its dataset with ``h5py.File(path)[name]``. Datasets that no
+        ``weight_names`` / ``vars`` group lists are not variables (Keras never
+        reads them); a full model's optimizer state (``optimizer_weights/...``,
+        ``optimizer/vars/...``) is listed after the model's weights, as it is a
+        variable of the file (as ``tf.train.list_variables`` lists a checkpoint's
+        optimizer slots). Keras files need h5py (``pip install 'lstmcompat[h5]'``).
 
     Raises:
         TypeError: ``path`` is not a path.
         FileNotFoundError: nothing at ``path``.
         ValueError: a corrupt file, or one of no supported kind.
+        ModuleNotFoundError: a Keras HDF5 file and no h5py installed.
 
     Examples:
         >>> import lstmcompat
