@@ -105,7 +105,7 @@ class _Entry:
     file_name: str
     display: str  # the name a user would recognise for this entry's prefix
     leaf_parts: int  # components of ``display`` that are the leaf
-    rank: int  # 0 alias, 1 the file's own name, 2 a modernised old name
+    rank: tuple[int, int]  # (0, i) the file's i-th alias, (1, 0) its own name, (2, 0) modernised
 
 
 class NameView:
@@ -125,7 +125,8 @@ class NameView:
             if is_bookkeeping(file_name):
                 continue
             self.shapes[file_name] = tuple(shape)
-            names = [(a, 0) for a in aliases.get(file_name, ())] + [(file_name, 1)]
+            names = [(a, (0, i)) for i, a in enumerate(aliases.get(file_name, ()))]
+            names.append((file_name, (1, 0)))
             for name, rank in names:
                 name = _plain(name)
                 if is_bookkeeping(name):
@@ -134,7 +135,7 @@ class NameView:
                 self._add(name, _Entry(file_name, name, leaf, rank), clashes)
                 old = _modernise(name)
                 if old is not None:
-                    self._add(old[0], _Entry(file_name, name, old[1], 2), clashes)
+                    self._add(old[0], _Entry(file_name, name, old[1], (2, 0)), clashes)
         for name in clashes:
             self.entries.pop(name, None)
 
@@ -175,8 +176,8 @@ class WeightSet:
         num_proj: the projection size, or ``None``.
         use_peepholes, use_bias: what the file holds.
         cells: the cells of a ``"multi"`` set.
-        rank: how the shown prefix was found (0 an alias, 1 the file's names,
-            2 modernised pre-1.2 names).
+        rank: how the shown prefix was found (``(0, i)`` the file's ``i``-th
+            alias, ``(1, 0)`` the file's names, ``(2, 0)`` modernised pre-1.2 names).
     """
 
     kind: Kind
@@ -189,7 +190,7 @@ class WeightSet:
     use_peepholes: bool = False
     use_bias: bool = True
     cells: tuple[WeightSet, ...] = ()
-    rank: int = 1
+    rank: tuple[int, int] = (1, 0)
 
     @property
     def prefix(self) -> str:
