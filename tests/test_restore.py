@@ -248,3 +248,23 @@ def test_prefix_one_level_up():
     with pytest.raises(ValueError, match=r"prefix 'bidirectional_rnn/fw' names|no LSTMCell"):
         lstmcompat.restore(lstmcompat.LSTMCell(3), GOLDENS / CASES["tf1_bidi"]["prefix"],
                            prefix="bidirectional_rnn")
+
+
+def test_restore_from_save_files(tmp_path):
+    """Files written by save are restore sources too (TF-style names, prefix '')."""
+    torch.manual_seed(0)
+    multi = lstmcompat.MultiRNNCell([lstmcompat.LSTMCell(4, use_peepholes=True),
+                                     lstmcompat.LSTMCell(3, num_proj=2)])
+    layer = lstmcompat.LSTM(3, use_bias=False)
+    lstmcompat.dynamic_rnn(multi, torch.zeros(1, 2, 5), dtype="float32")
+    layer.build((None, None, 2))
+    for module, fresh in ((multi, lambda: lstmcompat.MultiRNNCell(
+            [lstmcompat.LSTMCell(4, use_peepholes=True), lstmcompat.LSTMCell(3, num_proj=2)])),
+            (layer, lambda: lstmcompat.LSTM(3, use_bias=False)),
+            (multi.cells[1], lambda: lstmcompat.LSTMCell(3, num_proj=2))):
+        path = tmp_path / f"{type(module).__name__}.safetensors"
+        lstmcompat.save(module, path)
+        got = lstmcompat.restore(fresh(), path)
+        assert len(got.weights) == len(module.weights)
+        for a, b in zip(got.weights, module.weights):
+            assert torch.equal(a, b)
