@@ -88,6 +88,18 @@ def _build(module: Any, depth: int, dtype: torch.dtype | None) -> None:
         module.build((None, None, depth))
 
 
+_KIND_NAMES = {"tf1_cell": "a TF1 LSTMCell", "keras_lstm": "a Keras LSTM",
+               "multi": "a MultiRNNCell"}
+
+
+def _depth(module: Any, ws: WeightSet, depth: int | None, found: list[str]) -> list[str]:
+    """The input-depth mismatch of a built module (only when nothing else is wrong)."""
+    if found or not module.built or depth == ws.input_size:
+        return []
+    return [f"input depth: the file's kernel {ws.shapes['kernel']} is for {ws.input_size} "
+            f"input features, the module's {tuple(module.kernel.shape)} for {depth}"]
+
+
 def _mismatches(module: Any, ws: WeightSet) -> list[str]:
     """Why ``ws`` cannot fill ``module`` (empty if it can)."""
     LSTM, LSTMCell, MultiRNNCell, _ = _classes()
@@ -100,10 +112,10 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
         for k, (cell, cws) in enumerate(zip(module.cells, ws.cells)):
             out += [f"cell {k}: {m}" for m in _mismatches(cell, cws)]
         return out
+    if (isinstance(module, LSTMCell) and ws.kind != "tf1_cell") or (
+            isinstance(module, LSTM) and ws.kind != "keras_lstm"):
+        return [f"it holds {_KIND_NAMES[ws.kind]} ({ws.describe()})"]
     if isinstance(module, LSTMCell):
-        if ws.kind != "tf1_cell":
-            return [f"it holds {'a Keras LSTM' if ws.kind == 'keras_lstm' else 'a MultiRNNCell'}"
-                    f" ({ws.describe()})"]
         if ws.units != module._num_units:
             out.append(f"`num_units`: the file's kernel {ws.shapes['kernel']} and bias "
                        f"{ws.shapes['bias']} have {ws.units} units, the module {module._num_units}")
@@ -114,26 +126,15 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
         if ws.num_proj != module._num_proj:
             out.append(f"`num_proj`: the file's projection is {ws.num_proj} "
                        f"({_join(ws.prefix, 'projection/kernel')}), the module's {module._num_proj}")
-        if not out and module.built and module._input_depth != ws.input_size:
-            out.append(f"input depth: the file's kernel {ws.shapes['kernel']} is for "
-                       f"{ws.input_size} input features, the module's "
-                       f"{tuple(module.kernel.shape)} for {module._input_depth}")
-        return out
+        return out + _depth(module, ws, getattr(module, "_input_depth", None), out)
     if isinstance(module, LSTM):
-        if ws.kind != "keras_lstm":
-            return [f"it holds {'a TF1 LSTMCell' if ws.kind == 'tf1_cell' else 'a MultiRNNCell'}"
-                    f" ({ws.describe()})"]
         if ws.units != module.units:
             out.append(f"`units`: the file's kernel {ws.shapes['kernel']} has {ws.units} units, "
                        f"the module {module.units}")
         if ws.use_bias != module.use_bias:
             out.append(f"`use_bias`: the file {'has' if ws.use_bias else 'has no'} bias, the "
                        f"module has use_bias={module.use_bias}")
-        if not out and module.built and module._input_features != ws.input_size:
-            out.append(f"input depth: the file's kernel {ws.shapes['kernel']} is for "
-                       f"{ws.input_size} input features, the module's "
-                       f"{tuple(module.kernel.shape)} for {module._input_features}")
-        return out
+        return out + _depth(module, ws, getattr(module, "_input_features", None), out)
     raise TypeError(f"`module` must be an lstmcompat LSTM, LSTMCell, MultiRNNCell or Graph, got "
                     f"{type(module).__name__}")
 
