@@ -7,25 +7,6 @@ torch's oneDNN warning is given once per process).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def _python(code: str, **env_vars: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           **env_vars}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 _SNAPSHOT = """
 import json, logging, os, random, sys, threading, warnings
 import numpy as np
@@ -56,9 +37,9 @@ def snapshot():
 """
 
 
-def test_import_changes_no_global_state():
+def test_import_changes_no_global_state(python_json):
     # torch and numpy are imported first: what they do on import is theirs.
-    changed = _python(_SNAPSHOT + """
+    changed = python_json(_SNAPSHOT + """
 before = snapshot()
 import lstmcompat
 import lstmcompat.__main__  # the command line's module too
@@ -68,10 +49,10 @@ print(json.dumps(sorted(k for k in before if before[k] != after[k])))
     assert changed == []
 
 
-def test_oneDNN_projection_warning_silenced_around_the_call_only():
+def test_oneDNN_projection_warning_silenced_around_the_call_only(python_json):
     # torch warns (once per process, with autograd recording) that oneDNN has no
     # projection and it runs its own loop; the native kernel makes that call.
-    out = _python("""
+    out = python_json("""
 import json, warnings
 import torch
 import lstmcompat
