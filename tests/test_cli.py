@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +88,10 @@ def test_a_subcommand_is_required(capsys):
         main([])
     assert e.value.code == 2
     assert "required: COMMAND" in capsys.readouterr().err
+
+
+def test_api_reference_lists_every_subcommand():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    section = doc.split("## 6. Command line", 1)[1]
+    listed = re.findall(r"^\* `(\w[\w-]*)", section, re.M)
+    assert listed == list(SUBCOMMANDS)
