@@ -1,6 +1,8 @@
-"""``python -m bench``: run the benchmark suite (see :mod:`bench.suite`)."""
+"""``python -m bench``: :mod:`lstmcompat.bench.suite`, writing the results into ``bench/``."""
 
-from bench.suite import main
+from pathlib import Path
+
+from lstmcompat.bench.suite import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(out=str(Path(__file__).resolve().parent)))

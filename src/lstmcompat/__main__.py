@@ -1,44 +1,42 @@
 """The ``lstmcompat`` command line: ``lstmcompat <subcommand> ...``.
 
-Subcommands (argparse; add more with :func:`_subcommands`):
-
-* ``inspect PATH``: a checkpoint's or weight file's variables and the LSTM weight
-  sets in it, with the ``restore`` call to use.
-* ``convert PATH OUT.safetensors``: one weight set as an lstmcompat file.
-
-* ``bench``: run the benchmark suite of a source checkout (``bench/``; see
-  ``bench/suite.py``), writing ``bench/RESULTS.md`` and a chart.
-* ``extension``: build (if needed) the ``fused`` kernel's compiled extension
-  and say whether it loads, and from where.
+Every subcommand is one row of :data:`SUBCOMMANDS`: its name, its one-line help and
+the ``module:function`` that configures its parser (arguments, description, and the
+``func`` it runs, as ``parser.set_defaults(func=...)``). A subcommand's module is
+imported only when that subcommand is on the command line, so ``lstmcompat --help``
+lists them all without loading any, and one subcommand never pays for another's
+imports. To add one, add a row.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from pathlib import Path
+from collections.abc import Callable, Sequence
+
+# ``module:function`` of this file's own subcommands: ``__name__`` is ``__main__``
+# under ``python -m lstmcompat`` (the running module, not a second copy).
+_HERE = __name__
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("list a checkpoint's or weight file's variables and the LSTM weight sets "
+                "in it", "lstmcompat._interop._cli:configure_inspect"),
+    "convert": ("convert one LSTM weight set to an lstmcompat .safetensors file "
+                "(lstmcompat.load reads it)", "lstmcompat._interop._cli:configure_convert"),
+    "bench": ("run the benchmark suite (lstmcompat against torch.nn.LSTM; writes "
+              "RESULTS.md and, with matplotlib, results.png)",
+              "lstmcompat.bench.suite:configure"),
+    "extension": ("build (if needed) and load the fused kernel's C++ extension, and say "
+                  "from where", f"{_HERE}:configure_extension"),
+}
 
 
-def _import_bench():
-    """The ``bench`` package: importable from the working directory, or found
-    next to the ``src/`` folder this package was loaded from."""
-    try:
-        import bench.suite as suite
-
-        return suite
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if (root / "bench" / "suite.py").exists():
-            sys.path.insert(0, str(root))
-            import bench.suite as suite
-
-            return suite
-    raise SystemExit("lstmcompat bench: the benchmark suite ships with the source "
-                     "checkout (bench/); run it from there: python -m bench")
-
-
-def _bench(args: argparse.Namespace) -> int:
-    return _import_bench().run(args)
+def configure_extension(p: argparse.ArgumentParser) -> None:
+    """``lstmcompat extension``: build the ``fused`` kernel's extension ahead of time."""
+    p.description = ("Build (if needed) the fused kernel's compiled extension and say "
+                     "whether it loads, and from where. Exit code 1 when it does not.")
+    p.set_defaults(func=_extension)
 
 
 def _extension(args: argparse.Namespace) -> int:
@@ -51,26 +49,29 @@ def _extension(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _subcommands(sub: argparse._SubParsersAction) -> None:
-    from lstmcompat._interop._cli import add_subcommands
-
-    add_subcommands(sub)
-    p = sub.add_parser("bench", help="run the benchmark suite (source checkout)")
-    try:
-        _import_bench().add_arguments(p)
-    except SystemExit:
-        pass
-    p.set_defaults(func=_bench)
-    p = sub.add_parser("extension", help="build/load the fused kernel's C++ extension")
-    p.set_defaults(func=_extension)
+def _configurer(target: str) -> Callable[[argparse.ArgumentParser], None]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line's parser, with only the subcommand named in ``argv`` configured
+    (the top-level parser has no options but ``--help``: the first word that is not an
+    option is the subcommand)."""
     parser = argparse.ArgumentParser(prog="lstmcompat",
                                      description="lstmcompat command line tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _subcommands(sub)
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (help_text, target) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            _configurer(target)(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser_for(argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -22,7 +22,7 @@ from .spec import CellSpec, Dropout, Weights
 
 # torch warns once that oneDNN has no projection support and it uses its own
 # loop; the result is the same, and the choice of kernel is ours to explain.
-warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+_ONEDNN_PROJ = "LSTM with projections is not supported with oneDNN"
 
 
 def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:
@@ -63,6 +63,16 @@ def run_native(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0
     return _run(spec, x, w, h0, c0, lengths, batch_first)
 
 
+def _lstm(spec: CellSpec, *args: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.lstm(*args)``; with a projection, oneDNN's warning is ignored around the
+    call only, leaving the process's warning filters as they were."""
+    if spec.num_proj is None:
+        return torch.lstm(*args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_ONEDNN_PROJ)
+        return torch.lstm(*args)
+
+
 def _run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch.Tensor,
          lengths: torch.Tensor | None, batch_first: bool
          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,14 +80,14 @@ def _run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torc
     params, has_bias = _params(spec, w)
     hx = (h0.unsqueeze(0), c0.unsqueeze(0))
     if lengths is None:
-        out, h, c = torch.lstm(x, hx, params, has_bias, 1, 0.0, False, False, batch_first)
+        out, h, c = _lstm(spec, x, hx, params, has_bias, 1, 0.0, False, False, batch_first)
         return out, h[0], c[0]
     T = x.shape[time_dim]
     packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
     sorted_idx, unsorted_idx = packed.sorted_indices, packed.unsorted_indices
     hx = (hx[0].index_select(1, sorted_idx), hx[1].index_select(1, sorted_idx))
-    data, h, c = torch.lstm(packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0,
-                            False, False)
+    data, h, c = _lstm(spec, packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0,
+                       False, False)
     out, _ = pad_packed_sequence(
         packed._replace(data=data), batch_first=batch_first, total_length=T
     )

@@ -160,19 +160,20 @@ def _guard(fn):
     return run
 
 
-def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="list a checkpoint's or weight file's variables and "
-                                       "the LSTM weight sets in it",
-                       description="List the variables (name, shape, dtype) of a TF checkpoint, "
-                                   "Keras HDF5/.keras file or lstmcompat file, then each LSTM "
-                                   "weight set recognised, with the restore call to use.")
+def configure_inspect(p: argparse.ArgumentParser) -> None:
+    """The ``lstmcompat inspect`` subcommand (listed in ``lstmcompat.__main__``)."""
+    p.description = ("List the variables (name, shape, dtype) of a TF checkpoint, Keras "
+                     "HDF5/.keras file or lstmcompat file, then each LSTM weight set "
+                     "recognised, with the restore call to use.")
     p.add_argument("path", help="checkpoint prefix or directory, .h5, .keras, .weights.h5 or "
                                 ".safetensors file")
     p.set_defaults(func=_guard(_inspect))
-    p = sub.add_parser("convert", help="convert one LSTM weight set to an lstmcompat "
-                                       ".safetensors file (lstmcompat.load reads it)",
-                       description="Restore one LSTM weight set of PATH into an lstmcompat "
-                                   "module and save it (safetensors + config).")
+
+
+def configure_convert(p: argparse.ArgumentParser) -> None:
+    """The ``lstmcompat convert`` subcommand (listed in ``lstmcompat.__main__``)."""
+    p.description = ("Restore one LSTM weight set of PATH into an lstmcompat module and "
+                     "save it (safetensors + config).")
     p.add_argument("path", help="checkpoint prefix or directory, or a Keras/lstmcompat file")
     p.add_argument("out", help="the .safetensors file to write (atomically)")
     p.add_argument("--prefix", help="the weight set's prefix (see `lstmcompat inspect`); "

@@ -14,7 +14,7 @@ from lstmcompat._keras import constraints as C
 from lstmcompat._keras import initializers as I
 from lstmcompat._keras import regularizers as R
 
-GOLDENS = Path(__file__).parent / "goldens" / "keras_utils"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "keras_utils"
 API = json.loads((GOLDENS / "api.json").read_text())
 ARRAYS = np.load(GOLDENS / "constraints.npz")
 ENV = {"I": I, "R": R, "C": C, "A": A, "T": torch.tensor, "np": np}

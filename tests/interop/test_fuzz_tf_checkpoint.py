@@ -18,17 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_writer import _entry_proto, _field, _write_bundle  # noqa: E402
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstmcompat
-from bundle_writer import _entry_proto, _field, _write_bundle  # noqa: E402
 from lstmcompat._interop import _tf_checkpoint as tfc
 from lstmcompat._interop._cli import inspect_text
 from lstmcompat._interop._names import NameView, find_weight_sets
 from lstmcompat._interop._source import open_source
 
-GOLDENS = Path(__file__).parent / "goldens"
+GOLDENS = Path(__file__).parents[1] / "goldens"
 EXAMPLES = int(os.environ.get("LSTMCOMPAT_HYPOTHESIS_EXAMPLES", 60))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -20,7 +20,7 @@ from lstmcompat._interop._keras_layers import layer_from_config
 
 pytest.importorskip("h5py")
 
-GOLDENS = Path(__file__).parent / "goldens" / "keras_files"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "keras_files"
 FILES = {"tf_keras_model": "model.h5", "tf_keras_weights": "weights.h5",
          "tf_keras_nested": "model.h5", "tf_keras_bidi": "model.h5",
          "keras3_archive": "model.keras", "keras3_weights": "model.weights.h5",

@@ -23,7 +23,7 @@ from lstmcompat._interop import _keras_layers
 from lstmcompat._interop._keras_layers import layer_from_config, load_keras_layers
 from lstmcompat._interop._source import KerasLayer
 
-GOLDENS = Path(__file__).parent / "goldens" / "keras_configs"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "keras_configs"
 FILES = {2: json.loads((GOLDENS / "tf_keras.json").read_text()),
          3: json.loads((GOLDENS / "keras3.json").read_text())}
 CASES = [(v, c) for v, d in FILES.items() for c in d["cases"]]

@@ -6,6 +6,10 @@ Reads a JSON job from argv[1], prints one JSON line of results. Measures
 (peepholes, num_proj = units/2, cell_clip), each inside ``tf.function``,
 forward and forward+backward (GradientTape w.r.t. the inputs and variables).
 Times are min/median over interleaved rounds, in seconds.
+
+Run as a script by :func:`lstmcompat.bench.suite.bench_tf` (``python tf_worker.py JOB``);
+TensorFlow and its settings are loaded by :func:`main` only, so importing this file does
+nothing.
 """
 
 import json
@@ -14,12 +18,9 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-warnings.filterwarnings("ignore")
+import numpy as np
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+tf = None  # TensorFlow, once main() has loaded it
 
 
 def variants(B, T, D, U):
@@ -57,6 +58,13 @@ def timed(f, x):
 
 
 def main():
+    global tf
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore")  # this process is TensorFlow's own
+    import tensorflow
+
+    tf = tensorflow
     job = json.loads(sys.argv[1])
     tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 0))
     results = []

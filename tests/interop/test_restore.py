@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_writer import _write_bundle as write_bundle  # noqa: E402
 
 import lstmcompat
-from bundle_writer import _write_bundle as write_bundle  # noqa: E402
 from lstmcompat._interop._names import NameView, find_weight_sets
 from lstmcompat._interop._source import open_source
 
-GOLDENS = Path(__file__).parent / "goldens" / "restore"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "restore"
 CASES = json.loads((GOLDENS / "expected.json").read_text())
 
 

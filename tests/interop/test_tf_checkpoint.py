@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import lstmcompat
-from bundle_writer import (  # noqa: E402  (tests/ is on sys.path under pytest)
+from bundle_writer import (  # noqa: E402  (tests/interop/ is on sys.path under pytest)
     _entry_proto,
     _field,
     _snappy_literal,
@@ -23,9 +21,11 @@ from bundle_writer import (  # noqa: E402  (tests/ is on sys.path under pytest)
     _varint,
     _write_bundle,
 )
+
+import lstmcompat
 from lstmcompat._interop import _tf_checkpoint as tfc
 
-GOLDENS = Path(__file__).parent / "goldens" / "checkpoints"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "checkpoints"
 EXPECTED = json.loads((GOLDENS / "expected.json").read_text())
 CASES = EXPECTED["cases"]
 

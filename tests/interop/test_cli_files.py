@@ -15,7 +15,7 @@ import lstmcompat
 from lstmcompat.__main__ import main
 from lstmcompat._interop._convert import keras_to_tf1, tf1_to_keras
 
-GOLDENS = Path(__file__).parent / "goldens" / "restore"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "restore"
 CASES = json.loads((GOLDENS / "expected.json").read_text())
 
 
