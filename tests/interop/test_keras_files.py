@@ -28,7 +28,7 @@ import lstmcompat  # noqa: E402
 from lstmcompat._interop import _keras_files  # noqa: E402
 from lstmcompat._interop._source import open_source  # noqa: E402
 
-GOLDENS = Path(__file__).parent / "goldens" / "keras_files"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "keras_files"
 CASES = sorted(p.name for p in GOLDENS.iterdir() if p.is_dir())
 
 
