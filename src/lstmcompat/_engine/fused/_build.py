@@ -5,7 +5,7 @@ library that registers ``torch.ops.lstmcompat_fused.{forward,backward,step}``
 (``TORCH_LIBRARY``). Where the Python headers are installed it is also a
 Python extension module (``stream.cpp``: the pybind11 ``Streamer`` that runs
 streaming steps without the per-call cost of ``torch.ops``) and is imported as
-one; without them the library is built from ``fused_lstm.cpp`` alone and loaded
+one; without them the library is built from ``ops.cpp`` alone and loaded
 with ``torch.ops.load_library`` (then streaming steps take the general path).
 No ninja or other build tool is needed: the C++ compiler (``$CXX``, else
 ``c++``/``g++``/``clang++`` on ``PATH``) is invoked directly with torch's include
@@ -58,10 +58,13 @@ from ..spec import CellSpec
 from . import _acts
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("fused_lstm.cpp",)
+#: The ops' translation unit: it includes the headers below (one job each, see its
+#: opening comment), so that the activations inline into the loops.
+SOURCES = ("ops.cpp",)
 #: The Python binding, compiled only where the Python headers are installed.
 PY_SOURCES = ("stream.cpp",)
-HEADERS = ("fused_lstm.h",)
+#: Every header (all are part of the cache key).
+HEADERS = tuple(sorted(p.name for p in CSRC.glob("*.h")))
 _OPS_NAMESPACE = "lstmcompat_fused"
 #: Name of the extension module (``PYBIND11_MODULE`` in ``stream.cpp``).
 _MODULE = "_fused_ext"
