@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include "activation_codes.h"
 
 namespace lstmcompat {
 namespace {
@@ -81,35 +82,36 @@ template <> LSTMCOMPAT_INLINE float exp_t<float>(float x) { return exp_f(x); }
 template <typename T> LSTMCOMPAT_INLINE T tanh_t(T x) { return std::tanh(x); }
 template <> LSTMCOMPAT_INLINE float tanh_t<float>(float x) { return tanh_f(x); }
 template <typename T> LSTMCOMPAT_INLINE T sigmoid_t(T x) { return T(1) / (T(1) + exp_t<T>(-x)); }
-template <typename T> inline T expm1_t(T x) { return std::expm1(x); }
-template <> inline float expm1_t<float>(float x) { return exp_f(x) - 1.0f; }
+// exp(x) - 1 as the reference (and TF's Elu/Selu) compute it, not expm1: where it
+// rounds to 0 (a tiny negative x) the output-based slope of elu/selu is `pos`.
+template <typename T> inline T expm1_t(T x) { return exp_t<T>(x) - T(1); }
 
-constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
-constexpr double kSeluScale = 1.0507009873554804934193349852946;
-
-// Activation codes (see _acts.py): 0 linear, 1 tanh, 2 sigmoid, 3 hard_sigmoid,
-// 4 relu, 5 softsign, 6 exponential, 7 elu, 8 selu, 9 swish, 10 keras3_hard_sigmoid
-// (Keras 3's hard_sigmoid: relu6(x + 3) / 6, a true division as TF's).
+// The activation with code a (act::k*, generated from the activation table in
+// _acts.py); keras3_hard_sigmoid is Keras 3's hard_sigmoid: relu6(x + 3) / 6, a
+// true division as TF's. A code without a case gives NaN, which the test that
+// ties this switch to the table (test_activation_table.py) reports.
 template <typename T>
 LSTMCOMPAT_INLINE T act_f(int a, T x) {
   switch (a) {
-    case 0: return x;
-    case 1: return tanh_t<T>(x);
-    case 2: return sigmoid_t<T>(x);
-    case 3: {
+    case act::kLinear: return x;
+    case act::kTanh: return tanh_t<T>(x);
+    case act::kSigmoid: return sigmoid_t<T>(x);
+    case act::kHardSigmoid: {
       const T t = x * T(0.2) + T(0.5);
       return t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
     }
-    case 4: return x < T(0) ? T(0) : x;
-    case 5: return x / (T(1) + (x < 0 ? -x : x));
-    case 6: return exp_t<T>(x);
-    case 7: return x > T(0) ? x : expm1_t<T>(x);
-    case 8: return T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * expm1_t<T>(x));
-    case 10: {
+    case act::kRelu: return x < T(0) ? T(0) : x;
+    case act::kSoftsign: return x / (T(1) + (x < 0 ? -x : x));
+    case act::kExponential: return exp_t<T>(x);
+    case act::kElu: return x > T(0) ? x : expm1_t<T>(x);
+    case act::kSelu:
+      return T(act::kSeluScale) * (x > T(0) ? x : T(act::kSeluAlpha) * expm1_t<T>(x));
+    case act::kSwish: return x * sigmoid_t<T>(x);
+    case act::kKeras3HardSigmoid: {
       const T s = x + T(3);
       return (s < T(0) ? T(0) : (s > T(6) ? T(6) : s)) / T(6);  // NaN stays NaN
     }
-    default: return x * sigmoid_t<T>(x);  // 9 swish
+    default: return std::numeric_limits<T>::quiet_NaN();
   }
 }
 
@@ -120,31 +122,33 @@ LSTMCOMPAT_INLINE T act_f(int a, T x) {
 template <typename T>
 inline T act_g(int a, T g, T x, T y) {
   switch (a) {
-    case 0: return g;
-    case 1: return g * (T(1) - y * y);
-    case 2: return g * (T(1) - y) * y;
-    case 3: {
+    case act::kLinear: return g;
+    case act::kTanh: return g * (T(1) - y * y);
+    case act::kSigmoid: return g * (T(1) - y) * y;
+    case act::kHardSigmoid: {
       const T t = x * T(0.2) + T(0.5);
       return ((t >= T(0)) & (t <= T(1))) ? g * T(0.2) : T(0);
     }
-    case 4: return y <= T(0) ? T(0) : g;
-    case 5: {
+    case act::kRelu: return y <= T(0) ? T(0) : g;
+    case act::kSoftsign: {
       const T d = (x < 0 ? -x : x) + T(1);
       const T sg = x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
       return g / d + (-g * x / (d * d)) * sg;
     }
-    case 6: return g * y;
-    case 7: return g * (y < T(0) ? y + T(1) : T(1));
-    case 8: return g * (y < T(0) ? y + T(kSeluScale * kSeluAlpha) : T(kSeluScale));
-    case 10: {  // TF's Relu6Grad: g times the 0/1 mask (NaN/inf g gives NaN), then / 6
-      const T s = x + T(3);
-      const T m = ((s > T(0)) & (s < T(6))) ? T(1) : T(0);
-      return (g * m) / T(6);
-    }
-    default: {
+    case act::kExponential: return g * y;
+    case act::kElu: return g * (y < T(0) ? y + T(1) : T(1));
+    case act::kSelu:
+      return g * (y < T(0) ? y + T(act::kSeluScale * act::kSeluAlpha) : T(act::kSeluScale));
+    case act::kSwish: {
       const T s = sigmoid_t<T>(x);
       return g * s * (T(1) + x * (T(1) - s));
     }
+    case act::kKeras3HardSigmoid: {  // TF's Relu6Grad: g times the 0/1 mask (NaN/inf g
+      const T s = x + T(3);          // gives NaN), then / 6
+      const T m = ((s > T(0)) & (s < T(6))) ? T(1) : T(0);
+      return (g * m) / T(6);
+    }
+    default: return std::numeric_limits<T>::quiet_NaN();  // a code without a case
   }
 }
 

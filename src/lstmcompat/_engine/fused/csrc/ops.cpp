@@ -20,6 +20,7 @@
 //   gemm.h         BLAS / MKL declarations, gemm, packed GEMM (RightOperand)
 //   matrix.h       Mat: a weight read in place; unit_strided (also stream.cpp's)
 //   activations.h  act_f / act_g over the activation table's codes, fast exp/tanh
+//   activation_codes.h  those codes and constants, generated from _acts.py
 //   config.h       Config, opt_ptr
 //   threads.h      unit slices, thread counts, barrier, parallel region
 //   forward.h      the forward time loop
@@ -52,11 +53,14 @@ using at::Tensor;
 // ------------------------------------------------------------- dispatching
 template <template <typename, int, int> class Impl, typename T, typename... Args>
 auto by_acts(int act, int ract, Args&&... args) {
-  if (act == 1 && ract == 2) return Impl<T, 1, 2>::run(std::forward<Args>(args)...);
-  if (act == 1 && ract == 3) return Impl<T, 1, 3>::run(std::forward<Args>(args)...);
-  if (act == 1) return Impl<T, 1, -1>::run(std::forward<Args>(args)...);
-  if (ract == 2) return Impl<T, -1, 2>::run(std::forward<Args>(args)...);
-  if (ract == 3) return Impl<T, -1, 3>::run(std::forward<Args>(args)...);
+  // Compile-time codes for the common pairs (tanh with sigmoid or hard_sigmoid
+  // gates), a runtime switch for the rest.
+  constexpr int kT = act::kTanh, kS = act::kSigmoid, kH = act::kHardSigmoid;
+  if (act == kT && ract == kS) return Impl<T, kT, kS>::run(std::forward<Args>(args)...);
+  if (act == kT && ract == kH) return Impl<T, kT, kH>::run(std::forward<Args>(args)...);
+  if (act == kT) return Impl<T, kT, -1>::run(std::forward<Args>(args)...);
+  if (ract == kS) return Impl<T, -1, kS>::run(std::forward<Args>(args)...);
+  if (ract == kH) return Impl<T, -1, kH>::run(std::forward<Args>(args)...);
   return Impl<T, -1, -1>::run(std::forward<Args>(args)...);
 }
 
@@ -209,6 +213,34 @@ std::vector<std::string> features() {
   return f;
 }
 
+// The activation with code `code` and its derivative, element by element, through
+// the loops' own switches (act_f, act_g with a runtime code): {y, d} with
+// y = act(x) and d the gradient w.r.t. x given g w.r.t. y. For the test that
+// ties the switches to the activation table (_acts.py); an unknown code gives NaN.
+template <typename T>
+std::vector<Tensor> activation_impl(const Tensor& x, const Tensor& g, int a) {
+  Tensor y = at::empty_like(x), d = at::empty_like(x);
+  const T* xp = x.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  T* dp = d.data_ptr<T>();
+  for (int64_t e = 0; e < x.numel(); ++e) {
+    yp[e] = act_f<T>(a, xp[e]);
+    dp[e] = act_g<T>(a, gp[e], xp[e], yp[e]);
+  }
+  return {y, d};
+}
+
+std::vector<Tensor> activation_op(const Tensor& x, const Tensor& g, int64_t code) {
+  const auto st = x.scalar_type();
+  check_inputs({&x, &g}, st);
+  TORCH_CHECK(x.sizes() == g.sizes(), "activation: x and g of one shape expected");
+  const int a = static_cast<int>(code);
+  if (st == at::kFloat) return activation_impl<float>(x, g, a);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return activation_impl<double>(x, g, a);
+}
+
 std::array<int64_t, 4> gate_map(const c10::optional<at::IntArrayRef>& gates) {
   std::array<int64_t, 4> g{0, 1, 2, 3};
   if (gates.has_value()) {
@@ -299,10 +331,12 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
         "int[]? gates=None, bool save=False) -> Tensor[]");
   m.def("features() -> str[]", &lstmcompat::features);
+  m.def("activation(Tensor x, Tensor g, int code) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
   m.impl("forward", &lstmcompat::fused_forward);
   m.impl("backward", &lstmcompat::fused_backward);
   m.impl("step", &lstmcompat::step_op);
+  m.impl("activation", &lstmcompat::activation_op);
 }
