@@ -56,6 +56,7 @@ import torch
 
 from ..spec import CellSpec
 from . import _acts
+from ._types import BackwardResult, ForwardResult
 
 CSRC = Path(__file__).with_name("csrc")
 #: The ops' translation unit: it includes the headers below (one job each, see its
@@ -612,23 +613,23 @@ class ExtensionBackend:
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                     bias: torch.Tensor | None = None) -> ForwardResult:
         act, ract = self._codes(spec)
         res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
                                spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
-        outputs, h, c, C, Cpre, Hs, Rpre = res
-        if save and mask is None:
-            Hs = outputs
-        return outputs, h, c, C, Cpre, Hs, Rpre
+        res = ForwardResult(*res)
+        if save and mask is None:  # the h states are the outputs
+            res = res._replace(Hs=res.outputs)
+        return res
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
         act, ract = self._codes(spec)
-        return tuple(self.ops.backward(
+        return BackwardResult(*self.ops.backward(
             Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
             spec.mask_mode == "carry"))
