@@ -29,10 +29,11 @@ import torch.nn.functional as F
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
-# tf.nn.selu's constants.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-_SELU_SCALE_ALPHA = _SELU_ALPHA * _SELU_SCALE
+# tf.nn.selu's constants (the engine's activation table and its compiled switches
+# take them from here).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_SCALE_ALPHA = SELU_ALPHA * SELU_SCALE
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +181,7 @@ def selu(x: torch.Tensor) -> torch.Tensor:
     computed from the output: ``scale`` at 0 and wherever the output rounds to 0
     (``torch.nn.functional.selu`` gives ``scale * alpha`` at 0).
     """
-    return _ExpLinear.apply(x, _SELU_SCALE, _SELU_SCALE_ALPHA)
+    return _ExpLinear.apply(x, SELU_SCALE, _SELU_SCALE_ALPHA)
 
 
 def softplus(x: torch.Tensor) -> torch.Tensor:

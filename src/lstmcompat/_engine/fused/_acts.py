@@ -1,7 +1,8 @@
-"""Activations the ``fused`` kernel knows how to differentiate by hand.
+"""The engine's activation table: every element-wise activation with a hand-written
+derivative, the one source of truth for the ``fused`` and ``triton`` kernels.
 
-Each entry maps a Keras activation name (as normalised by
-:class:`~lstmcompat._engine.spec.CellSpec`) to ``(forward, backward, code)``:
+Each :class:`Act` record (``TABLE[name]``, keyed by the Keras activation name as
+normalised by :class:`~lstmcompat._engine.spec.CellSpec`) holds:
 
 * ``forward(x)`` is the very function the reference uses
   (:func:`lstmcompat._activations.get`), so forward values agree bit for bit
@@ -17,8 +18,18 @@ Each entry maps a Keras activation name (as normalised by
   ``relu`` passes it where ``y > 0`` or ``y`` is NaN), and a slope the
   reference computes from the output is computed from the output (``elu``,
   ``selu``);
-* ``code`` is the activation's number in the compiled extension, or ``None``
-  when only the pure-PyTorch loop implements it.
+* ``code`` is the activation's number in the compiled switches (``act_f``/``act_g``
+  in ``csrc/activations.h``, ``_act``/``_gact`` in :mod:`lstmcompat._engine.gpu._kernels`),
+  or ``None`` when only the pure-PyTorch loop implements it;
+* ``constants``: the numbers its formulas use (``selu``'s ``alpha`` and ``scale``),
+  which the compiled switches take from here: ``csrc/activation_codes.h`` is
+  generated from this table (``tools/gen_activation_codes.py``) and the
+  Triton kernels import them.
+
+``tests/engine/test_activation_table.py`` ties every compiled switch to this table:
+it evaluates each entry's code through the C++ switch (the extension's
+``activation`` op) and the Triton one (under Triton's interpreter) and compares
+with ``forward``/``backward``, and checks that the generated header is current.
 
 Activations that are not element-wise (``softmax``) or user callables are not
 here; ``fused_cannot`` sends them to the ``reference`` kernel.
@@ -27,7 +38,9 @@ here; ``fused_cannot`` sends them to the ``reference`` kernel.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -36,8 +49,8 @@ from ... import _activations
 Fn = Callable[[torch.Tensor], torch.Tensor]
 Backward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = _activations.SELU_ALPHA
+SELU_SCALE = _activations.SELU_SCALE
 _ERFC_SLOPE = 2.0 / math.sqrt(math.pi)  # -d erfc(u) / du = _ERFC_SLOPE * exp(-u * u)
 _GELU_C = 0.7071067811865476  # the constant of the reference's gelu
 
@@ -112,41 +125,93 @@ def _b_mish(g: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return g * t + _softplus_backward(g * x * (1 - t * t), x)
 
 
-#: name -> (backward, extension code or None)
-_TABLE: dict[str, tuple[Backward, int | None]] = {
-    "linear": (_b_linear, 0),
-    "tanh": (_b_tanh, 1),
-    "sigmoid": (_b_sigmoid, 2),
-    "hard_sigmoid": (_b_hard_sigmoid, 3),
-    "relu": (_b_relu, 4),
-    "softsign": (_b_softsign, 5),
-    "exponential": (_b_exponential, 6),
-    "elu": (_exp_linear(1.0, 1.0), 7),
-    "selu": (_exp_linear(_SELU_SCALE, _SELU_SCALE * _SELU_ALPHA), 8),
-    "swish": (_b_swish, 9),
-    "keras3_hard_sigmoid": (_b_keras3_hard_sigmoid, 10),
-    "softplus": (_b_softplus, None),
-    "gelu": (_b_gelu, None),
-    "mish": (_b_mish, None),
-}
+@dataclass(frozen=True)
+class Act:
+    """One activation of the table (see the module docstring)."""
 
-KNOWN: frozenset[str] = frozenset(_TABLE)
+    name: str
+    #: ``backward(grad, x, y)``: the gradient w.r.t. ``x``.
+    backward: Backward
+    #: The number in the compiled switches, or ``None`` (pure-PyTorch loop only).
+    code: int | None
+    #: Named constants of its formulas, shared with the compiled switches.
+    constants: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def forward(self) -> Fn:
+        """The reference's own function (:func:`lstmcompat._activations.get`)."""
+        return _activations.get(self.name)
+
+
+TABLE: dict[str, Act] = {a.name: a for a in (
+    Act("linear", _b_linear, 0),
+    Act("tanh", _b_tanh, 1),
+    Act("sigmoid", _b_sigmoid, 2),
+    Act("hard_sigmoid", _b_hard_sigmoid, 3),
+    Act("relu", _b_relu, 4),
+    Act("softsign", _b_softsign, 5),
+    Act("exponential", _b_exponential, 6),
+    Act("elu", _exp_linear(1.0, 1.0), 7),
+    Act("selu", _exp_linear(SELU_SCALE, SELU_SCALE * SELU_ALPHA), 8,
+        {"alpha": SELU_ALPHA, "scale": SELU_SCALE}),
+    Act("swish", _b_swish, 9),
+    Act("keras3_hard_sigmoid", _b_keras3_hard_sigmoid, 10),
+    Act("softplus", _b_softplus, None),
+    Act("gelu", _b_gelu, None),
+    Act("mish", _b_mish, None),
+)}
+
+KNOWN: frozenset[str] = frozenset(TABLE)
+#: The compiled activations, by code.
+COMPILED: dict[int, Act] = {a.code: a for a in TABLE.values() if a.code is not None}
 
 
 def known(name: object) -> bool:
     """Whether ``name`` is an element-wise activation with a hand-written derivative."""
-    return isinstance(name, str) and name in _TABLE
+    return isinstance(name, str) and name in TABLE
 
 
 def forward(name: str) -> Fn:
-    return _activations.get(name)
+    return TABLE[name].forward
 
 
 def backward(name: str) -> Backward:
     """``backward(grad, x, y)``: the gradient w.r.t. ``x`` (see the module docstring)."""
-    return _TABLE[name][0]
+    return TABLE[name].backward
 
 
 def code(name: str) -> int | None:
     """The compiled extension's number for ``name`` (``None``: pure-PyTorch only)."""
-    return _TABLE[name][1]
+    return TABLE[name].code
+
+
+#: The C++ header generated from the table.
+HEADER = Path(__file__).with_name("csrc") / "activation_codes.h"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def cpp_header() -> str:
+    """The text of ``csrc/activation_codes.h``: the codes and constants as C++ names."""
+    lines = [
+        "// Generated from the activation table in _acts.py by tools/gen_activation_codes.py:",
+        "// do not edit (test_activation_table.py checks that it is current).",
+        "#pragma once",
+        "",
+        "namespace lstmcompat {",
+        "namespace act {",
+        "",
+        "// Codes of act_f / act_g (activations.h).",
+    ]
+    for a in sorted(COMPILED.values(), key=lambda a: a.code):  # type: ignore[arg-type, return-value]
+        lines.append(f"constexpr int k{_camel(a.name)} = {a.code};")
+    lines.append(f"constexpr int kCount = {max(COMPILED) + 1};")
+    lines += ["", "// Constants of their formulas."]
+    for a in TABLE.values():
+        for key, value in a.constants.items():
+            lines.append(f"constexpr double k{_camel(a.name)}{_camel(key)} = {value!r};")
+    lines += ["", "}  // namespace act", "}  // namespace lstmcompat", ""]
+    return "\n".join(lines)
+

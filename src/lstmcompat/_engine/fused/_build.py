@@ -5,7 +5,7 @@ library that registers ``torch.ops.lstmcompat_fused.{forward,backward,step}``
 (``TORCH_LIBRARY``). Where the Python headers are installed it is also a
 Python extension module (``stream.cpp``: the pybind11 ``Streamer`` that runs
 streaming steps without the per-call cost of ``torch.ops``) and is imported as
-one; without them the library is built from ``fused_lstm.cpp`` alone and loaded
+one; without them the library is built from ``ops.cpp`` alone and loaded
 with ``torch.ops.load_library`` (then streaming steps take the general path).
 No ninja or other build tool is needed: the C++ compiler (``$CXX``, else
 ``c++``/``g++``/``clang++`` on ``PATH``) is invoked directly with torch's include
@@ -56,12 +56,16 @@ import torch
 
 from ..spec import CellSpec
 from . import _acts
+from ._types import BackwardResult, ForwardResult
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = ("fused_lstm.cpp",)
+#: The ops' translation unit: it includes the headers below (one job each, see its
+#: opening comment), so that the activations inline into the loops.
+SOURCES = ("ops.cpp",)
 #: The Python binding, compiled only where the Python headers are installed.
 PY_SOURCES = ("stream.cpp",)
-HEADERS = ("fused_lstm.h",)
+#: Every header (all are part of the cache key).
+HEADERS = tuple(sorted(p.name for p in CSRC.glob("*.h")))
 _OPS_NAMESPACE = "lstmcompat_fused"
 #: Name of the extension module (``PYBIND11_MODULE`` in ``stream.cpp``).
 _MODULE = "_fused_ext"
@@ -609,23 +613,23 @@ class ExtensionBackend:
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                     bias: torch.Tensor | None = None) -> ForwardResult:
         act, ract = self._codes(spec)
         res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
                                spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
-        outputs, h, c, C, Cpre, Hs, Rpre = res
-        if save and mask is None:
-            Hs = outputs
-        return outputs, h, c, C, Cpre, Hs, Rpre
+        res = ForwardResult(*res)
+        if save and mask is None:  # the h states are the outputs
+            res = res._replace(Hs=res.outputs)
+        return res
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
         act, ract = self._codes(spec)
-        return tuple(self.ops.backward(
+        return BackwardResult(*self.ops.backward(
             Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
             spec.mask_mode == "carry"))

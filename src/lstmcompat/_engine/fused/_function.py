@@ -28,6 +28,7 @@ import torch
 
 from ..spec import CellSpec, Dropout, Weights
 from . import _loops
+from ._types import BackwardResult, ForwardResult, Grads, Saved
 
 
 class Backend(Protocol):
@@ -36,13 +37,13 @@ class Backend(Protocol):
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]: ...
+                     bias: torch.Tensor | None = None) -> ForwardResult: ...
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult: ...
 
 
 class TorchBackend:
@@ -109,33 +110,29 @@ class FusedLSTMFunction(torch.autograd.Function):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         peep = _peep(spec, w_i, w_f, w_o)
         Z = _project(spec, x, W, dmx)
-        outputs, hT, cT, C, Cpre, Hs, Rpre = backend.forward_loop(
-            spec, Z, R, h0, c0, dmh, peep, P, mask, True, _effective_bias(spec, b, W))
+        res = backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, True,
+                                   _effective_bias(spec, b, W))
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
-        ctx.hs_is_out = Hs is outputs
-        ctx.save_for_backward(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre,
-                              outputs if ctx.hs_is_out else Hs, Rpre)
-        return outputs, hT, cT
+        ctx.save_for_backward(*Saved(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, res.C,
+                                     res.Cpre, res.Hs, res.Rpre))
+        return res.outputs, res.h, res.c
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor | None, dhT: torch.Tensor | None,
                  dcT: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        (x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre) = ctx.saved_tensors
-        grads = _grads(ctx.spec, ctx.backend, ctx.needs_input_grad, ctx.has_b, x, W, R, h0, c0,
-                       peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre, dout, dhT, dcT)
+        saved = Saved(*ctx.saved_tensors)
+        need = Grads(*ctx.needs_input_grad[:len(Grads._fields)])
+        grads = _grads(ctx.spec, ctx.backend, need, ctx.has_b, saved, dout, dhT, dcT)
         return (*grads, None, None, None, None, None)
 
 
-def _grads(spec: CellSpec, backend: Backend, need: tuple[bool, ...], has_b: bool,
-           x: torch.Tensor, W: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
-           c0: torch.Tensor, peep: torch.Tensor | None, P: torch.Tensor | None,
-           dmx: torch.Tensor | None, dmh: torch.Tensor | None, mask: torch.Tensor | None,
-           Z: torch.Tensor, C: torch.Tensor, Cpre: torch.Tensor, Hs: torch.Tensor,
-           Rpre: torch.Tensor, dout: torch.Tensor | None, dhT: torch.Tensor | None,
-           dcT: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-    """The backward of the recurrence: ``(dx, dW, dR, db, dh0, dc0, dw_i, dw_f, dw_o, dP)``
-    (``None`` where ``need``, indexed like that tuple, says no gradient is wanted)."""
+def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Saved,
+           dout: torch.Tensor | None, dhT: torch.Tensor | None, dcT: torch.Tensor | None
+           ) -> Grads:
+    """The backward of the recurrence from what the forward ``saved`` and the gradients
+    w.r.t. its outputs (``None``: zero); ``need`` says which gradients are wanted."""
+    x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre = saved
     u = spec.units
     T, B, D = x.shape
     p = R.shape[0]
@@ -145,29 +142,28 @@ def _grads(spec: CellSpec, backend: Backend, need: tuple[bool, ...], has_b: bool
         dhT = h0.new_zeros(B, p)
     if dcT is None:
         dcT = c0.new_zeros(B, u)
-    dZ, dh0, dc0, HU, dRp, dpeep = backend.backward_loop(
-        spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout.contiguous(),
-        dhT.contiguous(), dcT.contiguous())
-    dZ2 = dZ.view(T * B, 4 * u)
+    res = backend.backward_loop(spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
+                                dout.contiguous(), dhT.contiguous(), dcT.contiguous())
+    dZ2 = res.dZ.view(T * B, 4 * u)
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
     # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
     # each gate has its own input dropout mask.
     if dmx is None or dmx.shape[0] == 1:
         xm = x if dmx is None else x * dmx[0]
-        if need[1]:
+        if need.dW:
             dW = xm.reshape(T * B, D).t() @ dZ2
-        if need[0]:
+        if need.dx:
             dx = (dZ2 @ W.t()).view(T, B, D)
             if dmx is not None:
                 dx = dx * dmx[0]
     else:
-        if need[1]:
+        if need.dW:
             dW = torch.cat([(x * dmx[k]).reshape(T * B, D).t() @ dZ2[:, k * u:(k + 1) * u]
                             for k in range(4)], dim=1)
-        if need[0]:
+        if need.dx:
             dx = sum(((dZ2[:, k * u:(k + 1) * u] @ W[:, k * u:(k + 1) * u].t()).view(T, B, D)
                       * dmx[k]) for k in range(4))
-    if need[2]:
+    if need.dR:
         Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).view(T * B, p)
         if dmh is None:
             dR = Hprev.t() @ dZ2
@@ -176,14 +172,14 @@ def _grads(spec: CellSpec, backend: Backend, need: tuple[bool, ...], has_b: bool
         else:
             dR = torch.cat([(Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t()
                             @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
-    if need[3] and has_b:
+    if need.db and has_b:
         db = dZ2.sum(0)
     if peep is not None:
-        dwi, dwf, dwo = dpeep.unbind(0)
-    if P is not None and need[9]:
-        dP = HU.view(T * B, u).t() @ dRp.view(T * B, p)
-    return (dx, dW, dR, db, dh0 if need[4] else None, dc0 if need[5] else None,
-            dwi, dwf, dwo, dP)
+        dwi, dwf, dwo = res.dpeep.unbind(0)
+    if P is not None and need.dP:
+        dP = res.HU.view(T * B, u).t() @ res.dRp.view(T * B, p)
+    return Grads(dx, dW, dR, db, res.dh0 if need.dh0 else None, res.dc0 if need.dc0 else None,
+                 dwi, dwf, dwo, dP)
 
 
 class StepFunction(torch.autograd.Function):
@@ -227,16 +223,17 @@ class StepFunction(torch.autograd.Function):
         P = w.P.detach() if spec.num_proj is not None and w.P is not None else None
         need = ctx.needs_input_grad
         weights = any(need[8:])
-        grads = _grads(spec, ctx.backend,
-                       (need[0], weights, weights, weights, need[1], need[2], 0, 0, 0, weights),
-                       b is not None, x.unsqueeze(0), W, R, h0, c0, peep, P, None, None, None,
-                       Z.unsqueeze(0), c1.unsqueeze(0), Cpre.unsqueeze(0),
-                       h1.unsqueeze(0), Rpre.unsqueeze(0) if Rpre.numel() else Rpre,
-                       None, dh, dc)
-        dx, dW, dR, db, dh0, dc0, dwi, dwf, dwo, dP = grads
-        pgrads = ctx.adjoint(dW, dR, db, dwi, dwf, dwo, dP) if weights else (None,) * (
-            len(need) - 8)
-        return (None if dx is None else dx[0], dh0, dc0, None, None, None, None, None, *pgrads)
+        wanted = Grads(dx=need[0], dW=weights, dR=weights, db=weights, dh0=need[1],
+                       dc0=need[2], dw_i=False, dw_f=False, dw_o=False, dP=weights)
+        saved = Saved(x=x.unsqueeze(0), W=W, R=R, h0=h0, c0=c0, peep=peep, P=P, dmx=None,
+                      dmh=None, mask=None, Z=Z.unsqueeze(0), C=c1.unsqueeze(0),
+                      Cpre=Cpre.unsqueeze(0), Hs=h1.unsqueeze(0),
+                      Rpre=Rpre.unsqueeze(0) if Rpre.numel() else Rpre)
+        g = _grads(spec, ctx.backend, wanted, b is not None, saved, None, dh, dc)
+        pgrads = (ctx.adjoint(g.dW, g.dR, g.db, g.dw_i, g.dw_f, g.dw_o, g.dP) if weights
+                  else (None,) * (len(need) - 8))
+        return (None if g.dx is None else g.dx[0], g.dh0, g.dc0, None, None, None, None, None,
+                *pgrads)
 
 
 def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
@@ -268,8 +265,9 @@ def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
             Z = _project(spec, x, w.W, dmx)
             peep = _peep(spec, w.w_i, w.w_f, w.w_o)
             P = w.P if spec.num_proj is not None else None
-            outputs, h, c = backend.forward_loop(spec, Z, w.R, h0, c0, dmh, peep, P, mask,
-                                                 False, _effective_bias(spec, w.b, w.W))[:3]
+            res = backend.forward_loop(spec, Z, w.R, h0, c0, dmh, peep, P, mask, False,
+                                       _effective_bias(spec, w.b, w.W))
+            outputs, h, c = res.outputs, res.h, res.c
     if batch_first:
         outputs = outputs.transpose(0, 1)
     return outputs, h, c

@@ -19,7 +19,8 @@ Forward arguments (``u`` units, ``p`` output size):
   ``peep`` ``(3, u)`` rows ``w_i, w_f, w_o`` or ``None``; ``P`` ``(u, p)`` or ``None``;
   ``mask`` bool ``(T, B)`` or ``None``.
 
-It returns ``outputs (T, B, p), h_T, c_T, C, Cpre, Hs, Rpre`` where (only when
+It returns a :class:`~._types.ForwardResult` ``outputs (T, B, p), h, c, C, Cpre, Hs,
+Rpre`` where (only when
 ``save``) ``C`` is the cell state after each step, ``Cpre`` the cell before
 the clip (with ``cell_clip``), ``Hs`` the ``h`` state after each step (``outputs``
 itself when there is no mask) and ``Rpre`` the output before the projection clip
@@ -33,6 +34,7 @@ import torch
 from ..reference import clip_by_value
 from ..spec import CellSpec
 from . import _acts
+from ._types import BackwardResult, ForwardResult
 
 
 def _recurrent_add(z: torch.Tensor, h: torch.Tensor, R: torch.Tensor,
@@ -50,7 +52,7 @@ def _recurrent_add(z: torch.Tensor, h: torch.Tensor, R: torch.Tensor,
 def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                  c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                  P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                 bias: torch.Tensor | None = None) -> ForwardResult:
     """Run the recurrence over ``Z`` (see the module docstring)."""
     if bias is not None:
         Z.add_(bias)
@@ -108,14 +110,14 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
                 Cpre[s] = cp
             if pclip is not None:
                 Rpre[s] = r
-    return outputs, h, c, C, Cpre, Hs, Rpre
+    return ForwardResult(outputs, h, c, C, Cpre, Hs, Rpre)
 
 
 def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.Tensor,
                   Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                   dmh: torch.Tensor | None, peep: torch.Tensor | None, P: torch.Tensor | None,
                   mask: torch.Tensor | None, dout: torch.Tensor, dhT: torch.Tensor,
-                  dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                  dcT: torch.Tensor) -> BackwardResult:
     """Gradients of the recurrence, last step first.
 
     Returns ``dZ (T, B, 4u)`` (gradient w.r.t. the gate pre-activations; on masked
@@ -200,7 +202,7 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
             dh = dhp + torch.where(m, 0.0, dh)
             dc = dcp + torch.where(m, 0.0, dc)
     dpeep = peephole_grads(dZ, C, c0, u, Cn) if peep is not None else Z.new_empty(0)
-    return dZ, dh, dc, HU, dRp, dpeep
+    return BackwardResult(dZ, dh, dc, HU, dRp, dpeep)
 
 
 def peephole_grads(dZ: torch.Tensor, C: torch.Tensor, c0: torch.Tensor, u: int,

@@ -31,6 +31,7 @@ import torch
 
 from ..fused import _acts, _loops
 from ..fused._function import run_sequence
+from ..fused._types import BackwardResult, ForwardResult
 from ..spec import CellSpec, Dropout, Weights
 
 __all__ = ["TritonBackend", "interpreted_backend", "run_triton", "triton_cannot"]
@@ -156,7 +157,7 @@ class TritonBackend:
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                     bias: torch.Tensor | None = None) -> ForwardResult:
         k = self.k
         if bias is not None:
             Z.add_(bias)
@@ -203,14 +204,14 @@ class TritonBackend:
         h = Hs[last % 2 if hs_ring else last].clone()
         c = C[last % 2 if ring else last].clone()
         if not save:
-            return outputs, h, c, empty, empty, empty, empty
-        return outputs, h, c, C, Cpre, Hs, Rpre
+            return ForwardResult(outputs, h, c, empty, empty, empty, empty)
+        return ForwardResult(outputs, h, c, C, Cpre, Hs, Rpre)
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
         k = self.k
         T, B, u, p, R, dmh, peep, clip, pclip = self._shapes(spec, Z, R, dmh, peep)
         c0, dout = c0.contiguous(), dout.contiguous()
@@ -249,4 +250,4 @@ class TritonBackend:
                              BB=BLOCK_B, BP=BLOCK_U, BK=BLOCK_K)
             dh, dhp = dhp, dh
         dpeep = _loops.peephole_grads(dZ, C, c0, u, Cn) if peep is not None else empty
-        return dZ, dh, dc, HU, dRp, dpeep
+        return BackwardResult(dZ, dh, dc, HU, dRp, dpeep)

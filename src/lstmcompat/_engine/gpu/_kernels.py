@@ -18,11 +18,26 @@ loop), so results agree with the ``reference`` kernel to float32 rounding.
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
+from ..fused import _acts
+
+# The activation table's codes and constants (a kernel reads only constexpr globals).
+_LINEAR = tl.constexpr(_acts.code("linear"))
+_TANH = tl.constexpr(_acts.code("tanh"))
+_SIGMOID = tl.constexpr(_acts.code("sigmoid"))
+_HARD_SIGMOID = tl.constexpr(_acts.code("hard_sigmoid"))
+_RELU = tl.constexpr(_acts.code("relu"))
+_SOFTSIGN = tl.constexpr(_acts.code("softsign"))
+_EXPONENTIAL = tl.constexpr(_acts.code("exponential"))
+_ELU = tl.constexpr(_acts.code("elu"))
+_SELU = tl.constexpr(_acts.code("selu"))
+_SWISH = tl.constexpr(_acts.code("swish"))
+_KERAS3_HARD_SIGMOID = tl.constexpr(_acts.code("keras3_hard_sigmoid"))
+_SELU_ALPHA = tl.constexpr(_acts.TABLE["selu"].constants["alpha"])
+_SELU_SCALE = tl.constexpr(_acts.TABLE["selu"].constants["scale"])
 #: ``tl.minimum``/``tl.maximum`` propagate NaN, as TF's and torch's do (by default
 #: Triton's return the other operand).
 _NAN: tl.constexpr = tl.PropagateNan.ALL
@@ -70,31 +85,34 @@ def _div6(x):
 
 @triton.jit
 def _act(x, A: tl.constexpr):
-    """Activation number ``A`` (the codes of :mod:`lstmcompat._engine.fused._acts`)."""
-    if A == 0:
+    """The activation with code ``A`` (:data:`lstmcompat._engine.fused._acts.TABLE`); a
+    code without a branch does not compile."""
+    if A == _LINEAR:
         y = x
-    elif A == 1:
+    elif A == _TANH:
         y = _tanh(x)
-    elif A == 2:
+    elif A == _SIGMOID:
         y = _sigmoid(x)
-    elif A == 3:
+    elif A == _HARD_SIGMOID:
         y = tl.minimum(tl.maximum(x * 0.2 + 0.5, 0.0, propagate_nan=_NAN), 1.0, propagate_nan=_NAN)
-    elif A == 4:
+    elif A == _RELU:
         y = tl.where(x < 0, 0.0, x)
-    elif A == 5:
+    elif A == _SOFTSIGN:
         y = x / (1.0 + tl.abs(x))
-    elif A == 6:
+    elif A == _EXPONENTIAL:
         y = tl.exp(x)
-    elif A == 7:
+    elif A == _ELU:
         y = tl.where(x > 0, x, tl.exp(x) - 1.0)
-    elif A == 8:
+    elif A == _SELU:
         y = _SELU_SCALE * tl.where(x > 0, x, _SELU_ALPHA * (tl.exp(x) - 1.0))
-    elif A == 9:
+    elif A == _SWISH:
         y = x * _sigmoid(x)
-    else:  # 10 keras3_hard_sigmoid: relu6(x + 3) / 6, a correctly rounded division
+    elif A == _KERAS3_HARD_SIGMOID:  # relu6(x + 3) / 6, a correctly rounded division
         s = x + 3.0
         r = tl.minimum(tl.maximum(s, 0.0, propagate_nan=_NAN), 6.0, propagate_nan=_NAN)
         y = _div6(r)
+    else:
+        tl.static_assert(False, "unknown activation code")
     return y
 
 
@@ -104,34 +122,36 @@ def _gact(g, x, y, A: tl.constexpr):
     the CPU backwards form it (:mod:`lstmcompat._engine.fused._acts`): selections select
     (an exact 0 even where ``g`` is NaN), ``elu``/``selu`` take their slope from ``y``,
     ``keras3_hard_sigmoid`` multiplies by its mask (as TF)."""
-    if A == 0:
+    if A == _LINEAR:
         d = g
-    elif A == 1:
+    elif A == _TANH:
         d = g * (1.0 - y * y)
-    elif A == 2:
+    elif A == _SIGMOID:
         d = g * (1.0 - y) * y
-    elif A == 3:
+    elif A == _HARD_SIGMOID:
         t = x * 0.2 + 0.5
         d = tl.where((t >= 0.0) & (t <= 1.0), g * 0.2, 0.0)
-    elif A == 4:
+    elif A == _RELU:
         d = tl.where(y <= 0, 0.0, g)
-    elif A == 5:
+    elif A == _SOFTSIGN:
         s = tl.abs(x) + 1.0
         sg = tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, x))
         d = g / s + (-g * x / (s * s)) * sg
-    elif A == 6:
+    elif A == _EXPONENTIAL:
         d = g * y
-    elif A == 7:
+    elif A == _ELU:
         d = g * tl.where(y < 0, y + 1.0, 1.0)
-    elif A == 8:
+    elif A == _SELU:
         d = g * tl.where(y < 0, y + _SELU_SCALE * _SELU_ALPHA, _SELU_SCALE)
-    elif A == 9:
+    elif A == _SWISH:
         s = _sigmoid(x)
         d = g * s * (1.0 + x * (1.0 - s))
-    else:  # 10: TF's Relu6Grad, g times the 0/1 mask (NaN/inf g gives NaN), then / 6
-        s = x + 3.0
+    elif A == _KERAS3_HARD_SIGMOID:  # TF's Relu6Grad: g times the 0/1 mask (NaN/inf g
+        s = x + 3.0  # gives NaN), then / 6
         gm = g * tl.where((s > 0.0) & (s < 6.0), 1.0, 0.0)
         d = _div6(gm)
+    else:
+        tl.static_assert(False, "unknown activation code")
     return d
 
 
@@ -413,3 +433,26 @@ def bwd_dh(DZ, R, DMH, DH, DHP, MASK, B, U, Pn,
         acc = tl.where(_row_mask(MASK, rb, mb), acc, acc + tl.load(DH + offs, mask=m2,
                                                                       other=0.0))
     tl.store(DHP + offs, acc, mask=m2)
+
+
+@triton.jit
+def act_kernel(X, G, Y, D, N, A: tl.constexpr, BLOCK: tl.constexpr):
+    """``Y = act(X)`` and ``D`` its gradient given ``G`` (code ``A``), element-wise."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < N
+    x = tl.load(X + offs, mask=m, other=0.0)
+    g = tl.load(G + offs, mask=m, other=0.0)
+    y = _act(x, A)
+    tl.store(Y + offs, y, mask=m)
+    tl.store(D + offs, _gact(g, x, y, A), mask=m)
+
+
+def eval_activation(x: torch.Tensor, g: torch.Tensor, code: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(act(x), the gradient w.r.t. x given g)`` through ``_act``/``_gact`` for the
+    activation with ``code`` (the test that ties them to the activation table uses it)."""
+    x, g = x.contiguous().view(-1), g.contiguous().view(-1)
+    y, d = torch.empty_like(x), torch.empty_like(x)
+    n = x.numel()
+    act_kernel[(triton.cdiv(n, 128),)](x, g, y, d, n, A=code, BLOCK=128)
+    return y, d

@@ -16,7 +16,7 @@
 // and a stateful step's read-compute-write of its state is never interleaved.
 //
 // Python binding only (pybind11, Python headers); built into the same library
-// as fused_lstm.cpp when the headers are available.
+// as ops.cpp when the headers are available.
 #include <torch/csrc/autograd/python_variable.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -27,10 +27,13 @@
 #include <string>
 #include <vector>
 
-#include "fused_lstm.h"
+#include "matrix.h"
+#include "ops.h"
 
 namespace py = pybind11;
 using at::Tensor;
+
+using lstmcompat::unit_strided;
 
 namespace {
 
@@ -57,13 +60,6 @@ struct Current {
 };
 
 inline bool one_dim(const Tensor& t, int64_t n) { return t.dim() == 1 && t.size(0) == n; }
-
-inline bool matrix_ok(const Tensor& t) {
-  if (t.dim() != 2) return false;
-  const int64_t r = t.size(0), c = t.size(1), rs = t.stride(0), cs = t.stride(1);
-  if (r <= 1 || c <= 1) return true;
-  return (cs == 1 && rs >= c) || (rs == 1 && cs >= r);
-}
 
 class Streamer {
  public:
@@ -182,7 +178,7 @@ class Streamer {
       w.W = W;
       w.R = R;
     }
-    if (!matrix_ok(w.W) || (w.R.defined() && !matrix_ok(w.R))) return false;
+    if (!unit_strided(w.W) || (w.R.defined() && !unit_strided(w.R))) return false;
     Tensor b;
     const int hb = get(kB, b);
     if (hb < 0 || (hb == 1 && (!one_dim(b, 4 * U) || b.scalar_type() != st))) return false;

@@ -1,0 +1,25 @@
+// The configuration both time loops read, and optional tensors as pointers.
+// Part of the unity build of ops.cpp (see there).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <cstdint>
+
+namespace lstmcompat {
+namespace {
+
+using at::Tensor;
+
+struct Config {
+  int64_t T, B, U, Pn, D;  // steps, batch, units, output size, depth (step only)
+  int act, ract;
+  bool has_clip, has_pclip, carry;
+  double clip, pclip;
+};
+
+template <typename T> const T* opt_ptr(const c10::optional<Tensor>& t) {
+  return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
+}
+
+}  // namespace
+}  // namespace lstmcompat

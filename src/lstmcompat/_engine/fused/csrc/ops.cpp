@@ -1,0 +1,342 @@
+// Compiled time loops of lstmcompat's `fused` LSTM kernel.
+//
+// Same contract as the pure-PyTorch loops in `_loops.py` (read that module's
+// docstring first): `forward` runs the recurrence over precomputed input
+// projections `Z` (overwritten with the gate pre-activations), `backward`
+// runs it in reverse and returns the gradient w.r.t. the pre-activations,
+// `step` is one inference step for streaming. Per step: one GEMM (MKL's packed
+// sgemm for float when torch exports it, else BLAS `?gemm_` when torch exports
+// it, else at::mm) and one fused pointwise pass over the batch, written as
+// plain loops that gcc vectorises.
+//
+// Semantics are those of lstmcompat._engine.reference (see spec.py):
+//   z_k = x W_k + h R_k + b_k; i = ract(z_i + w_i c); f = ract(z_f + w_f c)
+//   c' = clip(f c + i act(z_g)); o = ract(z_o + w_o c'); h' = clip((o act(c')) P)
+// with "carry" (Keras) or "zero" (TF1) masking.
+//
+// The ops (input checks, dispatch by activation, registration) and, as one
+// translation unit so that the compiler inlines across all of it (the
+// activations must inline into the pointwise loops), the pieces by job:
+//   gemm.h         BLAS / MKL declarations, gemm, packed GEMM (RightOperand)
+//   matrix.h       Mat: a weight read in place; unit_strided (also stream.cpp's)
+//   activations.h  act_f / act_g over the activation table's codes, fast exp/tanh
+//   activation_codes.h  those codes and constants, generated from _acts.py
+//   config.h       Config, opt_ptr
+//   threads.h      unit slices, thread counts, barrier, parallel region
+//   forward.h      the forward time loop
+//   backward.h     the backward time loop
+//   step.h         one inference step (the `step` op, the streamer's step)
+//   ops.h          what this file exports to stream.cpp (fused_step)
+//   stream.cpp     the pybind11 Streamer (a second translation unit)
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "activations.h"
+#include "backward.h"
+#include "config.h"
+#include "forward.h"
+#include "gemm.h"
+#include "matrix.h"
+#include "ops.h"
+#include "step.h"
+#include "threads.h"
+
+namespace lstmcompat {
+namespace {
+
+using at::Tensor;
+
+// ------------------------------------------------------------- dispatching
+template <template <typename, int, int> class Impl, typename T, typename... Args>
+auto by_acts(int act, int ract, Args&&... args) {
+  // Compile-time codes for the common pairs (tanh with sigmoid or hard_sigmoid
+  // gates), a runtime switch for the rest.
+  constexpr int kT = act::kTanh, kS = act::kSigmoid, kH = act::kHardSigmoid;
+  if (act == kT && ract == kS) return Impl<T, kT, kS>::run(std::forward<Args>(args)...);
+  if (act == kT && ract == kH) return Impl<T, kT, kH>::run(std::forward<Args>(args)...);
+  if (act == kT) return Impl<T, kT, -1>::run(std::forward<Args>(args)...);
+  if (ract == kS) return Impl<T, -1, kS>::run(std::forward<Args>(args)...);
+  if (ract == kH) return Impl<T, -1, kH>::run(std::forward<Args>(args)...);
+  return Impl<T, -1, -1>::run(std::forward<Args>(args)...);
+}
+
+template <typename T, int A, int RA> struct Fwd {
+  template <typename... Args> static std::vector<Tensor> run(Args&&... args) {
+    return forward_impl<T, A, RA>(std::forward<Args>(args)...);
+  }
+};
+template <typename T, int A, int RA> struct Bwd {
+  template <typename... Args> static std::vector<Tensor> run(Args&&... args) {
+    return backward_impl<T, A, RA>(std::forward<Args>(args)...);
+  }
+};
+
+Config make_config(const Tensor& Z, const Tensor& R, int64_t act, int64_t ract,
+                   c10::optional<double> clip, c10::optional<double> pclip, bool carry) {
+  Config cf;
+  cf.T = Z.size(0);
+  cf.B = Z.size(1);
+  cf.U = Z.size(2) / 4;
+  cf.Pn = R.size(0);
+  cf.D = 0;
+  cf.act = static_cast<int>(act);
+  cf.ract = static_cast<int>(ract);
+  cf.has_clip = clip.has_value();
+  cf.clip = clip.value_or(0.0);
+  cf.has_pclip = pclip.has_value();
+  cf.pclip = pclip.value_or(0.0);
+  cf.carry = carry;
+  return cf;
+}
+
+void check_inputs(std::initializer_list<const Tensor*> ts, at::ScalarType st) {
+  for (const Tensor* t : ts) {
+    TORCH_CHECK(t->device().is_cpu(), "lstmcompat fused: CPU tensors expected");
+    TORCH_CHECK(t->is_contiguous(), "lstmcompat fused: contiguous tensors expected");
+    TORCH_CHECK(t->scalar_type() == st, "lstmcompat fused: all tensors must have one dtype");
+  }
+}
+
+// A weight read in place (Mat): CPU, the dtype, 2-D with one unit stride.
+void check_weight(const Tensor& t, at::ScalarType st, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "lstmcompat fused: CPU tensors expected");
+  TORCH_CHECK(t.scalar_type() == st, "lstmcompat fused: all tensors must have one dtype");
+  TORCH_CHECK(unit_strided(t), "lstmcompat fused: ", name,
+              " must be a 2-D matrix with one unit stride (contiguous or transposed)");
+}
+
+void check_opt(const c10::optional<Tensor>& t, at::ScalarType st) {
+  if (t.has_value() && t->defined()) check_inputs({&*t}, st);
+}
+
+// Shapes both loops rely on: Z (T, B, 4u), R (out, 4u), h (B, out), c (B, u),
+// peep (3, u), P (u, out); a mismatch would read past a buffer.
+void check_shapes(const Tensor& Z, const Tensor& R, const Tensor& h, const Tensor& c,
+                  const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P) {
+  TORCH_CHECK(Z.dim() == 3 && Z.size(2) % 4 == 0, "lstmcompat fused: Z (T, B, 4u) expected");
+  const int64_t B = Z.size(1), U = Z.size(2) / 4;
+  TORCH_CHECK(R.size(1) == 4 * U, "lstmcompat fused: R (out, 4u) expected");
+  const int64_t Pn = R.size(0);
+  TORCH_CHECK(h.dim() == 2 && h.size(0) == B && h.size(1) == Pn &&
+                  c.dim() == 2 && c.size(0) == B && c.size(1) == U,
+              "lstmcompat fused: h (B, out) and c (B, u) expected");
+  if (peep.has_value() && peep->defined()) {
+    TORCH_CHECK(peep->numel() == 3 * U, "lstmcompat fused: peep (3, u) expected");
+  }
+  if (P.has_value() && P->defined()) {
+    TORCH_CHECK(P->dim() == 2 && P->size(0) == U && P->size(1) == Pn,
+                "lstmcompat fused: P (u, out) expected");
+  } else {
+    TORCH_CHECK(Pn == U, "lstmcompat fused: R (u, 4u) expected without a projection");
+  }
+}
+
+// The optional inputs both loops share: dropout masks, peepholes, projection, step mask.
+void check_options(const c10::optional<Tensor>& dmh, const c10::optional<Tensor>& peep,
+                   const c10::optional<Tensor>& P, const c10::optional<Tensor>& mask,
+                   at::ScalarType st) {
+  check_opt(dmh, st);
+  check_opt(peep, st);
+  check_opt(P, st);
+  if (mask.has_value() && mask->defined())
+    TORCH_CHECK(mask->is_contiguous() && mask->scalar_type() == at::kBool, "mask: contiguous bool");
+}
+
+std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, const Tensor& c0,
+                                  const c10::optional<Tensor>& dmh,
+                                  const c10::optional<Tensor>& peep,
+                                  const c10::optional<Tensor>& P,
+                                  const c10::optional<Tensor>& mask, int64_t act, int64_t ract,
+                                  c10::optional<double> clip, c10::optional<double> pclip,
+                                  bool carry, bool save, const c10::optional<Tensor>& bias) {
+  const auto st = Z.scalar_type();
+  check_inputs({&Z, &h0, &c0}, st);
+  check_weight(R, st, "R");
+  check_opt(bias, st);
+  if (bias.has_value() && bias->defined())
+    TORCH_CHECK(bias->numel() == Z.size(2), "bias: (4 * units,) expected");
+  check_options(dmh, peep, P, mask, st);
+  check_shapes(Z, R, h0, c0, peep, P);
+  Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
+  if (st == at::kFloat)
+    return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
+                               bias);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return by_acts<Fwd, double>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
+                              bias);
+}
+
+std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tensor& Cpre,
+                                   const Tensor& Rpre, const Tensor& c0, const Tensor& R,
+                                   const c10::optional<Tensor>& dmh,
+                                   const c10::optional<Tensor>& peep,
+                                   const c10::optional<Tensor>& P,
+                                   const c10::optional<Tensor>& mask, const Tensor& dout,
+                                   const Tensor& dhT, const Tensor& dcT, int64_t act,
+                                   int64_t ract, c10::optional<double> clip,
+                                   c10::optional<double> pclip, bool carry) {
+  const auto st = Z.scalar_type();
+  check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &dout, &dhT, &dcT}, st);
+  check_weight(R, st, "R");
+  check_options(dmh, peep, P, mask, st);
+  check_shapes(Z, R, dhT, c0, peep, P);
+  Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
+  if (st == at::kFloat)
+    return by_acts<Bwd, float>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
+                               dout, dhT, dcT);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return by_acts<Bwd, double>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
+                              dout, dhT, dcT);
+}
+
+// What this build compiled in (reported by extension_status).
+std::vector<std::string> features() {
+  std::vector<std::string> f;
+#ifdef LSTMCOMPAT_BLAS
+  f.emplace_back("blas");
+#endif
+#ifdef LSTMCOMPAT_PACKED_GEMM
+  f.emplace_back("mkl-packed-gemm");
+#endif
+#ifdef _OPENMP
+  f.emplace_back("openmp");
+#endif
+#ifdef __AVX512F__
+  f.emplace_back("avx512");
+#elif defined(__AVX2__)
+  f.emplace_back("avx2");
+#endif
+  return f;
+}
+
+// The activation with code `code` and its derivative, element by element, through
+// the loops' own switches (act_f, act_g with a runtime code): {y, d} with
+// y = act(x) and d the gradient w.r.t. x given g w.r.t. y. For the test that
+// ties the switches to the activation table (_acts.py); an unknown code gives NaN.
+template <typename T>
+std::vector<Tensor> activation_impl(const Tensor& x, const Tensor& g, int a) {
+  Tensor y = at::empty_like(x), d = at::empty_like(x);
+  const T* xp = x.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  T* dp = d.data_ptr<T>();
+  for (int64_t e = 0; e < x.numel(); ++e) {
+    yp[e] = act_f<T>(a, xp[e]);
+    dp[e] = act_g<T>(a, gp[e], xp[e], yp[e]);
+  }
+  return {y, d};
+}
+
+std::vector<Tensor> activation_op(const Tensor& x, const Tensor& g, int64_t code) {
+  const auto st = x.scalar_type();
+  check_inputs({&x, &g}, st);
+  TORCH_CHECK(x.sizes() == g.sizes(), "activation: x and g of one shape expected");
+  const int a = static_cast<int>(code);
+  if (st == at::kFloat) return activation_impl<float>(x, g, a);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return activation_impl<double>(x, g, a);
+}
+
+std::array<int64_t, 4> gate_map(const c10::optional<at::IntArrayRef>& gates) {
+  std::array<int64_t, 4> g{0, 1, 2, 3};
+  if (gates.has_value()) {
+    TORCH_CHECK(gates->size() == 4, "step: `gates` must name 4 gate blocks");
+    bool seen[4] = {false, false, false, false};
+    for (int k = 0; k < 4; ++k) {
+      const int64_t v = (*gates)[k];
+      TORCH_CHECK(v >= 0 && v < 4 && !seen[v], "step: `gates` must be a permutation of 0..3");
+      seen[v] = true;
+      g[k] = v;
+    }
+  }
+  return g;
+}
+
+}  // namespace
+
+std::vector<Tensor> fused_step(const Tensor& x, const Tensor& W, const Tensor& R,
+                               const c10::optional<Tensor>& b, double forget_bias,
+                               const Tensor& h, const Tensor& c,
+                               const c10::optional<Tensor>& peep, const c10::optional<Tensor>& P,
+                               int64_t act, int64_t ract, c10::optional<double> clip,
+                               c10::optional<double> pclip,
+                               const std::array<int64_t, 4>& gates, bool save) {
+  const auto st = x.scalar_type();
+  check_inputs({&x, &h, &c}, st);
+  check_weight(W, st, "W");
+  if (R.defined()) check_weight(R, st, "R");
+  check_opt(peep, st);
+  check_opt(P, st);
+  TORCH_CHECK(x.dim() == 2 && h.dim() == 2 && c.dim() == 2, "step: 2-D x, h, c expected");
+  const int64_t B = x.size(0), U = W.size(1) / 4, Pn = R.defined() ? R.size(0) : h.size(1);
+  if (R.defined()) {
+    TORCH_CHECK(W.size(1) % 4 == 0 && R.size(1) == W.size(1) && W.size(0) == x.size(1),
+                "step: W (depth, 4u) and R (out, 4u) expected");
+  } else {
+    TORCH_CHECK(W.size(1) % 4 == 0 && W.size(0) == x.size(1) + Pn,
+                "step: W (depth + out, 4u) expected without R");
+  }
+  TORCH_CHECK(h.size(0) == B && h.size(1) == Pn && c.size(0) == B && c.size(1) == U,
+              "step: h (batch, out) and c (batch, units) expected");
+  if (b.has_value() && b->defined()) {
+    TORCH_CHECK(b->device().is_cpu() && b->scalar_type() == st && b->dim() == 1 &&
+                    b->numel() == 4 * U,
+                "step: b (4u,) of the inputs' dtype expected");
+  }
+  if (peep.has_value() && peep->defined()) {
+    TORCH_CHECK(peep->numel() == 3 * U, "step: peep (3, u) expected");
+  }
+  if (P.has_value() && P->defined()) {
+    TORCH_CHECK(P->dim() == 2 && P->size(0) == U && P->size(1) == Pn, "step: P (u, out) expected");
+  } else {
+    TORCH_CHECK(Pn == U, "step: R (units, 4u) expected without a projection");
+  }
+  const int a = static_cast<int>(act), ra = static_cast<int>(ract);
+  if (st == at::kFloat)
+    return by_acts<Step, float>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
+                                pclip, gates, save);
+  TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
+  return by_acts<Step, double>(a, ra, x, W, R, b, forget_bias, h, c, peep, P, a, ra, clip,
+                               pclip, gates, save);
+}
+
+namespace {
+
+std::vector<Tensor> step_op(const Tensor& x, const Tensor& W, const Tensor& R,
+                            const c10::optional<Tensor>& b, double forget_bias, const Tensor& h,
+                            const Tensor& c, const c10::optional<Tensor>& peep,
+                            const c10::optional<Tensor>& P, int64_t act, int64_t ract,
+                            c10::optional<double> clip, c10::optional<double> pclip,
+                            c10::optional<at::IntArrayRef> gates, bool save) {
+  return lstmcompat::fused_step(x, W, R, b, forget_bias, h, c, peep, P, act, ract, clip, pclip,
+                                gate_map(gates), save);
+}
+
+}  // namespace
+}  // namespace lstmcompat
+
+TORCH_LIBRARY(lstmcompat_fused, m) {
+  m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
+        "Tensor? P, Tensor? mask, int act, int ract, float? cell_clip, float? proj_clip, "
+        "bool carry, bool save, Tensor? bias=None) -> Tensor[]");
+  m.def("backward(Tensor Z, Tensor C, Tensor Cpre, Tensor Rpre, Tensor c0, Tensor R, "
+        "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
+        "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry) "
+        "-> Tensor[]");
+  m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
+        "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
+        "int[]? gates=None, bool save=False) -> Tensor[]");
+  m.def("features() -> str[]", &lstmcompat::features);
+  m.def("activation(Tensor x, Tensor g, int code) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
+  m.impl("forward", &lstmcompat::fused_forward);
+  m.impl("backward", &lstmcompat::fused_backward);
+  m.impl("step", &lstmcompat::step_op);
+  m.impl("activation", &lstmcompat::activation_op);
+}
