@@ -1,17 +1,22 @@
 """Streaming inference shared by both front-ends (``LSTMCell`` and a stateful ``LSTM``).
 
 A module fed one time step per call (batch 1, real-time inference) would spend
-most of each call on Python checks. Such a module keeps a compiled
-``Streamer`` (see :func:`lstmcompat._engine.fused.streamer`) in
-``self._stream``: it holds the module's configuration (no weights), reads the
-module's parameters on every call, checks in C++ that they and the inputs
-qualify, and runs the step on the parameters' own storage; when it returns
-``None`` the module takes its general path (same numbers).
+most of each call on Python checks. Such a module asks the engine once per
+configuration (:func:`lstmcompat._engine.start_stream`: ``choose`` decides, with
+``streaming=True``, like any other choice) and keeps the answer in
+``self._stream``: a :class:`~lstmcompat._engine.Stream` whose compiled stepper
+holds the module's configuration (no weights), reads the module's parameters
+on every call, checks that they and the inputs qualify, and runs the step on
+the parameters' own storage; when it returns ``None`` the module takes its
+general path (same numbers). A streamed call's ``last_kernel`` is the
+stream's ``kernel``: ``choose``'s own ``(name, reason)``.
 
 ``self._stream`` is ``None`` (not decided yet), ``False`` (this configuration
-does not stream) or the streamer. It is decided for the module's configuration
-at that time, so setting any attribute of the module (``train()``/``eval()``,
-a dropout rate, a replaced parameter, ...) resets it to ``None``.
+does not stream) or the stream. It is decided for the module's configuration
+at that time (its parameters' device and dtype, a forced kernel, including
+``LSTMCOMPAT_KERNEL`` as it is then), so setting any attribute of the module
+(``train()``/``eval()``, a dropout rate, a replaced parameter, ...) resets it
+to ``None``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 _MISSING = object()
-
-#: ``last_kernel`` of a step that ran on the streaming path.
-STREAMING_KERNEL = ("fused", "fused: single-step streaming path")
 
 
 class StreamingModule:

@@ -12,7 +12,6 @@ import lstmcompat as L
 from lstmcompat._engine import CellSpec, Weights
 from lstmcompat._engine.fused import _build, streamer
 from lstmcompat._engine.reference import step as reference_step
-from lstmcompat._streaming import STREAMING_KERNEL
 
 needs_stream = pytest.mark.skipif(
     _build.backend() is None or _build.backend().module is None,
@@ -26,6 +25,11 @@ SPECS = [
     CellSpec(units=70, activation="relu", num_proj=130),
 ]
 NAMES = ("W", "R", "b", "w_i", "w_f", "w_o", "P")
+
+
+def streamed(last_kernel):
+    """Whether ``last_kernel`` is that of a call that ran on the streaming path."""
+    return last_kernel is not None and "; single-step streaming: " in last_kernel[1]
 
 
 def _weights(spec, depth, dtype, g):
@@ -141,8 +145,10 @@ def test_streamer_declines_what_it_does_not_run(monkeypatch):
     with torch.no_grad():
         assert s.step(x, h, c) is not None
     params["W"].requires_grad_(False)
+    # whether a module streams is decided in Python before a Streamer is made: the
+    # compiled step itself never reads the environment
     monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
-    assert s.step(x, h, c) is None
+    assert s.step(x, h, c) is not None
     monkeypatch.delenv("LSTMCOMPAT_KERNEL")
     params["W"] = params["W"].half()  # parameters the step cannot run
     assert s.step(x, h, c) is None
@@ -268,7 +274,7 @@ def test_without_the_binding_there_is_no_streamer(monkeypatch):
         monkeypatch.setattr(ext, "module", None)
     assert streamer(SPECS[0], {}, NAMES, _roles(SPECS[0]), Weights) is None
     cell, _, _, out = _stepped_cell(8, 4, 1)
-    assert cell.last_kernel != STREAMING_KERNEL
+    assert not streamed(cell.last_kernel)
     assert cell._stream is False
     assert out.shape == (1, 8)
 
@@ -284,17 +290,18 @@ def test_streaming_cell_equals_the_sequence_path(monkeypatch):
         for t in range(5):
             out, s = cell(x[t], s)
             fast.append(out)
-        streamed = cell.last_kernel
+        streamed_kernel = cell.last_kernel
     s = state
     monkeypatch.setenv("LSTMCOMPAT_KERNEL", "fused")  # the whole engine path, no shortcut
+    cell._stream = None  # decided again at the next call (as after any configuration change)
     for t in range(5):
         out, s = cell(x[t], s)
         slow.append(out.detach())
-    assert cell.last_kernel != STREAMING_KERNEL
+    assert not streamed(cell.last_kernel)
     monkeypatch.delenv("LSTMCOMPAT_KERNEL")
     torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-5, atol=1e-6)
     if _build.backend() is not None and _build.backend().module is not None:
-        assert streamed == STREAMING_KERNEL
+        assert streamed(streamed_kernel)
     # the step follows in-place updates and replacements of the parameters
     with torch.no_grad():
         cell.kernel.mul_(0.5)
@@ -315,7 +322,7 @@ def test_streamed_cell_copies_and_pickles():
     for clone in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
         with torch.no_grad():
             got, _ = clone(x, state)
-        assert clone.last_kernel == STREAMING_KERNEL
+        assert streamed(clone.last_kernel)
         torch.testing.assert_close(got, want)
         with torch.no_grad():
             clone.kernel.zero_()  # the copy has its own parameters
@@ -327,7 +334,7 @@ def test_streamed_cell_copies_and_pickles():
 @needs_stream
 def test_streaming_cell_other_calls_take_the_general_path():
     cell, x, state, _ = _stepped_cell(16, 8, 2)
-    assert cell.last_kernel == STREAMING_KERNEL
+    assert streamed(cell.last_kernel)
     with torch.no_grad():
         with pytest.raises(TypeError, match="dtype"):
             cell(x.double(), cell.zero_state(2, torch.float64))
@@ -336,7 +343,7 @@ def test_streaming_cell_other_calls_take_the_general_path():
         with pytest.raises(ValueError, match="state shapes"):
             cell(x, cell.zero_state(3, torch.float32))
         out, new = cell(x.numpy(), state)  # array-likes: converted by the general path
-        assert cell.last_kernel != STREAMING_KERNEL
+        assert not streamed(cell.last_kernel)
         want, _ = cell(x, state)
         torch.testing.assert_close(out, want)
         assert isinstance(new, L.LSTMStateTuple)
@@ -363,7 +370,7 @@ def test_stateful_keras_streaming_equals_one_sequence(rec, time_major):
     torch.testing.assert_close(layer.states[0], end[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(layer.states[1], end[1], rtol=1e-5, atol=1e-6)
     if _build.backend() is not None and _build.backend().module is not None:
-        assert layer.last_kernel == STREAMING_KERNEL
+        assert streamed(layer.last_kernel)
 
 
 @needs_stream
@@ -375,16 +382,16 @@ def test_stateful_keras_streaming_follows_the_configuration():
     with torch.no_grad():
         layer(x)
         layer(x)  # training (a fresh module): dropout in effect, general path
-        assert layer.last_kernel != STREAMING_KERNEL
+        assert not streamed(layer.last_kernel)
         layer.eval()
         layer.reset_states()
         out, h, c = layer(x)
-        assert layer.last_kernel == STREAMING_KERNEL
+        assert streamed(layer.last_kernel)
         assert out.shape == (1, 16) and torch.equal(out, h)
         layer(x, training=True)  # explicit training: dropout, general path
-        assert layer.last_kernel != STREAMING_KERNEL
+        assert not streamed(layer.last_kernel)
         layer(x)
-        assert layer.last_kernel == STREAMING_KERNEL
+        assert streamed(layer.last_kernel)
         layer.engine_kernel = "reference"  # a forced kernel is honoured at once
         layer(x)
         assert layer.last_kernel[0] == "reference"
@@ -393,7 +400,7 @@ def test_stateful_keras_streaming_follows_the_configuration():
         a = layer(x)[0]
         layer.reset_states()
         b = layer(x, mask=torch.ones(1, 1, dtype=torch.bool))[0]  # with a mask: general path
-        assert layer.last_kernel != STREAMING_KERNEL
+        assert not streamed(layer.last_kernel)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -419,8 +426,9 @@ def test_streaming_cell_trains_like_the_sequence_path(kw, monkeypatch):
         return torch.autograd.grad(loss, [x, c0, h0, *cell.weights])
 
     got = run()
-    assert cell.last_kernel == STREAMING_KERNEL
+    assert streamed(cell.last_kernel)
     monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
+    cell._stream = None  # decided again at the next call
     want = run()
     assert cell.last_kernel[0] == "reference"
     for a, b in zip(got, want):
@@ -443,9 +451,48 @@ def test_stateful_keras_streaming_with_autograd(monkeypatch):
         return states, torch.autograd.grad(loss, [x, *layer.weights])
 
     states, got = run()
-    assert layer.last_kernel == STREAMING_KERNEL
+    assert streamed(layer.last_kernel)
     assert not any(s.requires_grad for s in layer.states)  # stored states are detached
     monkeypatch.setenv("LSTMCOMPAT_KERNEL", "reference")
+    layer._stream = None  # decided again at the next call
     states_ref, want = run()
+    assert layer.last_kernel[0] == "reference"
     for a, b in zip([*states, *got], [*states_ref, *want]):
         torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+
+
+@needs_stream
+def test_a_streamed_call_reports_chooses_own_reason():
+    """``last_kernel`` of a streamed call is ``choose``'s answer for the module's
+    configuration (``streaming=True``), not a constant."""
+    from lstmcompat._engine import choose
+
+    cell, *_ = _stepped_cell(16, 8, 1)
+    want = choose(cell.cell_spec(), device="cpu", dtype=torch.float32, streaming=True)
+    assert cell.last_kernel == want and streamed(want)
+    assert "a single step on CPU" in want[1]
+    torch.manual_seed(0)
+    layer = L.LSTM(8, stateful=True, batch_input_shape=(2, None, 4))
+    layer.eval()
+    with torch.no_grad():
+        layer(torch.randn(2, 1, 4))
+        layer(torch.randn(2, 1, 4))
+    assert layer.last_kernel == choose(layer._spec(), dtype=torch.float32, batch=2,
+                                       streaming=True)
+
+
+def test_a_forced_kernel_is_honoured_by_the_streaming_decision(monkeypatch):
+    """``LSTMCOMPAT_KERNEL`` (as it is when a module decides) and ``engine_kernel``
+    reach ``choose``: the forced kernel's general path runs, and says so."""
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", "fused")
+    cell, *_ = _stepped_cell(16, 8, 1)
+    assert cell._stream is False
+    assert cell.last_kernel[0] == "fused" and "requested explicitly" in cell.last_kernel[1]
+    monkeypatch.delenv("LSTMCOMPAT_KERNEL")
+    layer = L.LSTM(8, stateful=True, batch_input_shape=(1, None, 4), engine_kernel="fused")
+    layer.eval()
+    with torch.no_grad():
+        layer(torch.randn(1, 1, 4))
+        layer(torch.randn(1, 1, 4))
+    assert layer._stream is False and not streamed(layer.last_kernel)
+    assert "requested explicitly" in layer.last_kernel[1]

@@ -159,3 +159,29 @@ def test_forcing_triton_on_cpu_raises():
     x, w, h0, c0, _, _ = make_case(KERAS, 2, 2, 2)
     with pytest.raises(ValueError, match="triton runs CUDA tensors"):
         run(KERAS, x, w, h0, c0, kernel="triton")
+
+
+@pytest.mark.parametrize("spec", [KERAS, TF1_ALL, CLIP_NOPROJ], ids=["keras", "tf1-all",
+                                                                     "clips-noproj"])
+def test_self_check_passes_with_the_kernels_and_catches_wrong_numbers(interp, spec,
+                                                                      monkeypatch):
+    """The first-use check (a tiny case against the reference) passes with the Triton
+    kernels (here interpreted on CPU tensors) and names what differs otherwise."""
+    from lstmcompat._engine import gpu
+
+    monkeypatch.setattr(gpu, "TritonBackend", lambda: interp)
+    assert gpu.self_check(spec, torch.device("cpu")) is None
+    good = gpu.run_triton
+
+    def wrong_c(*a, **k):
+        out, h, c = good(*a, **k)
+        return out, h, c * 1.01
+
+    monkeypatch.setattr(gpu, "run_triton", wrong_c)
+    assert gpu.self_check(spec, torch.device("cpu")).startswith("c differs from the reference")
+
+    def wrong_grad(spec, x, w, h0, c0, **k):  # right values, no gradient through h0
+        return good(spec, x, w, h0.detach(), c0, **k)
+
+    monkeypatch.setattr(gpu, "run_triton", wrong_grad)
+    assert "results where the reference has" in gpu.self_check(spec, torch.device("cpu"))

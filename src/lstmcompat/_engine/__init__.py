@@ -4,14 +4,17 @@ Front-ends call :func:`run`; tests compare every kernel
 with :func:`run_reference`.
 """
 
-from .dispatch import available_kernels, choose, register_kernel
+from .dispatch import Kernel, Streaming, available_kernels, choose, register_kernel
 from .reference import run_reference
-from .run import analyze_mask, run, run_explained
+from .run import Stream, analyze_mask, run, run_explained, start_stream
 from .spec import CellSpec, Dropout, Weights, check_weights
 
 __all__ = [
     "CellSpec",
     "Dropout",
+    "Kernel",
+    "Stream",
+    "Streaming",
     "Weights",
     "analyze_mask",
     "available_kernels",
@@ -21,4 +24,5 @@ __all__ = [
     "run",
     "run_explained",
     "run_reference",
+    "start_stream",
 ]

@@ -42,11 +42,23 @@ def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:
 
 
 def run_native(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch.Tensor,
-               *, lengths: torch.Tensor | None = None, reverse: bool = False,
+               *, mask: torch.Tensor | None = None, reverse: bool = False,
                dropout: Dropout | None = None, batch_first: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`~lstmcompat._engine.reference.run_reference`, except that
-    a mask is given as ``lengths`` (``(B,)`` int64 on CPU, right-padded)."""
+    """Same contract as :func:`~lstmcompat._engine.reference.run_reference`; a ``mask``
+    must be right-padded (every sequence a valid prefix, as ``choose`` admits it):
+    it runs as a packed sequence of those lengths."""
+    lengths = None
+    if mask is not None:
+        lengths = mask.sum(dim=1 if batch_first else 0).to("cpu", torch.int64)
+    return _run_lengths(spec, x, w, h0, c0, lengths, reverse, dropout, batch_first)
+
+
+def _run_lengths(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
+                 c0: torch.Tensor, lengths: torch.Tensor | None, reverse: bool,
+                 dropout: Dropout | None, batch_first: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`run_native` with the mask given as ``lengths`` (``(B,)`` int64 on CPU)."""
     time_dim = 1 if batch_first else 0
     if lengths is not None and not bool((lengths > 0).all()):
         return _without_empty_rows(spec, x, w, h0, c0, lengths, reverse, dropout, batch_first)
@@ -118,8 +130,8 @@ def _without_empty_rows(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.T
     sub_dropout = None
     if dropout is not None:
         sub_dropout = Dropout(*(None if m is None else m.index_select(1, idx) for m in dropout))
-    out, h, c = run_native(spec, x.index_select(bdim, idx), w, h0.index_select(0, idx),
-                           c0.index_select(0, idx), lengths=lengths.index_select(0, keep),
-                           reverse=reverse, dropout=sub_dropout, batch_first=batch_first)
+    out, h, c = _run_lengths(spec, x.index_select(bdim, idx), w, h0.index_select(0, idx),
+                             c0.index_select(0, idx), lengths.index_select(0, keep), reverse,
+                             sub_dropout, batch_first)
     return (x.new_zeros(shape).index_copy(bdim, idx, out), h0.index_copy(0, idx, h),
             c0.index_copy(0, idx, c))

@@ -1,35 +1,34 @@
-"""The engine's entry point: ``run`` one LSTM recurrence over a sequence."""
+"""The engine's entry points: ``run`` one LSTM recurrence over a sequence, or start a
+module's single-step ``Stream``, each through :func:`~.dispatch.decide`.
+
+Nothing here knows a kernel by name: what a kernel can do, and how it runs, is
+in its :class:`~.dispatch.Kernel` record (:mod:`.kernels`).
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
+from . import kernels as _kernels  # noqa: F401 - registers the kernels
 from .dispatch import (
+    KERNEL_ENV,
     DropoutKind,
+    Kernel,
     MaskKind,
     choose,
-    native_cannot,
-    reference_cannot,
-    register_kernel,
-    runner,
+    decide,
+    facts,
+    forced_kernel,
+    kernel_record,
+    ready,
 )
-from .fused import fused_cannot, fused_describe, fused_preferred, fused_step, run_fused
-from .gpu import run_triton, triton_cannot
-from .native import run_native
-from .reference import run_reference
 from .spec import CellSpec, Dropout, Weights, check_weights
 
-register_kernel("native", run_native, native_cannot)
-register_kernel("reference", run_reference, reference_cannot)
-register_kernel("fused", run_fused, fused_cannot, priority=1, describe=fused_describe,
-                preferred=fused_preferred)
-register_kernel("triton", run_triton, triton_cannot, priority=2)
-
-#: Environment variable that forces a kernel for every call that names none
-#: (e.g. ``LSTMCOMPAT_KERNEL=fused`` to run a test suite through ``fused``).
-KERNEL_ENV = "LSTMCOMPAT_KERNEL"
+__all__ = ["KERNEL_ENV", "Stream", "analyze_mask", "dropout_kind", "run", "run_explained",
+           "start_stream"]
 
 
 def analyze_mask(mask: torch.Tensor | None, time_dim: int) -> tuple[MaskKind, torch.Tensor | None]:
@@ -69,8 +68,8 @@ def run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch
         kernel: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the recurrence with the fastest exact kernel (or the one named by ``kernel``).
 
-    Contract as :func:`lstmcompat._engine.reference.run_reference`; ``mask`` is a
-    bool tensor ``(T, B)`` (``(B, T)`` when ``batch_first``).
+    The runners' contract (:class:`~.dispatch.Kernel`); ``mask`` is a bool tensor
+    ``(T, B)`` (``(B, T)`` when ``batch_first``).
     """
     outputs, h, c, _ = run_explained(spec, x, w, h0, c0, mask=mask, reverse=reverse,
                                      dropout=dropout, batch_first=batch_first, kernel=kernel)
@@ -93,32 +92,76 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
                          f"of {x.shape[-1]} features, got {tuple(w.W.shape)}")
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.bool()
-    mask_kind, lengths = analyze_mask(mask, time_dim)
+    mask_kind, _ = analyze_mask(mask, time_dim)
     dkind = dropout_kind(dropout)
-    steps = x.shape[time_dim]
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *w))
-    forced = kernel or os.environ.get(KERNEL_ENV) or None
-    ctx = dict(device=x.device, dtype=x.dtype, dropout_kind=dkind, reverse=reverse, steps=steps,
-               batch=x.shape[1 - time_dim], grad=grad, kernel=forced)
-    name, reason = choose(spec, mask_kind=mask_kind, **ctx)
-    if name == "native" and mask_kind == "right_padded" and grad and forced is None \
-            and not _all_finite(x, h0, c0, *w):
-        # torch.lstm's packed sequences skip the padded steps; the reference (and TF)
-        # runs them and carries their NaN or inf into the gradients (as 0 * NaN; the
-        # forward values are the same).
-        name, reason = choose(spec, mask_kind="general", **ctx)
-        reason += " [NaN or inf in the inputs, state or weights: the padded steps run]"
-    fn = runner(name)
-    if name == "fused" and steps == 1 and mask_kind == "none" and dkind == "none":
-        # Streaming: one step through the low-overhead step path (compiled when
-        # no gradient is needed), same semantics as the sequence kernel.
-        h, c = fused_step(spec, x.select(time_dim, 0), w, h0, c0)
-        return h.unsqueeze(time_dim), h, c, (name, reason)
-    if name == "native":
-        out = fn(spec, x, w, h0, c0, lengths=lengths, reverse=reverse, dropout=dropout,
-                 batch_first=batch_first)
-    else:
-        out = fn(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
-                 reverse=reverse, dropout=dropout, batch_first=batch_first)
-    return (*out, (name, reason))
+    forced = kernel or forced_kernel()
+    ctx = dict(device=x.device, dtype=x.dtype, dropout_kind=dkind, reverse=reverse,
+               steps=x.shape[time_dim], batch=x.shape[1 - time_dim], grad=grad, kernel=forced)
+    note = ""
+    while True:
+        known = facts()
+        name, reason = choose(spec, mask_kind=mask_kind, **ctx)
+        k = kernel_record(name)
+        if not ready(k, spec, x.device) or facts() != known:
+            # Its first use failed (choose now says so; a forced kernel raises), or
+            # preparing it changed what choose knows (a build): decide again.
+            continue
+        if not k.runs_padded_steps and mask_kind == "right_padded" and grad \
+                and forced is None and not _all_finite(x, h0, c0, *w):
+            # Packed sequences skip the padded steps; the oracle (and TF) runs them and
+            # carries their NaN or inf into the gradients (as 0 * NaN; the forward
+            # values are the same).
+            mask_kind = "general"
+            note = " [NaN or inf in the inputs, state or weights: the padded steps run]"
+            continue
+        break
+    out = k.run(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
+                reverse=reverse, dropout=dropout, batch_first=batch_first)
+    return (*out, (name, reason + note))
+
+
+class Stream(NamedTuple):
+    """A module's single-step streaming path, as :func:`start_stream` made it.
+
+    ``step(x, h, c)`` and ``step_stateful(x, buffers, h_name, c_name)`` run one
+    step (see :class:`~.dispatch.Streaming`), returning ``None``
+    when that call does not qualify (then the module takes its general path);
+    ``kernel`` is ``choose``'s ``(name, reason)`` for the module's ``last_kernel``.
+    """
+
+    step: Callable[..., Any]
+    step_stateful: Callable[..., Any]
+    kernel: tuple[str, str]
+
+
+def start_stream(spec: CellSpec, params: dict, names: tuple[str, ...], roles: dict[str, str],
+                 weights: Callable[..., Weights], adjoint: Callable[..., tuple] | None = None,
+                 *, device: torch.device, dtype: torch.dtype, batch: int | None = None,
+                 dropout_kind: DropoutKind = "none", kernel: str | None = None,
+                 gates: tuple[int, int, int, int] = (0, 1, 2, 3), x_time_axis: int = -1
+                 ) -> Stream | None:
+    """The single-step streaming path of one module, if ``choose`` selects one.
+
+    Asked once per configuration of the module (its parameters' ``device`` and
+    ``dtype``, ``batch`` when fixed, ``dropout_kind`` in effect, a ``kernel``
+    forced by the module or by ``LSTMCOMPAT_KERNEL``): ``choose(...,
+    streaming=True)`` decides, and the chosen kernel's streaming capability
+    makes the stepper over ``params`` (arguments as its ``make``). ``None``: the
+    module takes its general path.
+    """
+    d = decide(spec, device=device, dtype=dtype, dropout_kind=dropout_kind, batch=batch,
+               kernel=kernel or forced_kernel(), streaming=True)
+    if not d.streams:
+        return None
+    k: Kernel = kernel_record(d.kernel)
+    known = facts()
+    made = k.streaming.make(spec, params, names, roles, weights, adjoint,  # type: ignore
+                            gates=gates, x_time_axis=x_time_axis)
+    if made is None:
+        return None
+    if facts() != known:  # making it built what choose had only expected: its reason now
+        d = decide(spec, device=device, dtype=dtype, dropout_kind=dropout_kind, batch=batch,
+                   kernel=kernel or forced_kernel(), streaming=True)
+    return Stream(made.step, made.step_stateful, (d.kernel, d.reason))

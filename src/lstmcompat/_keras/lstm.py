@@ -19,9 +19,8 @@ import torch
 
 from .. import _activations, _args, _weights_io
 from .._dtypes import applied_dtype, as_tensor, dtype_name, resolve_dtype
-from .._engine import CellSpec, Dropout, Weights, run_explained
-from .._engine.fused import streamer
-from .._streaming import STREAMING_KERNEL, StreamingModule
+from .._engine import CellSpec, Dropout, Weights, run_explained, start_stream
+from .._streaming import StreamingModule
 from . import constraints as _constraints_mod
 from . import initializers as _initializers
 from . import regularizers as _regularizers
@@ -607,7 +606,7 @@ class LSTM(StreamingModule, torch.nn.Module):
                 training and (self.dropout > 0 or self.recurrent_dropout > 0)):
             new = stream.step_stateful(inputs, self._buffers, "states_h", "states_c")
             if new is not None:
-                return self._streamed(*new)
+                return self._streamed(stream, *new)
         if isinstance(inputs, list):
             if len(inputs) > 1:
                 if initial_state is not None:
@@ -683,31 +682,34 @@ class LSTM(StreamingModule, torch.nn.Module):
         return result
 
     def _start_streaming(self) -> Any:
-        """Decide (once per configuration) whether calls can take the compiled streaming
-        path (:mod:`lstmcompat._streaming`): a built stateful layer with its batch size
-        known, no activity regularizer, no ``engine_kernel`` and no dropout in effect.
-        The streamer then runs a call whenever it is one CPU time step of the
-        layer's batch size and dtype (no mask, no initial_state, no kernel forced):
-        the fused kernel's single step (what the engine picks for one step, same
-        numbers) reading the parameters in place on every call, recorded for
-        autograd when it records, the stored states updated in place of the
-        general path.
+        """Ask the engine (once per configuration) whether calls can take a streaming
+        path (:mod:`lstmcompat._streaming`): for a built stateful layer with its batch
+        size known and no activity regularizer, ``choose`` decides from the
+        parameters' device and dtype, the dropout in effect and ``engine_kernel``.
+        The stream then runs a call whenever it is one time step of the layer's
+        batch size and dtype (no mask, no initial_state, no dropout in effect):
+        the chosen kernel's single step (same numbers as the general path)
+        reading the parameters in place on every call, recorded for autograd
+        when it records, the stored states updated in place of the general path.
         """
-        stream = False
-        if self.stateful and self._batch and self.activity_regularizer is None \
-                and self.engine_kernel is None \
-                and not (self.training and (self.dropout > 0 or self.recurrent_dropout > 0)):
-            stream = streamer(self._spec(), self._parameters, _PARAM_NAMES,
-                              {"W": "kernel", "R": "recurrent_kernel", "b": "bias"},
-                              _engine_weights, _engine_grads,
-                              x_time_axis=0 if self.time_major else 1) or False
-        self.__dict__["_stream"] = stream
-        return stream
+        stream = None
+        if self.stateful and self._batch and self.activity_regularizer is None:
+            dropout = self.training and (self.dropout > 0 or self.recurrent_dropout > 0)
+            stream = start_stream(
+                self._spec(), self._parameters, _PARAM_NAMES,
+                {"W": "kernel", "R": "recurrent_kernel", "b": "bias"},
+                _engine_weights, _engine_grads, device=self.kernel.device,
+                dtype=self.kernel.dtype, batch=self._batch,
+                dropout_kind="other" if dropout else "none", kernel=self.engine_kernel,
+                x_time_axis=0 if self.time_major else 1)
+        self.__dict__["_stream"] = stream or False
+        return stream or False
 
-    def _streamed(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    def _streamed(self, stream: Any, h: torch.Tensor, c: torch.Tensor
+                  ) -> torch.Tensor | list[torch.Tensor]:
         """The result of a call that ran on the streaming path."""
         d = self.__dict__
-        d["last_kernel"] = STREAMING_KERNEL
+        d["last_kernel"] = stream.kernel
         d["_activity_losses"] = []
         output = h.unsqueeze(0 if self.time_major else 1) if self.return_sequences else h
         return [output, h, c] if self.return_state else output

@@ -11,10 +11,9 @@ import torch
 from torch import nn
 
 from .. import _args, _weights_io
-from .._engine import CellSpec, Weights, run_explained
-from .._engine.fused import streamer
+from .._engine import CellSpec, Weights, run_explained, start_stream
 from .._engine.gates import permutation, permute
-from .._streaming import STREAMING_KERNEL, StreamingModule
+from .._streaming import StreamingModule
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
 from .graph import get_default_graph, make_value
@@ -363,7 +362,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         if stream and scope is None and type(state) is LSTMStateTuple:
             new = stream.step(inputs, state[1], state[0])
             if new is not None:
-                self.__dict__["last_kernel"] = STREAMING_KERNEL
+                self.__dict__["last_kernel"] = stream.kernel
                 return new[0], LSTMStateTuple(new[1], new[0])
         x = as_tensor(inputs)
         check_floating(x.dtype)
@@ -377,28 +376,29 @@ class LSTMCell(StreamingModule, RNNCellBase):
         return out[0], new_state
 
     def _start_streaming(self) -> Any:
-        """Decide (once per configuration) whether single steps can take the compiled
-        streaming path (:mod:`lstmcompat._streaming`): a built cell with tuple state
-        whose activation the fused kernel compiles. The streamer then runs a step
-        whenever the call qualifies (CPU tensors of the weights' dtype and shapes,
-        no kernel forced): the fused kernel's single step (what the engine picks for
-        one step, same numbers) reading the parameters in place on every call (the
-        TF1 kernel as it is stored: ``[x; h]`` rows, gate blocks ``i, j, f, o``);
-        recorded for autograd when it records.
+        """Ask the engine (once per configuration) whether single steps can take a
+        streaming path (:mod:`lstmcompat._streaming`): for a built cell with tuple
+        state, ``choose`` decides from the spec and the parameters' device and
+        dtype. The stream then runs a step whenever the call qualifies (tensors of
+        the weights' device, dtype and shapes): the chosen kernel's single step
+        (same numbers as the general path) reading the parameters in place on
+        every call (the TF1 kernel as it is stored: ``[x; h]`` rows, gate blocks
+        ``i, j, f, o``); recorded for autograd when it records.
         """
-        stream = False
+        stream = None
         if self._state_is_tuple:
             roles = {"W": "kernel", "b": "bias"}
             if self._use_peepholes:
                 roles.update(w_i="w_i_diag", w_f="w_f_diag", w_o="w_o_diag")
             if self._num_proj is not None:
                 roles["P"] = "proj_kernel"
-            stream = streamer(
+            stream = start_stream(
                 self.cell_spec(), self._parameters, _PARAM_NAMES, roles,
                 functools.partial(_engine_weights, self.output_size), _engine_grads,
-                gates=permutation("tf1", "canonical")) or False
-        self.__dict__["_stream"] = stream
-        return stream
+                device=self.kernel.device, dtype=self.kernel.dtype,
+                gates=permutation("tf1", "canonical"))
+        self.__dict__["_stream"] = stream or False
+        return stream or False
 
     def extra_repr(self) -> str:
         parts = [f"{self._num_units}"]

@@ -2,9 +2,13 @@
 hand-written backward, compiled time loop when a C++ compiler is available.
 
 Public to the engine: :func:`run_fused` (kernel contract of
-:func:`lstmcompat._engine.reference.run_reference`), :func:`fused_cannot`
-(dispatch predicate), :func:`fused_step` (streaming single step) and
-:func:`backend_for` / :func:`extension_status` (which time loop runs, and why).
+:func:`lstmcompat._engine.reference.run_reference`; one step runs through
+:func:`fused_step`), the dispatch hooks :func:`fused_cannot`,
+:func:`fused_preferred`, :func:`fused_describe` and :func:`stream_cannot` (pure:
+they never build or load the extension, see :func:`compiled_loop`), the
+streaming capability :func:`streamer`, and :func:`backend_for` /
+:func:`extension_status` (which time loop runs, and why; these build the
+extension on first use).
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from ._function import (
 __all__ = [
     "FusedLSTMFunction",
     "backend_for",
+    "compiled_loop",
     "extension_status",
     "fused_cannot",
     "fused_describe",
     "fused_preferred",
     "fused_step",
+    "prepare",
     "run_fused",
+    "stream_cannot",
     "streamer",
 ]
 
@@ -44,17 +51,66 @@ def extension_status() -> tuple[bool, str]:
     return _build.status()
 
 
+def compiled_loop(binding: bool = False) -> tuple[bool, str]:
+    """``(expected, why)``: whether the compiled time loop (with ``binding``: also its
+    Python ``Streamer`` binding) runs, as far as is known without side effects.
+
+    Once this process has built or loaded the extension, that result; before, an
+    expectation from what costs nothing to look up (``LSTMCOMPAT_NO_EXT``, a C++
+    compiler on ``PATH``, the Python headers): the first real run builds it, and
+    ``choose``'s memo is cleared once it is loaded. Never builds or loads anything.
+    """
+    from . import _build
+
+    loaded = _build.loaded()
+    if loaded is not None:
+        ext, why = loaded
+        if ext is None:
+            return False, why
+        if binding and ext.module is None:
+            return False, "the compiled extension was built without its Python binding"
+        return True, why
+    if _build._disabled():
+        return False, "compiled extension disabled by LSTMCOMPAT_NO_EXT"
+    if _build.find_compiler() is None:
+        return False, ("compiled extension unavailable: no C++ compiler found "
+                       "(set CXX or install g++/clang++)")
+    if binding and _build.python_include() is None:
+        return False, "no Python headers to build the compiled extension's Python binding"
+    return True, "compiled extension not built yet: the first real run builds it"
+
+
+def prepare(spec: CellSpec, device: torch.device) -> None:
+    """``fused``'s first use on ``device``: build or load the compiled extension where
+    the time loop would be compiled (never a reason to stop using ``fused``: without
+    the extension it runs its pure-PyTorch loop, same numbers)."""
+    if torch.device(device).type == "cpu" and _compiles(spec) is None:
+        from . import _build
+
+        _build.backend()
+
+
+def _compiles(spec: CellSpec) -> str | None:
+    """Which of ``spec``'s activations the compiled loop lacks, or ``None``."""
+    for act in (spec.activation, spec.recurrent_activation):
+        if _acts.code(act) is None:  # type: ignore[arg-type]
+            return f"activation {act!r} is not compiled"
+    return None
+
+
 def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
                 device: torch.device | str = "cpu") -> tuple[Backend, str]:
     """The time-loop backend that runs ``spec``, and why: the compiled extension
-    when it is available and implements both activations, else pure PyTorch."""
+    when it is available and implements both activations, else pure PyTorch.
+    Builds or loads the extension on first use (a real run; ``choose`` uses
+    :func:`compiled_loop` instead)."""
     from . import _build
 
     if torch.device(device).type != "cpu":
         return TORCH_BACKEND, "pure-PyTorch loop (not a CPU tensor)"
-    for act in (spec.activation, spec.recurrent_activation):
-        if _acts.code(act) is None:  # type: ignore[arg-type]
-            return TORCH_BACKEND, f"pure-PyTorch loop (activation {act!r} is not compiled)"
+    missing = _compiles(spec)
+    if missing is not None:
+        return TORCH_BACKEND, f"pure-PyTorch loop ({missing})"
     ext = _build.backend()
     if ext is None:
         return TORCH_BACKEND, f"pure-PyTorch loop ({_build.status()[1]})"
@@ -84,8 +140,14 @@ def fused_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
 
 def fused_describe(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
                    **_: object) -> str:
-    """Which time loop ``fused`` uses for this call (for ``choose``'s reason)."""
-    return backend_for(spec, dtype, device)[1]
+    """Which time loop ``fused`` uses for this call (for ``choose``'s reason; pure)."""
+    if torch.device(device).type != "cpu":
+        return "pure-PyTorch loop (not a CPU tensor)"
+    missing = _compiles(spec)
+    if missing is not None:
+        return f"pure-PyTorch loop ({missing})"
+    ok, why = compiled_loop()
+    return "compiled C++ time loop" if ok else f"pure-PyTorch loop ({why})"
 
 
 def fused_preferred(spec: CellSpec, *, steps: int | None, batch: int | None,
@@ -97,9 +159,7 @@ def fused_preferred(spec: CellSpec, *, steps: int | None, batch: int | None,
     backward makes forward+backward 10-15% faster than oneDNN's (batch 16-64)."""
     if device.type != "cpu" or not (steps == 1 or batch == 1 or grad):
         return None
-    from . import _build
-
-    if _build.backend() is None:
+    if _compiles(spec) is not None or not compiled_loop()[0]:
         return None
     if steps == 1 or batch == 1:
         what = "a single step" if steps == 1 else "batch 1"
@@ -116,9 +176,16 @@ def run_fused(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
 
     Same contract and semantics as
     :func:`lstmcompat._engine.reference.run_reference` (outputs, final state and
-    gradients w.r.t. ``x``, every weight, ``h0`` and ``c0``).
+    gradients w.r.t. ``x``, every weight, ``h0`` and ``c0``). A single step
+    without mask or dropout runs through the low-overhead step path
+    (:func:`fused_step`), same numbers.
     """
     backend, _ = backend_for(spec, x.dtype, x.device)
+    time_dim = 1 if batch_first else 0
+    if x.shape[time_dim] == 1 and mask is None and (
+            dropout is None or (dropout.x is None and dropout.h is None)):
+        h, c = _step(spec, backend, x.select(time_dim, 0), w, h0, c0)
+        return h.unsqueeze(time_dim), h, c
     return run_sequence(spec, backend, x, w, h0, c0, mask=mask, reverse=reverse,
                         dropout=dropout, batch_first=batch_first)
 
@@ -132,20 +199,36 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
     extension runs the whole step in one call, reading the weights where they
     are; with autograd it is the sequence kernel on one step.
     """
-    from . import _build
+    return _step(spec, backend_for(spec, x.dtype, x.device)[0], x, w, h, c)
 
-    if x.device.type == "cpu" and not (torch.is_grad_enabled() and any(
+
+def _step(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights, h: torch.Tensor,
+          c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if backend is not TORCH_BACKEND and not (torch.is_grad_enabled() and any(
             t is not None and t.requires_grad
             for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
-        ext = _build.backend()
-        if ext is not None and _acts.code(spec.activation) is not None \
-                and _acts.code(spec.recurrent_activation) is not None:  # type: ignore[arg-type]
-            peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
-                    else None)
-            P = w.P if spec.num_proj is not None else None
-            return ext.step(spec, x, w.W, w.R, w.b, h, c, peep, P)
-    _, h1, c1 = run_fused(spec, x.unsqueeze(0), w, h, c)
+        peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
+                else None)
+        P = w.P if spec.num_proj is not None else None
+        return backend.step(spec, x, w.W, w.R, w.b, h, c, peep, P)  # type: ignore[attr-defined]
+    _, h1, c1 = run_sequence(spec, backend, x.unsqueeze(0), w, h, c)
     return h1, c1
+
+
+def stream_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                  **_: object) -> str | None:
+    """Why ``fused`` cannot stream single steps of ``spec`` (``None``: it can): the
+    compiled ``Streamer`` runs CPU tensors of float32/float64 with compiled
+    activations, and needs the extension's Python binding. Pure."""
+    if torch.device(device).type != "cpu":
+        return f"device {torch.device(device).type!r} (the compiled Streamer runs CPU tensors)"
+    if dtype not in (torch.float32, torch.float64):
+        return f"dtype {dtype} (the compiled Streamer runs float32 and float64)"
+    missing = _compiles(spec)
+    if missing is not None:
+        return missing
+    ok, why = compiled_loop(binding=True)
+    return None if ok else why
 
 
 #: Roles of a module's parameters for :func:`streamer`, in the compiled Streamer's order.
@@ -175,9 +258,10 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...], roles: dict[s
       from the dict ``buffers`` and fresh copies of the new one written back;
 
     each returning ``None`` instead when the compiled step does not apply: not
-    exactly ``torch.Tensor`` inputs, another dtype or shape, non-CPU tensors,
-    ``LSTMCOMPAT_KERNEL`` set, or parameters of a dtype, device, shape or layout
-    the step does not run. Strided inputs are copied. The numbers are those of
+    exactly ``torch.Tensor`` inputs, another dtype or shape, non-CPU tensors, or
+    parameters of a dtype, device, shape or layout the step does not run.
+    Whether a module streams at all (a forced kernel, say, never does) is
+    ``choose``'s decision (``streaming=True``), made before this is called. Strided inputs are copied. The numbers are those of
     :func:`fused_step`. Calls hold the GIL throughout: concurrent calls from
     several threads run one after another.
 

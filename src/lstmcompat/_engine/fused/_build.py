@@ -553,12 +553,21 @@ def backend() -> ExtensionBackend | None:
     return _get()[0]
 
 
+def loaded() -> tuple[ExtensionBackend | None, str] | None:
+    """What :func:`backend` and :func:`status` found, if this process has built or
+    loaded the extension (or failed to), else ``None``; never builds or loads."""
+    return _state
+
+
 def _get() -> tuple[ExtensionBackend | None, str]:
     global _state
     if _state is None:
         with _lock:
             if _state is None:
                 _state = _load()
+                from ..dispatch import clear_choice_cache
+
+                clear_choice_cache()  # choose read an expectation; now the fact is known
     return _state
 
 

@@ -13,7 +13,11 @@ cuBLAS for ``@ P`` plus one small launch for its clip and the mask. It has the
 semantics of :func:`lstmcompat._engine.reference.run_reference`.
 
 Triton is optional (``pip install lstmcompat[gpu]``) and imported only when a
-CUDA call needs it. The kernels are dtype-generic; on CUDA the kernel is
+CUDA call needs it. The kernel is safe before it is proven: before its first
+real use on a device, dispatch runs :func:`self_check` (a tiny case against the
+reference); if that fails or raises, calls on that device go to the next exact
+kernel (``reference``, or ``native`` where exact) with one warning, and
+``choose`` says why. The kernels are dtype-generic; on CUDA the kernel is
 offered for float32 (float64 goes to ``reference``). Under Triton's
 interpreter (``TRITON_INTERPRET=1``) the same kernels run on CPU tensors, which
 is how the test suite checks them on machines without a GPU
@@ -34,7 +38,7 @@ from ..fused._function import run_sequence
 from ..fused._types import BackwardResult, ForwardResult
 from ..spec import CellSpec, Dropout, Weights
 
-__all__ = ["TritonBackend", "interpreted_backend", "run_triton", "triton_cannot"]
+__all__ = ["TritonBackend", "interpreted_backend", "run_triton", "self_check", "triton_cannot"]
 
 #: Block sizes: batch rows, units / output features, and the reduction chunk of
 #: the per-step products (tl.dot needs at least 16 in each dimension).
@@ -110,6 +114,56 @@ def run_triton(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     """Run the recurrence with the ``triton`` kernel (contract of ``run_reference``)."""
     return run_sequence(spec, TritonBackend(), x, w, h0, c0, mask=mask, reverse=reverse,
                         dropout=dropout, batch_first=batch_first)
+
+
+def self_check(spec: CellSpec, device: torch.device) -> str | None:
+    """The ``triton`` kernel's first-use check on ``device``: ``None`` when a tiny case
+    of ``spec`` (2 steps, batch 2, forward and backward, float32) computed there agrees
+    with the reference (float64 on the CPU), else what differs. A compile or launch
+    error propagates (dispatch reports it and stops using the kernel there)."""
+    from ..reference import run_reference
+
+    g = torch.Generator().manual_seed(0)
+    depth, batch, steps = 3, 2, 2
+    u, p = spec.units, spec.output_size
+
+    def r(*shape: int) -> torch.Tensor:
+        fan = shape[0] if len(shape) > 1 else 1
+        return (torch.rand(*shape, generator=g, dtype=torch.float64) - 0.5) / fan ** 0.5
+
+    peep = spec.use_peepholes
+    w = Weights(W=r(depth, 4 * u), R=r(p, 4 * u), b=r(4 * u), w_i=r(u) if peep else None,
+                w_f=r(u) if peep else None, w_o=r(u) if peep else None,
+                P=r(u, p) if spec.num_proj is not None else None)
+    x, h0, c0 = r(steps, batch, depth) * 3, r(batch, p), r(batch, u)
+    leaves = [x, h0, c0, *(t for t in w if t is not None)]
+    seeds = None
+
+    def outputs_and_grads(run: object, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        nonlocal seeds
+        tensors = [t.detach().requires_grad_() for t in tensors]
+        it = iter(tensors[3:])
+        ws = Weights(*(None if t is None else next(it) for t in w))
+        out = run(spec, tensors[0], ws, tensors[1], tensors[2])  # type: ignore[operator]
+        if seeds is None:
+            seeds = [torch.rand(t.shape, generator=g, dtype=torch.float64) - 0.5 for t in out]
+        grads = torch.autograd.grad(out, tensors, [s.to(t) for s, t in zip(seeds, out)],
+                                    allow_unused=True)
+        return [t.detach().double().cpu() for t in (*out, *grads) if t is not None]
+
+    want = outputs_and_grads(run_reference, leaves)
+    got = outputs_and_grads(run_triton, [t.to(device, torch.float32) for t in leaves])
+    names = ["outputs", "h", "c", "dx", "dh0", "dc0", *(f"d{n}" for n, t in zip(
+        Weights._fields, w) if t is not None)]
+    if len(got) != len(want):
+        return f"{len(got)} results where the reference has {len(want)}"
+    for name, a, b in zip(names, got, want):
+        if a.shape != b.shape:
+            return f"{name} has shape {tuple(a.shape)}, the reference {tuple(b.shape)}"
+        if not torch.allclose(a, b, rtol=1e-3, atol=1e-4):
+            err = (a - b).abs().nan_to_num(float("inf")).max().item()
+            return f"{name} differs from the reference by up to {err:.3g}"
+    return None
 
 
 class TritonBackend:

@@ -8,7 +8,9 @@
 // by the very next step. `step` returns None whenever a check fails: the caller
 // then takes its general path, which gives the same numbers or the error the
 // front-end documents. When autograd records, the step goes to the Python
-// `grad` callable (an autograd.Function) with the checks already done.
+// `grad` callable (an autograd.Function) with the checks already done. Whether a
+// module streams at all is decided in Python (the engine's `choose`) before a
+// Streamer is made; nothing here reads the environment.
 //
 // Threads: every entry point runs holding the GIL and keeps owned references to
 // everything it reads from Python (no borrowed reference survives a call back
@@ -22,7 +24,6 @@
 #include <pybind11/stl.h>
 
 #include <array>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -212,8 +213,6 @@ class Streamer {
   // (copies only where the arguments are strided views).
   Use applicable(const Tensor& x, const Tensor& h, const Tensor& c, Current& w, Tensor& x2,
                  Tensor& h2, Tensor& c2) const {
-    const char* forced = std::getenv("LSTMCOMPAT_KERNEL");
-    if (forced && *forced) return Use::kNo;
     if (!fetch(w)) return Use::kNo;
     const auto st = w.W.scalar_type();
     for (const Tensor* t : {&x, &h, &c})
