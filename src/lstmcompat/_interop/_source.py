@@ -129,10 +129,4 @@ def open_source(path: Any) -> Source:
 def _load_formats() -> None:
     """Import the format modules (each registers itself; cheap: no optional dependency
     is imported before a file of its format is opened)."""
-    from . import _tf_checkpoint  # noqa: F401
-    for name in ("_keras_files", "_safetensors"):
-        try:
-            __import__(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:  # a format not written yet
-            if e.name != f"{__package__}.{name}":
-                raise
+    from . import _keras_files, _safetensors, _tf_checkpoint  # noqa: F401
