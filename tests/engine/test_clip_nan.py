@@ -24,10 +24,9 @@ import torch
 from kernel_cases import extension, make_case, outputs_and_grads, with_backend
 
 from lstmcompat._engine import CellSpec, dispatch, run_explained, run_reference
-from lstmcompat._engine.dispatch import native_cannot
 from lstmcompat._engine.fused import _acts, fused_step
 from lstmcompat._engine.fused._function import TORCH_BACKEND
-from lstmcompat._engine.native import run_native
+from lstmcompat._engine.native import native_cannot, run_native
 from lstmcompat._engine.reference import clip_by_value
 from lstmcompat._engine.reference import step as reference_step
 
