@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstmcompat._engine import CellSpec, Dropout, Weights
-from lstmcompat._engine.fused import _acts, _build
+from lstmcompat._engine.fused import _acts, _extension
 from lstmcompat._engine.fused._function import run_sequence
 
 ALL_ACTS = sorted(_acts.KNOWN)
@@ -17,9 +17,9 @@ COMPILED_ACTS = sorted(a for a in _acts.KNOWN if _acts.code(a) is not None)
 
 
 def extension():
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is None:
-        pytest.skip(f"compiled extension unavailable: {_build.status()[1]}")
+        pytest.skip(f"compiled extension unavailable: {_extension.status()[1]}")
     return ext
 
 

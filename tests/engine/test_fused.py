@@ -26,7 +26,7 @@ from kernel_cases import (
 )
 
 from lstmcompat._engine import CellSpec, Weights, choose, run, run_reference
-from lstmcompat._engine.fused import _build, fused_cannot, fused_step, run_fused
+from lstmcompat._engine.fused import _extension, fused_cannot, fused_step, run_fused
 from lstmcompat._engine.fused._function import TORCH_BACKEND, run_sequence
 from lstmcompat._engine.reference import step as reference_step
 
@@ -270,11 +270,11 @@ def test_compiled_step_multithreaded_sizes(spec):
     torch.testing.assert_close(got_c, want_c, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+@pytest.mark.skipif(_extension.backend() is None, reason="no compiled extension here")
 def test_compiled_ops_refuse_mismatched_shapes() -> None:
     """The ops check every shape they index with: a wrong one is an error, never a read
     past a buffer."""
-    ops = _build.backend().ops
+    ops = _extension.backend().ops
     T, B, U = 3, 2, 8
     Z = torch.randn(T, B, 4 * U)
     h, c = torch.zeros(B, U), torch.zeros(B, U)
@@ -292,7 +292,7 @@ def test_compiled_ops_refuse_mismatched_shapes() -> None:
                     0, 1, None, None, False, False)
 
 
-@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+@pytest.mark.skipif(_extension.backend() is None, reason="no compiled extension here")
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_compiled_loops_read_either_weight_layout(layout: str) -> None:
     """R row-major or as a transposed view of row-major storage (the Keras front-end's

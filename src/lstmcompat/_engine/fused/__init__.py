@@ -46,9 +46,9 @@ __all__ = [
 
 def extension_status() -> tuple[bool, str]:
     """``(available, why)`` for the compiled extension (builds it on first call)."""
-    from . import _build
+    from . import _extension
 
-    return _build.status()
+    return _extension.status()
 
 
 def compiled_loop(binding: bool = False) -> tuple[bool, str]:
@@ -60,9 +60,9 @@ def compiled_loop(binding: bool = False) -> tuple[bool, str]:
     compiler on ``PATH``, the Python headers): the first real run builds it, and
     ``choose``'s memo is cleared once it is loaded. Never builds or loads anything.
     """
-    from . import _build
+    from . import _build, _extension
 
-    loaded = _build.loaded()
+    loaded = _extension.loaded()
     if loaded is not None:
         ext, why = loaded
         if ext is None:
@@ -85,9 +85,9 @@ def prepare(spec: CellSpec, device: torch.device) -> None:
     the time loop would be compiled (never a reason to stop using ``fused``: without
     the extension it runs its pure-PyTorch loop, same numbers)."""
     if torch.device(device).type == "cpu" and _compiles(spec) is None:
-        from . import _build
+        from . import _extension
 
-        _build.backend()
+        _extension.backend()
 
 
 def _compiles(spec: CellSpec) -> str | None:
@@ -104,16 +104,16 @@ def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
     when it is available and implements both activations, else pure PyTorch.
     Builds or loads the extension on first use (a real run; ``choose`` uses
     :func:`compiled_loop` instead)."""
-    from . import _build
+    from . import _extension
 
     if torch.device(device).type != "cpu":
         return TORCH_BACKEND, "pure-PyTorch loop (not a CPU tensor)"
     missing = _compiles(spec)
     if missing is not None:
         return TORCH_BACKEND, f"pure-PyTorch loop ({missing})"
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is None:
-        return TORCH_BACKEND, f"pure-PyTorch loop ({_build.status()[1]})"
+        return TORCH_BACKEND, f"pure-PyTorch loop ({_extension.status()[1]})"
     return ext, "compiled C++ time loop"
 
 
@@ -271,9 +271,9 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...], roles: dict[s
     db, dw_i, dw_f, dw_o, dP)`` mapping the canonical weight gradients onto
     ``params[names]`` (without ``adjoint``: ``None``).
     """
-    from . import _build
+    from . import _extension
 
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is None or ext.module is None:
         return None
     act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore

@@ -16,7 +16,7 @@ as single large GEMMs or sums over all steps. Without autograd, an inference
 path runs the same loop and saves nothing.
 
 The two time loops come from a *backend*: the compiled C++ extension
-(:mod:`._build`) when it is available and implements the activations, else the
+(:mod:`._extension`) when it is available and implements the activations, else the
 pure-PyTorch loops of :mod:`._loops`.
 """
 
