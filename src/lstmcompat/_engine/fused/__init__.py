@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import torch
 
+from ..dispatch import spec_shape
 from ..spec import CellSpec, Dropout, Weights
-from . import _acts
+from . import _acts, _ops
 from ._function import (
     TORCH_BACKEND,
     Backend,
@@ -27,6 +28,7 @@ from ._function import (
     StepFunction,
     run_sequence,
 )
+from ._ops import capturing
 
 __all__ = [
     "FusedLSTMFunction",
@@ -104,6 +106,14 @@ def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
     when it is available and implements both activations, else pure PyTorch.
     Builds or loads the extension on first use (a real run; ``choose`` uses
     :func:`compiled_loop` instead)."""
+    if capturing():  # found once, when the graph is captured
+        key, why = _ops.backend_key(spec_shape(spec), dtype, str(device))
+        return _ops.backend_named(key), why
+    return _backend_for(spec, dtype, device)
+
+
+def _backend_for(spec: CellSpec, dtype: torch.dtype, device: torch.device | str
+                 ) -> tuple[Backend, str]:
     from . import _extension
 
     if torch.device(device).type != "cpu":
@@ -204,7 +214,7 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
 def _step(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights, h: torch.Tensor,
           c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if backend is not TORCH_BACKEND and not (torch.is_grad_enabled() and any(
+    if backend is not TORCH_BACKEND and not capturing() and not (torch.is_grad_enabled() and any(
             t is not None and t.requires_grad
             for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
         peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore

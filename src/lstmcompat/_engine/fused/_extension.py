@@ -22,6 +22,7 @@ import torch
 
 from ..spec import CellSpec
 from . import _acts, _build
+from ._ops import register_backend
 from ._types import BackwardResult, ForwardResult
 
 _OPS_NAMESPACE = "lstmcompat_fused"
@@ -140,6 +141,7 @@ class ExtensionBackend:
 
     def __init__(self, module: object | None = None) -> None:
         self.ops = getattr(torch.ops, _OPS_NAMESPACE)
+        register_backend(self.name, self)
         #: The Python binding (``Streamer``), or ``None`` when built without it.
         self.module = module
 
