@@ -8,6 +8,7 @@ Mirrors ``tf_keras/src/legacy_tf_layers/base.py`` (``Layer._set_scope``,
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -432,7 +433,9 @@ _IGNORED_WEIGHT_ARGS = ("regularizer", "constraint", "partitioner", "use_resourc
 RNNCellBase = RNNCell
 
 
+@functools.lru_cache(maxsize=256)
 def _takes_scope(fn: Callable) -> bool:
+    """Whether a ``call`` takes ``scope=`` (TF passes the cell's scope then)."""
     try:
         return "scope" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
