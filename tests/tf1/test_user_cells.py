@@ -192,6 +192,12 @@ def test_zero_state_follows_nested_state_sizes():
     z2 = Nested(3).get_initial_state(inputs=torch.zeros(5, 7))
     assert z2[1].h.shape == (5, 4)
 
+    class Listed(MyGRUCell):
+        state_size = [2, 3]
+
+    z3 = Listed(1).zero_state(2, torch.float32)
+    assert isinstance(z3, list) and z3[1].shape == (2, 3)
+
 
 def test_a_cell_without_call_raises_not_implemented():
     class Empty(L.RNNCell):

@@ -530,4 +530,6 @@ def _map_sizes(size: StateSize, fn: Any) -> State:
         return fn(size)
     if hasattr(size, "_fields"):  # namedtuple (LSTMStateTuple)
         return type(size)(*(_map_sizes(s, fn) for s in size))
+    if isinstance(size, list):  # TF's nest keeps lists lists
+        return [_map_sizes(s, fn) for s in size]
     return tuple(_map_sizes(s, fn) for s in size)
