@@ -134,6 +134,7 @@ def test_build_runs_once_and_the_weights_are_reused():
         def build(self, inputs_shape):
             type(self).builds += 1
             assert tuple(inputs_shape) == (None, 3)
+            assert inputs_shape.as_list() == [None, 3] and inputs_shape.rank == 2
             super().build(inputs_shape)
 
     cell = Counting(2)

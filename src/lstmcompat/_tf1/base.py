@@ -366,7 +366,7 @@ class RNNCell(nn.Module):
         self._set_scope(scope)
         if not self.built:
             with self._own_scope():
-                self.build((None, depth))
+                self.build(InputShape((None, depth)))
             self.built = True
 
     def _step(self, x: torch.Tensor, state: State) -> tuple[Any, State]:
@@ -423,6 +423,20 @@ class RNNCell(nn.Module):
                                                    + o.shape[tdim + 1:])], dim=tdim),
                 outputs)
         return outputs, state
+
+
+class InputShape(tuple):
+    """The ``inputs_shape`` a user ``build`` gets: ``(None, depth)``, a tuple with
+    ``TensorShape``'s ``as_list()`` and ``rank`` for ported code."""
+
+    def as_list(self) -> list[int | None]:
+        return list(self)
+
+    @property
+    def rank(self) -> int:
+        return len(self)
+
+    ndims = rank
 
 
 #: ``add_weight`` keywords of TF accepted (when ``None``: ignored).
