@@ -37,7 +37,7 @@ class RNNCell(nn.Module):
     ``(batch, n)`` tensor, a tuple or an ``LSTMStateTuple`` of them the same
     structure of tensors). It may create its weights in ``build(inputs_shape)``
     (called once, before the first ``call``, with ``inputs_shape = (None,
-    depth)``) through :meth:`add_weight`: inside a :class:`~lstmcompat.Graph`
+    depth)``, a tuple that also has ``as_list()``) through :meth:`add_weight`: inside a :class:`~lstmcompat.Graph`
     they get TensorFlow's names, ``<scope>/<cell name>/<weight name>`` (the cell
     name is ``name=`` or the snake-case class name: ``rnn/my_gru_cell/kernel``),
     and follow its reuse rules. Plain ``torch.nn.Parameter`` attributes work too
