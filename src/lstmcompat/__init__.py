@@ -6,6 +6,8 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
 * :class:`LSTMCell`, :class:`LSTMStateTuple`, :class:`MultiRNNCell` -- ``tf.compat.v1.nn.rnn_cell``.
 * :func:`dynamic_rnn`, :func:`static_rnn`, :func:`bidirectional_dynamic_rnn` -- ``tf.compat.v1.nn``.
+* :class:`RNNCell` (the base of your own cells), :class:`DropoutWrapper`,
+  :class:`ResidualWrapper`, :class:`DeviceWrapper` -- ``tf.compat.v1.nn.rnn_cell``.
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
 * :func:`list_variables`, :func:`load_variables` -- read TF checkpoints and Keras files
@@ -32,10 +34,14 @@ from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
     AUTO_REUSE,
+    DeviceWrapper,
+    DropoutWrapper,
     Graph,
     LSTMCell,
     LSTMStateTuple,
     MultiRNNCell,
+    ResidualWrapper,
+    RNNCell,
     bidirectional_dynamic_rnn,
     dynamic_rnn,
     static_rnn,
@@ -63,6 +69,11 @@ __all__ = [
     "dynamic_rnn",
     "static_rnn",
     "variable_scope",
+    # the rest of the family (docs/api.md §6)
+    "RNNCell",
+    "DropoutWrapper",
+    "ResidualWrapper",
+    "DeviceWrapper",
     # files (docs/api.md §5)
     "list_variables",
     "load_keras_layers",

@@ -30,6 +30,19 @@ def _classes():
     return LSTM, LSTMCell, MultiRNNCell, Graph
 
 
+def _unwrap(module: Any) -> Any:
+    """The cell a wrapper (``DropoutWrapper``, ...) wraps, through any depth: a wrapper
+    adds no scope, so its weights are the wrapped cell's."""
+    from .._tf1.wrappers import _Wrapper
+    while isinstance(module, _Wrapper):
+        module = module.cell
+    return module
+
+
+def _cells(multi: Any) -> list[Any]:
+    return [_unwrap(c) for c in multi.cells]
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
@@ -109,7 +122,7 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
             return [f"it is a single {ws.describe().split()[0]}, not a MultiRNNCell"]
         if len(ws.cells) != len(module.cells):
             return [f"it has {len(ws.cells)} cells, the module {len(module.cells)}"]
-        for k, (cell, cws) in enumerate(zip(module.cells, ws.cells)):
+        for k, (cell, cws) in enumerate(zip(_cells(module), ws.cells)):
             out += [f"cell {k}: {m}" for m in _mismatches(cell, cws)]
         return out
     if (isinstance(module, LSTMCell) and ws.kind != "tf1_cell") or (
@@ -142,7 +155,7 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
 def _plan_set(plan: _Plan, module: Any, ws: WeightSet) -> None:
     LSTM, LSTMCell, MultiRNNCell, _ = _classes()
     if isinstance(module, MultiRNNCell):
-        for cell, cws in zip(module.cells, ws.cells):
+        for cell, cws in zip(_cells(module), ws.cells):
             _plan_set(plan, cell, cws)
         return
     params = _KERAS_PARAMS if isinstance(module, LSTM) else _CELL_PARAMS
@@ -292,7 +305,9 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
 
     Args:
         module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell`,
-            :class:`~lstmcompat.MultiRNNCell` or :class:`~lstmcompat.Graph`. An
+            :class:`~lstmcompat.MultiRNNCell` or :class:`~lstmcompat.Graph`; a
+            wrapper (:class:`~lstmcompat.DropoutWrapper`, ...) fills its
+            wrapped cell, also inside a ``MultiRNNCell``. An
             unbuilt module is built for the file's input depth (an ``LSTMCell``
             without ``dtype`` in the file's dtype).
         path: any path :func:`lstmcompat.list_variables` takes.
@@ -320,6 +335,7 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
         >>> lstmcompat.restore(cell, "train_dir/model.ckpt-20000")  # doctest: +SKIP
     """
     LSTM, LSTMCell, MultiRNNCell, Graph = _classes()
+    wrapper, module = module, _unwrap(module)
     if not isinstance(module, (LSTM, LSTMCell, MultiRNNCell, Graph)):
         raise TypeError(f"`module` must be an lstmcompat LSTM, LSTMCell, MultiRNNCell or Graph, "
                         f"got {type(module).__name__}")
@@ -334,10 +350,10 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
         _restore_graph(view, module, prefix, plan)
     else:
         if isinstance(module, MultiRNNCell):
-            for cell in module.cells:
+            for k, cell in enumerate(_cells(module)):
                 if not isinstance(cell, LSTMCell):
                     raise TypeError(f"restore fills MultiRNNCells of LSTMCells; cell "
-                                    f"{module.cells.index(cell)} is a {type(cell).__name__}")
+                                    f"{k} is a {type(cell).__name__}")
         sets = find_weight_sets(view)
         ws = _explicit(view, module, prefix, sets) if prefix is not None else _auto(view, module, sets)
         problems = _mismatches(module, ws)
@@ -346,4 +362,4 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
                              f"the {type(module).__name__}: " + "; ".join(problems))
         _plan_set(plan, module, ws)
     plan.run()
-    return module
+    return wrapper

@@ -420,6 +420,9 @@ def _register_builtin() -> None:
                  ModuleKind("MultiRNNCell", MultiRNNCell, _multi_describe, _multi_tensors,
                             _multi_rebuild)):
         _KINDS.setdefault(kind.name, kind)
+    from ._save_wrappers import wrapper_kinds
+    for kind in wrapper_kinds():
+        _KINDS.setdefault(kind.name, kind)
     _BUILTIN_DONE = True
 
 

@@ -25,7 +25,10 @@ class MultiRNNCell(RNNCellBase):
     (``dynamic_rnn`` and friends) the stack runs layer by layer, one engine call
     per layer: with TF1 ``sequence_length`` semantics this is exactly the
     step-by-step stack (steps past a length are zeroed and their state held in
-    every layer).
+    every layer). That holds for any mix of cells (a cell of your own runs its
+    layer step by step, lstmcompat's cells in one engine call each): the layer
+    above a zeroed step only sees zeros where its own output is zeroed and its
+    state held anyway.
 
     Args:
         cells: a non-empty list or tuple of cells.
@@ -58,8 +61,8 @@ class MultiRNNCell(RNNCellBase):
         for c in cells:
             if not isinstance(c, RNNCellBase):
                 raise TypeError(
-                    "MultiRNNCell takes lstmcompat cells (LSTMCell, MultiRNNCell) in `cells`, "
-                    f"got {c!r}."
+                    "MultiRNNCell takes RNNCells in `cells` (lstmcompat cells, wrappers or "
+                    f"subclasses of lstmcompat.RNNCell), got {c!r}."
                 )
         if len({id(c) for c in cells}) < len(cells):
             warnings.warn("At least two cells provided to MultiRNNCell are the same object and "

@@ -1,7 +1,8 @@
 """``dynamic_rnn``, ``static_rnn`` and ``bidirectional_dynamic_rnn`` on the engine.
 
 Each runs a cell over the whole sequence with one engine call per LSTM layer
-(never a Python loop over ``cell(...)``), with TF1 ``sequence_length``
+(never a Python loop over ``cell(...)``; a cell of your own, a subclass of
+``RNNCell``, runs step by step), with TF1 ``sequence_length``
 semantics: outputs past a sequence's length are zeros and its state is held,
 so the final state is the state after its last valid step (the initial state
 for length 0). Mirrors ``tensorflow/python/ops/rnn.py``.
@@ -16,16 +17,25 @@ import numpy as np
 import torch
 
 from ._util import as_dtype, as_tensor, check_floating
-from .base import RNNCellBase, State
+from .base import RNNCellBase, State, map_structure
 from .graph import VariableScope, variable_scope
 
 
 def _check_cell(name: str, cell: Any) -> None:
     if not isinstance(cell, RNNCellBase):
         raise TypeError(
-            f"The argument `{name}` ({cell!r}) is not an RNNCell: lstmcompat runs its own cells "
-            "(LSTMCell, MultiRNNCell)."
+            f"The argument `{name}` ({cell!r}) is not an RNNCell: pass an lstmcompat cell "
+            "(LSTMCell, MultiRNNCell, a wrapper) or a subclass of lstmcompat.RNNCell."
         )
+
+
+def _run(cell: RNNCellBase, x: torch.Tensor, state: State, lengths: torch.Tensor | None,
+         batch_first: bool) -> tuple[Any, State]:
+    """``cell._run_sequence`` after telling every cell of the tree a sequence begins."""
+    for m in cell.modules():
+        if isinstance(m, RNNCellBase):
+            m._begin_sequence()
+    return cell._run_sequence(x, state, lengths, batch_first)
 
 
 def _length_tensor(sequence_length: Any, integers_only: bool = False) -> torch.Tensor:
@@ -126,7 +136,8 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
     """Run ``cell`` over a whole sequence (TF ``tf.compat.v1.nn.dynamic_rnn``).
 
     Args:
-        cell: an ``LSTMCell`` or ``MultiRNNCell``.
+        cell: an ``LSTMCell``, ``MultiRNNCell``, a wrapper, or any ``RNNCell``
+            subclass of your own (run step by step; its outputs may be nested).
         inputs: ``(batch, time, depth)``, or ``(time, batch, depth)`` when
             ``time_major``.
         sequence_length: optional integer ``(batch,)``: outputs at and after
@@ -145,7 +156,7 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
         when ``time_major``) and the final state.
 
     Raises:
-        TypeError: ``cell`` is not an lstmcompat cell.
+        TypeError: ``cell`` is not an ``RNNCell``.
         ValueError: ``dtype`` missing without ``initial_state``; inputs of rank
             below 3; ``sequence_length`` not a vector of ``batch`` entries (TF's
             ``InvalidArgumentError`` for the size).
@@ -176,7 +187,7 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
             "Argument `sequence_length` must be a vector of length batch_size. Received "
             "sequence_length={sl} of shape: {shape}")
         state = _initial_state(cell, initial_state, dtype, batch, x)
-        outputs, final = cell._run_sequence(x, state, lengths, batch_first=not time_major)
+        outputs, final = _run(cell, x, state, lengths, batch_first=not time_major)
     return outputs, final
 
 
@@ -233,8 +244,10 @@ def static_rnn(cell: RNNCellBase, inputs: Sequence[Any], initial_state: State | 
                     f"sequence_length={sl}.")
             lengths = _lengths(sl, batch, _scope_label(scope, "rnn"), "{sl}")
         state = _initial_state(cell, initial_state, dtype, batch, x)
-        outputs, final = cell._run_sequence(x, state, lengths, batch_first=False)
-    return list(outputs.unbind(0)), final
+        outputs, final = _run(cell, x, state, lengths, batch_first=False)
+    if isinstance(outputs, torch.Tensor):
+        return list(outputs.unbind(0)), final
+    return [map_structure(lambda o, t=t: o[t], outputs) for t in range(x.shape[0])], final
 
 
 def reverse_sequence(x: torch.Tensor, lengths: torch.Tensor | None, time_dim: int) -> torch.Tensor:
