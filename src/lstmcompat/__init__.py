@@ -5,6 +5,8 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :class:`LSTM` -- ``tf.compat.v1.keras.layers.LSTM``.
 * :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
 * :class:`LSTMCell`, :class:`LSTMStateTuple`, :class:`MultiRNNCell` -- ``tf.compat.v1.nn.rnn_cell``.
+* :class:`BasicLSTMCell`, :class:`LSTMBlockCell`, :class:`LSTMBlockFusedCell`,
+  :class:`CudnnCompatibleLSTMCell` -- the TF1 family cells (``rnn_cell``, ``contrib``).
 * :func:`dynamic_rnn`, :func:`static_rnn`, :func:`bidirectional_dynamic_rnn` -- ``tf.compat.v1.nn``.
 * :class:`Graph`, :func:`variable_scope`, :data:`AUTO_REUSE` -- TF1 variable naming and reuse.
 * :func:`choose`, :class:`CellSpec` -- which engine kernel runs a spec, and why.
@@ -32,7 +34,11 @@ from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
     AUTO_REUSE,
+    BasicLSTMCell,
+    CudnnCompatibleLSTMCell,
     Graph,
+    LSTMBlockCell,
+    LSTMBlockFusedCell,
     LSTMCell,
     LSTMStateTuple,
     MultiRNNCell,
@@ -59,6 +65,10 @@ __all__ = [
     "LSTMCell",
     "LSTMStateTuple",
     "MultiRNNCell",
+    "BasicLSTMCell",
+    "LSTMBlockCell",
+    "LSTMBlockFusedCell",
+    "CudnnCompatibleLSTMCell",
     "bidirectional_dynamic_rnn",
     "dynamic_rnn",
     "static_rnn",

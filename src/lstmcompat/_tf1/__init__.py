@@ -1,5 +1,7 @@
 """The TF1 front-end: ``LSTMCell``, ``MultiRNNCell``, ``dynamic_rnn`` and friends, graph naming."""
 
+from .basic import BasicLSTMCell
+from .block import CudnnCompatibleLSTMCell, LSTMBlockCell, LSTMBlockFusedCell
 from .cell import LSTMCell
 from .graph import AUTO_REUSE, Graph, VariableScope, get_variable_scope, variable_scope
 from .multi import MultiRNNCell
@@ -8,7 +10,11 @@ from .state import LSTMStateTuple
 
 __all__ = [
     "AUTO_REUSE",
+    "BasicLSTMCell",
+    "CudnnCompatibleLSTMCell",
     "Graph",
+    "LSTMBlockCell",
+    "LSTMBlockFusedCell",
     "LSTMCell",
     "LSTMStateTuple",
     "MultiRNNCell",

@@ -175,12 +175,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         """``[kernel, bias, (w_f_diag, w_i_diag, w_o_diag), (proj_kernel)]`` once built."""
         if not self.built:
             return []
-        ws = [self.kernel, self.bias]
-        if self._use_peepholes:
-            ws += [self.w_f_diag, self.w_i_diag, self.w_o_diag]
-        if self._num_proj is not None:
-            ws.append(self.proj_kernel)
-        return ws  # type: ignore[return-value]
+        return [getattr(self, attr) for attr, _, _, _ in self._weight_specs(0)]
 
     # -- building ---------------------------------------------------------------------
     def build(self, input_shape: Sequence[int | None] | torch.Size | int) -> None:
@@ -214,20 +209,12 @@ class LSTMCell(StreamingModule, RNNCellBase):
             self._dtype = torch.float32
         dtype = self._dtype
         depth = shape[-1]
-        u, p = self._num_units, self.output_size
-        specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
-            ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
-            ("bias", "bias", (4 * u,), zeros),
-        ]
-        if self._use_peepholes:
-            specs += [(a, a, (u,), self._initializer) for a in ("w_f_diag", "w_i_diag", "w_o_diag")]
-        if self._num_proj is not None:
-            specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
-                          self._initializer))
+        u = self._num_units
+        specs = self._weight_specs(depth)
         _args.check_allocation(
             [(attr, shp) for attr, _, shp, _ in specs], dtype,
-            f"LSTMCell `num_units`={u}" + (f", `num_proj`={self._num_proj}"
-                                          if self._num_proj is not None else "")
+            f"{type(self).__name__} `num_units`={u}" + (f", `num_proj`={self._num_proj}"
+                                                        if self._num_proj is not None else "")
             + f" with {depth} input features")
         graph = get_default_graph()
         if graph is not None:
@@ -245,6 +232,23 @@ class LSTMCell(StreamingModule, RNNCellBase):
             setattr(self, attr, param)
         self._input_depth = depth
         self.built = True
+
+    #: The peepholes in TF's creation order (``weights`` order, graph variable order).
+    _peephole_order: tuple[str, ...] = ("w_f_diag", "w_i_diag", "w_o_diag")
+
+    def _weight_specs(self, depth: int) -> list[tuple[str, str, tuple[int, ...], Initializer | None]]:
+        """``(attribute, TF name, shape, initializer)`` of each weight, in TF's creation order."""
+        u, p = self._num_units, self.output_size
+        specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
+            ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
+            ("bias", "bias", (4 * u,), zeros),
+        ]
+        if self._use_peepholes:
+            specs += [(a, a, (u,), self._initializer) for a in self._peephole_order]
+        if self._num_proj is not None:
+            specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
+                          self._initializer))
+        return specs
 
     def _prepare(self, depth: int, dtype: torch.dtype, scope: Any = None) -> None:
         if self._dtype is None:

@@ -130,6 +130,8 @@ def fused_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
         return f"device {torch.device(device).type!r} (fused runs on CPU only)"
     if dtype not in (torch.float32, torch.float64):
         return f"dtype {dtype} (fused runs float32 and float64)"
+    if spec.cell_clip is not None and spec.cell_clip_gradient != "clip_by_value":
+        return "cell_clip_gradient='identity' (fused differentiates clip_by_value)"
     for field in ("activation", "recurrent_activation"):
         act = getattr(spec, field)
         if not _acts.known(act):
