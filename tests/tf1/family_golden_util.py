@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tf1_golden_util import flatten, pack
+from tf1_golden_util import run_runners, runners_of
 
 import lstmcompat as L
 
@@ -49,14 +49,7 @@ def run_case(path: Path, graph: bool = True) -> dict[str, Any]:
     cfg = json.loads(str(d["config"]))
     dt = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
     cells = [make_cell(c, dt) for c in cfg["cells"]]
-    kind = cfg["kind"]
-    if cfg["stack"] is not None:
-        runners = [L.MultiRNNCell([cells[i] for i in cfg["stack"]],
-                                  state_is_tuple=cfg["multi_tuple"])]
-    elif kind == "bidi":
-        runners = cells[:2]
-    else:
-        runners = cells[:1]
+    runners = runners_of(cfg, cells)
     names: list[str] = []
     with torch.no_grad():  # builds (and, in a Graph, names) the cells
         if graph:
@@ -75,47 +68,7 @@ def run_case(path: Path, graph: bool = True) -> dict[str, Any]:
 def _run(cfg: dict[str, Any], d: Any, runners: list[Any], dry: bool = False,
          cells: list[Any] | None = None) -> dict[str, Any]:
     dt = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
-    kind = cfg["kind"]
-    x = torch.tensor(d["x"], requires_grad=not dry)
-    s0_flat: list[torch.Tensor] = []
-    s0 = []
-    for r_i, r in enumerate(runners):
-        if cfg["init_state"]:
-            n = len(flatten(r.zero_state(1, dt)))
-            flat = [torch.tensor(d[f"s0_{r_i}_{k}"], requires_grad=not dry)
-                    for k in range(n)]
-            s0_flat += flat
-            s0.append(pack(r.state_size, flat) if not isinstance(r.state_size, int) else flat[0])
-        else:
-            s0.append(None)
-    dtype_arg = None if cfg["init_state"] else cfg["dtype"]
-    sl = cfg["seq_len"]
-    tm = cfg["time_major"]
-    if kind == "step":
-        out, st = runners[0](x, s0[0])
-        outs, states = [out], [st]
-    elif kind == "dynamic":
-        out, st = L.dynamic_rnn(runners[0], x, sequence_length=sl, initial_state=s0[0],
-                                dtype=dtype_arg, time_major=tm)
-        outs, states = [out], [st]
-    elif kind == "static":
-        xs = list(x.unbind(0 if tm else 1))
-        out_list, st = L.static_rnn(runners[0], xs, initial_state=s0[0], dtype=dtype_arg,
-                                    sequence_length=sl)
-        outs, states = [torch.stack(out_list, 0)], [st]
-    elif kind == "bidi":
-        (of, ob), (sf, sb) = L.bidirectional_dynamic_rnn(
-            runners[0], runners[1], x, sequence_length=sl, initial_state_fw=s0[0],
-            initial_state_bw=s0[1], dtype=dtype_arg, time_major=tm)
-        outs, states = [of, ob], [sf, sb]
-    elif kind == "fused":
-        out, st = runners[0](x, initial_state=s0[0], dtype=dtype_arg, sequence_length=sl)
-        outs, states = [out], [st]
-    else:
-        raise ValueError(kind)
-    flat_states: list[torch.Tensor] = []
-    for s in states:
-        flat_states += flatten(s)
+    x, s0_flat, outs, flat_states = run_runners(cfg, d, runners, dt, requires_grad=not dry)
     if dry:
         return {}
     loss = sum((o * torch.tensor(d[f"wout_{k}"])).sum() for k, o in enumerate(outs))

@@ -72,7 +72,7 @@ class BasicLSTMCell(LSTMCell):
             "activation": self._activation_arg,
             "reuse": self._reuse,
             "name": self._base_name,
-            "dtype": None if self._dtype is None else str(self._dtype).replace("torch.", ""),
+            "dtype": self._dtype_name(),
         }
 
     def extra_repr(self) -> str:

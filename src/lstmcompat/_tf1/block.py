@@ -106,7 +106,7 @@ class LSTMBlockCell(LSTMCell):
             "forget_bias": self._forget_bias,
             "cell_clip": self._block_cell_clip,
             "use_peephole": self._use_peepholes,
-            "dtype": None if self._dtype is None else str(self._dtype).replace("torch.", ""),
+            "dtype": self._dtype_name(),
             "reuse": self._reuse,
             "name": self._base_name,
         }

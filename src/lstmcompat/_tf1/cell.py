@@ -431,9 +431,13 @@ class LSTMCell(StreamingModule, RNNCellBase):
             "activation": self._activation_arg,
             "reuse": self._reuse,
             "name": self._base_name,
-            "dtype": None if self._dtype is None else str(self._dtype).replace("torch.", ""),
+            "dtype": self._dtype_name(),
             "trainable": self._trainable,
         }
+
+    def _dtype_name(self) -> str | None:
+        """The weights' dtype as ``get_config`` writes it (``"float32"``; ``None``: unset)."""
+        return None if self._dtype is None else str(self._dtype).replace("torch.", "")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LSTMCell:
