@@ -25,9 +25,10 @@ def test_weights_sizes_and_names() -> None:
     assert concat.zero_state(2, "float32").shape == (2, 8)
 
 
-def test_concatenated_state_warns() -> None:
-    with pytest.warns(DeprecationWarning, match="concatenated state"):
+def test_concatenated_state_warns_at_the_callers_line() -> None:
+    with pytest.warns(DeprecationWarning, match="BasicLSTMCell: Using a concatenated") as rec:
         L.BasicLSTMCell(3, state_is_tuple=False)
+    assert rec[0].filename == __file__
 
 
 def test_same_math_as_lstmcell() -> None:

@@ -153,3 +153,22 @@ def test_float64_gradcheck_on_the_reference_kernel(peep) -> None:
         return out, h, c
 
     assert torch.autograd.gradcheck(f, (x, h0, c0, *params))
+
+
+@pytest.mark.parametrize("kernel", ["reference", "fused"])
+def test_fused_cell_float64_gradcheck_with_lengths(kernel, monkeypatch) -> None:
+    monkeypatch.setenv("LSTMCOMPAT_KERNEL", kernel)
+    torch.manual_seed(4)
+    fused = L.LSTMBlockFusedCell(3, use_peephole=True, forget_bias=0.2, dtype="float64")
+    x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+
+    def f(x, c0, h0):
+        out, st = fused(x, initial_state=(c0, h0), sequence_length=[4, 0, 2])
+        return out, st.c, st.h
+
+    assert torch.autograd.gradcheck(f, (x, c0, h0))
+    assert fused.last_kernel[0] == kernel
+    out, st = f(x, c0, h0)
+    assert torch.equal(st.c[1], c0[1]) and (out[:, 1] == 0).all()

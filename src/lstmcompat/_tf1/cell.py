@@ -130,15 +130,18 @@ class LSTMCell(StreamingModule, RNNCellBase):
         forget_bias = _args.number(forget_bias, "forget_bias", ValueError, allow_nan=True)
         super().__init__(name=name, reuse=reuse, dtype=dtype)
         check_floating(self._dtype, "dtype")
+        # Warnings point at the caller's line, past the __init__ of any subclass.
+        level = 2 + sum(1 for c in type(self).__mro__[:-1]
+                        if c is not LSTMCell and issubclass(c, LSTMCell) and "__init__" in vars(c))
         if not state_is_tuple:
             warnings.warn(
                 f"{type(self).__name__}: Using a concatenated state is slower and will soon be "
-                "deprecated.  Use state_is_tuple=True.", DeprecationWarning, stacklevel=2)
+                "deprecated.  Use state_is_tuple=True.", DeprecationWarning, stacklevel=level)
         if num_unit_shards is not None or num_proj_shards is not None:
             warnings.warn(
                 f"{type(self).__name__}: The num_unit_shards and proj_unit_shards parameters "
                 "are deprecated and will be removed in Jan 2017.  Use a variable scope with a "
-                "partitioner instead.", DeprecationWarning, stacklevel=2)
+                "partitioner instead.", DeprecationWarning, stacklevel=level)
         self._num_units = num_units
         self._use_peepholes = bool(use_peepholes)
         self._cell_clip = cell_clip
