@@ -519,6 +519,7 @@ def checkpoint_cases() -> None:
         "fused": lambda: LSTMBlockFusedCell(5, use_peephole=True)(tf.zeros([3, 2, 4]),
                                                                    dtype=tf.float32),
         "cudnn": lambda: _cudnn_writer(),
+        "cudnn_bidi": lambda: _cudnn_bidi_writer(),
         "multi_block": lambda: v1.nn.dynamic_rnn(
             v1.nn.rnn_cell.MultiRNNCell([LSTMBlockCell(5), LSTMBlockCell(3)]),
             tf.zeros([2, 3, 4]), dtype=tf.float32),
@@ -578,6 +579,19 @@ def _cudnn_writer() -> None:
         v1.nn.dynamic_rnn(v1.nn.rnn_cell.MultiRNNCell(
             [CudnnCompatibleLSTMCell(5), CudnnCompatibleLSTMCell(5)]), tf.zeros([2, 3, 4]),
             dtype=tf.float32)
+
+
+def _cudnn_bidi_writer() -> None:
+    """The names of a 2-layer bidirectional TF1 ``CudnnLSTM`` (``cudnn_lstm``): its
+    saveable names them as ``stack_bidirectional_dynamic_rnn`` of
+    ``CudnnCompatibleLSTMCell`` pairs would (layer ``k`` reads the ``2u`` outputs)."""
+    x = tf.zeros([2, 3, 4])
+    with v1.variable_scope("cudnn_lstm"), v1.variable_scope("stack_bidirectional_rnn"):
+        for k in range(2):
+            with v1.variable_scope(f"cell_{k}"):
+                (f, b), _ = v1.nn.bidirectional_dynamic_rnn(
+                    CudnnCompatibleLSTMCell(3), CudnnCompatibleLSTMCell(3), x, dtype=tf.float32)
+                x = tf.concat([f, b], 2)
 
 
 def main() -> None:

@@ -67,6 +67,24 @@ def test_restore_cudnn_lstm_names_into_a_graph_and_a_stack() -> None:
     _same(one.kernel, "cudnn", pre.replace("cell_1", "cell_0") + "kernel")
 
 
+def test_restore_bidirectional_cudnn_lstm_names() -> None:
+    x = torch.zeros(2, 3, 4)
+    with L.Graph() as g, L.variable_scope("cudnn_lstm"), \
+            L.variable_scope("stack_bidirectional_rnn"):
+        for k in range(2):
+            with L.variable_scope(f"cell_{k}"):
+                (f, b), _ = L.bidirectional_dynamic_rnn(
+                    L.CudnnCompatibleLSTMCell(3), L.CudnnCompatibleLSTMCell(3), x,
+                    dtype="float32")
+                x = torch.cat([f, b], 2)
+    L.restore(g, ckpt("cudnn_bidi"))
+    _graph_check(g, "cudnn_bidi")
+    bw = L.CudnnCompatibleLSTMCell(3)
+    prefix = "cudnn_lstm/stack_bidirectional_rnn/cell_1/bidirectional_rnn/bw"
+    L.restore(bw, ckpt("cudnn_bidi"), prefix=prefix)
+    _same(bw.kernel, "cudnn_bidi", prefix + "/cudnn_compatible_lstm_cell/kernel")
+
+
 def test_restore_single_cells_skip_optimizer_slots() -> None:
     basic = L.BasicLSTMCell(5)
     L.restore(basic, ckpt("basic"))  # Adam slots, beta powers: not weights
