@@ -49,8 +49,9 @@ class LSTMBlockCell(LSTMCell):
 
     As the op's hand-written backward, the clip does not stop gradients (they
     pass as if ``c'`` were not clipped; ``LSTMCell``'s ``clip_by_value`` zeroes
-    them where it clips). Calls with an active clip therefore run on the
-    ``reference`` kernel; all others on the same kernels as ``LSTMCell``.
+    them where it clips). Calls with an active clip run on the ``fused``
+    kernel's PyTorch time loop (its compiled loop, ``torch.lstm`` and Triton do
+    not have that gradient); all others on the same kernels as ``LSTMCell``.
 
     Args:
         num_units: number of units ``u`` (a positive integer).
