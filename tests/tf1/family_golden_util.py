@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tf1_golden_util import run_runners, runners_of
+from tf1_golden_util import loss_and_grads, run_runners, runners_of
 
 import lstmcompat as L
 
@@ -71,12 +71,8 @@ def _run(cfg: dict[str, Any], d: Any, runners: list[Any], dry: bool = False,
     x, s0_flat, outs, flat_states = run_runners(cfg, d, runners, dt, requires_grad=not dry)
     if dry:
         return {}
-    loss = sum((o * torch.tensor(d[f"wout_{k}"])).sum() for k, o in enumerate(outs))
-    loss = loss + sum((s * torch.tensor(d[f"wst_{k}"])).sum() for k, s in enumerate(flat_states))
     params = [p for c in (cells or []) for p in c.weights]
-    wrt = [x, *s0_flat, *params]
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
+    loss, grads = loss_and_grads(d, outs, flat_states, [x, *s0_flat, *params])
     return dict(outs=outs, states=flat_states, grads=grads, n_s0=len(s0_flat), loss=loss,
                 runners=runners)
 

@@ -88,12 +88,8 @@ def run_case(path: Path) -> dict[str, Any]:
         cells.append(c)
     runners = runners_of(cfg, cells)
     x, s0_flat, outs, flat_states = run_runners(cfg, d, runners, dt)
-    loss = sum((o * torch.tensor(d[f"wout_{k}"])).sum() for k, o in enumerate(outs))
-    loss = loss + sum((s * torch.tensor(d[f"wst_{k}"])).sum() for k, s in enumerate(flat_states))
-    params = [p for c in cells for p in c.weights]
-    wrt = [x, *s0_flat, *params]
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
+    loss, grads = loss_and_grads(d, outs, flat_states,
+                                 [x, *s0_flat, *(p for c in cells for p in c.weights)])
     return dict(cfg=cfg, data=d, outs=outs, states=flat_states, grads=grads, cells=cells,
                 runners=runners, n_s0=len(s0_flat), loss=loss)
 
@@ -153,6 +149,16 @@ def run_runners(cfg: dict[str, Any], d: Any, runners: list[Any], dt: torch.dtype
     for s in states:
         flat_states += flatten(s)
     return x, s0_flat, outs, flat_states
+
+
+def loss_and_grads(d: Any, outs: list[torch.Tensor], flat_states: list[torch.Tensor],
+                   wrt: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The case's loss (its fixed weighting of outputs and final states, as the golden
+    script's) and its gradients w.r.t. ``wrt`` (zeros where unused)."""
+    loss = sum((o * torch.tensor(d[f"wout_{k}"])).sum() for k, o in enumerate(outs))
+    loss = loss + sum((s * torch.tensor(d[f"wst_{k}"])).sum() for k, s in enumerate(flat_states))
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    return loss, [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
 
 
 def tf_gradients(res: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
