@@ -5,6 +5,8 @@ Public API (reference: ``docs/api.md`` in the repository):
 * :class:`LSTM` -- ``tf.compat.v1.keras.layers.LSTM``.
 * :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
 * :class:`LSTMCell`, :class:`LSTMStateTuple`, :class:`MultiRNNCell` -- ``tf.compat.v1.nn.rnn_cell``.
+* :class:`BasicLSTMCell`, :class:`LSTMBlockCell`, :class:`LSTMBlockFusedCell`,
+  :class:`CudnnCompatibleLSTMCell` -- the TF1 family cells (``rnn_cell``, ``contrib``).
 * :func:`dynamic_rnn`, :func:`static_rnn`, :func:`bidirectional_dynamic_rnn` -- ``tf.compat.v1.nn``.
 * :class:`RNNCell` (the base of your own cells), :class:`DropoutWrapper`,
   :class:`ResidualWrapper`, :class:`DeviceWrapper` -- ``tf.compat.v1.nn.rnn_cell``.
@@ -34,9 +36,13 @@ from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
 from ._tf1 import (
     AUTO_REUSE,
+    BasicLSTMCell,
+    CudnnCompatibleLSTMCell,
     DeviceWrapper,
     DropoutWrapper,
     Graph,
+    LSTMBlockCell,
+    LSTMBlockFusedCell,
     LSTMCell,
     LSTMStateTuple,
     MultiRNNCell,
@@ -70,19 +76,23 @@ __all__ = [
     "static_rnn",
     "variable_scope",
     # the rest of the family (docs/api.md §6)
-    "RNNCell",
-    "DropoutWrapper",
-    "ResidualWrapper",
+    "BasicLSTMCell",
+    "CudnnCompatibleLSTMCell",
     "DeviceWrapper",
+    "DropoutWrapper",
+    "LSTMBlockCell",
+    "LSTMBlockFusedCell",
+    "RNNCell",
+    "ResidualWrapper",
     # files (docs/api.md §5)
+    "from_torch_lstm",
     "list_variables",
+    "load",
     "load_keras_layers",
     "load_variables",
     "restore",
     "save",
-    "load",
     "to_torch_lstm",
-    "from_torch_lstm",
     # engine introspection
     "CellSpec",
     "available_kernels",

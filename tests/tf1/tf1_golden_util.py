@@ -86,21 +86,36 @@ def run_case(path: Path) -> dict[str, Any]:
         tf_w = tf_weights(d, i)
         c.set_weights([tf_w[n][0] for n in WEIGHT_NAMES if n in tf_w])
         cells.append(c)
-    kind = cfg["kind"]
+    runners = runners_of(cfg, cells)
+    x, s0_flat, outs, flat_states = run_runners(cfg, d, runners, dt)
+    loss, grads = loss_and_grads(d, outs, flat_states,
+                                 [x, *s0_flat, *(p for c in cells for p in c.weights)])
+    return dict(cfg=cfg, data=d, outs=outs, states=flat_states, grads=grads, cells=cells,
+                runners=runners, n_s0=len(s0_flat), loss=loss)
+
+
+def runners_of(cfg: dict[str, Any], cells: list[Any]) -> list[Any]:
+    """What a case runs: a ``MultiRNNCell`` of ``cfg["stack"]``, the two cells of a
+    bidirectional case, or the first cell."""
     if cfg["stack"] is not None:
-        runners = [L.MultiRNNCell([cells[i] for i in cfg["stack"]],
-                                  state_is_tuple=cfg["multi_tuple"])]
-    elif kind == "bidi":
-        runners = cells[:2]
-    else:
-        runners = cells[:1]
-    x = torch.tensor(d["x"], requires_grad=True)
+        return [L.MultiRNNCell([cells[i] for i in cfg["stack"]],
+                               state_is_tuple=cfg["multi_tuple"])]
+    return cells[:2] if cfg["kind"] == "bidi" else cells[:1]
+
+def run_runners(cfg: dict[str, Any], d: Any, runners: list[Any], dt: torch.dtype,
+                requires_grad: bool = True
+                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Run a case's runners on its inputs and initial states: ``(x, flat initial
+    states, outputs, flat final states)``. Kinds: ``step``, ``dynamic``,
+    ``static``, ``bidi``, and ``fused`` (an ``LSTMBlockFusedCell`` call)."""
+    kind = cfg["kind"]
+    x = torch.tensor(d["x"], requires_grad=requires_grad)
     s0_flat: list[torch.Tensor] = []
     s0 = []
     for r_i, r in enumerate(runners):
         if cfg["init_state"]:
             n = len(flatten(r.zero_state(1, dt)))
-            flat = [torch.tensor(d[f"s0_{r_i}_{k}"], requires_grad=True) for k in range(n)]
+            flat = [torch.tensor(d[f"s0_{r_i}_{k}"], requires_grad=requires_grad) for k in range(n)]
             s0_flat += flat
             s0.append(pack(r.state_size, flat) if not isinstance(r.state_size, int) else flat[0])
         else:
@@ -125,19 +140,25 @@ def run_case(path: Path) -> dict[str, Any]:
             runners[0], runners[1], x, sequence_length=sl, initial_state_fw=s0[0],
             initial_state_bw=s0[1], dtype=dtype_arg, time_major=tm)
         outs, states = [of, ob], [sf, sb]
+    elif kind == "fused":
+        out, st = runners[0](x, initial_state=s0[0], dtype=dtype_arg, sequence_length=sl)
+        outs, states = [out], [st]
     else:
         raise ValueError(kind)
     flat_states: list[torch.Tensor] = []
     for s in states:
         flat_states += flatten(s)
+    return x, s0_flat, outs, flat_states
+
+
+def loss_and_grads(d: Any, outs: list[torch.Tensor], flat_states: list[torch.Tensor],
+                   wrt: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The case's loss (its fixed weighting of outputs and final states, as the golden
+    script's) and its gradients w.r.t. ``wrt`` (zeros where unused)."""
     loss = sum((o * torch.tensor(d[f"wout_{k}"])).sum() for k, o in enumerate(outs))
     loss = loss + sum((s * torch.tensor(d[f"wst_{k}"])).sum() for k, s in enumerate(flat_states))
-    params = [p for c in cells for p in c.weights]
-    wrt = [x, *s0_flat, *params]
     grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
-    return dict(cfg=cfg, data=d, outs=outs, states=flat_states, grads=grads, cells=cells,
-                runners=runners, n_s0=len(s0_flat), loss=loss)
+    return loss, [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
 
 
 def tf_gradients(res: dict[str, Any]) -> list[tuple[str, np.ndarray]]:

@@ -31,6 +31,25 @@ def clip_by_value(t: torch.Tensor, bound: float) -> torch.Tensor:
     return torch.clamp(t, max=bound).clamp(min=-bound)
 
 
+class _ClipIdentityGradient(torch.autograd.Function):
+    """:func:`clip_by_value` forward, identity backward (TF's block ops' cell clip)."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, bound: float) -> torch.Tensor:  # type: ignore[override]
+        return clip_by_value(t, bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad, None
+
+
+def clip_cell(spec: CellSpec, c: torch.Tensor) -> torch.Tensor:
+    """The cell clip of ``spec`` (``cell_clip`` not ``None``), with its gradient rule."""
+    if spec.cell_clip_gradient == "identity":
+        return _ClipIdentityGradient.apply(c, spec.cell_clip)
+    return clip_by_value(c, spec.cell_clip)
+
+
 def _project_inputs(x: torch.Tensor, w: Weights, units: int, dx: torch.Tensor | None) -> torch.Tensor:
     """Input projection of all steps at once: ``(T, B, 4u)``."""
     if dx is None:
@@ -72,7 +91,7 @@ def step(spec: CellSpec, zx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: 
     f = ract(zf)
     c_new = f * c + i * act(zg)
     if spec.cell_clip is not None:
-        c_new = clip_by_value(c_new, spec.cell_clip)
+        c_new = clip_cell(spec, c_new)
     if spec.use_peepholes:
         zo = zo + w.w_o * c_new
     o = ract(zo)

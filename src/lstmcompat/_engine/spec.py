@@ -26,7 +26,10 @@ the dropout masks of gate ``k``, when present)::
 ``clip(t, lo, hi)`` is TensorFlow's ``clip_by_value``, ``maximum(minimum(t, hi),
 lo)``, for every clip value (:func:`lstmcompat._engine.reference.clip_by_value`):
 NaN stays NaN, a NaN clip gives NaN, a negative clip gives ``-clip`` everywhere (the
-lower bound wins), and the gradient passes where ``lo <= t <= hi`` only.
+lower bound wins), and the gradient passes where ``lo <= t <= hi`` only. With
+``cell_clip_gradient="identity"`` the cell clip's gradient is the identity instead
+(TF's fused block ops ``LSTMBlockCell``/``BlockLSTM``, whose backward ignores the
+clip): the forward values are the same.
 
 Masked steps follow ``mask_mode``: ``"carry"`` (Keras) outputs the previous
 step's output (zeros before the first valid step) and keeps ``(h, c)``;
@@ -46,6 +49,7 @@ import torch
 from .. import _activations
 
 MaskMode = Literal["carry", "zero"]
+ClipGradient = Literal["clip_by_value", "identity"]
 ActivationLike = str | Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -69,6 +73,9 @@ class CellSpec:
         num_proj: projection size (``None``: no projection).
         proj_clip: clip the (projected) output (``None``: off).
         mask_mode: ``"carry"`` (Keras) or ``"zero"`` (TF1 ``sequence_length``).
+        cell_clip_gradient: ``"clip_by_value"`` (the gradient passes only where
+            ``c`` was not clipped, TF's ``clip_by_value``) or ``"identity"`` (it
+            always passes, as TF's block ops' hand-written backward).
     """
 
     units: int
@@ -80,6 +87,7 @@ class CellSpec:
     num_proj: int | None = None
     proj_clip: float | None = None
     mask_mode: MaskMode = "carry"
+    cell_clip_gradient: ClipGradient = "clip_by_value"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", _normalise_activation(self.activation))
@@ -89,6 +97,9 @@ class CellSpec:
         object.__setattr__(self, "forget_bias", float(self.forget_bias))
         if self.mask_mode not in ("carry", "zero"):
             raise ValueError(f"`mask_mode` must be 'carry' or 'zero', got {self.mask_mode!r}.")
+        if self.cell_clip_gradient not in ("clip_by_value", "identity"):
+            raise ValueError("`cell_clip_gradient` must be 'clip_by_value' or 'identity', got "
+                             f"{self.cell_clip_gradient!r}.")
 
     @property
     def output_size(self) -> int:

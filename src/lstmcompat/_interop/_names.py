@@ -18,7 +18,16 @@ TF 1.0 ``LSTMCell/W_0``, ``B``, ``W_F_diag``,      ``lstm_cell/kernel``, ``bias`
 TF 1.0 ``BasicLSTMCell/Linear/Matrix``, ``Bias``  ``basic_lstm_cell/kernel``, ``bias``
 TF 1.0 scopes ``RNN``, ``BiRNN/FW``, ``BW``,      ``rnn``, ``bidirectional_rnn/fw``, ``bw``,
 ``MultiRNNCell/Cell0``                         ``multi_rnn_cell/cell_0``
+TF 1.0 contrib ``LSTMBlockCell/W``, ``b``,        ``lstm_cell/kernel``, ``bias``,
+``wci``, ``wcf``, ``wco``                          ``w_i_diag``, ``w_f_diag``, ``w_o_diag``
+TF 1.1 ``lstm_block_wrapper/weights``           ``lstm_block_wrapper/kernel``
 ===========================================  ====================================
+
+These are the renames of TensorFlow's ``contrib/rnn/python/tools/checkpoint_convert.py``
+(its ``weights`` -> ``kernel`` and ``biases`` -> ``bias`` for every LSTM cell scope, the
+TF 1.0 spellings it converts through its sharded-name table) for the cells lstmcompat
+has. Partitioned TF 1.0 kernels (``W_0``, ``W_1``, ... of ``num_unit_shards > 1``)
+are not joined: ``W_0`` alone is read as the kernel, and its shape then does not fit.
 
 Optimizer slots and bookkeeping (``/Adam``, ``/Adam_1``, ``/Momentum``,
 ``global_step``, ``beta1_power``, ``save_counter``, TF2 ``.OPTIMIZER_SLOT`` and
@@ -55,7 +64,7 @@ _ATTRIBUTES = "/.ATTRIBUTES/VARIABLE_VALUE"
 #: TF 1.0 scope spellings (one path component each) and their 1.2 names.
 _OLD_SCOPES = {"RNN": "rnn", "BiRNN": "bidirectional_rnn", "FW": "fw", "BW": "bw",
                "MultiRNNCell": "multi_rnn_cell", "LSTMCell": "lstm_cell",
-               "BasicLSTMCell": "basic_lstm_cell"}
+               "BasicLSTMCell": "basic_lstm_cell", "LSTMBlockCell": "lstm_cell"}
 #: Old leaf names (trailing components) and their 1.2 names.
 _OLD_LEAVES = (
     (("Linear", "Matrix"), "kernel"), (("Linear", "Bias"), "bias"),
@@ -65,6 +74,9 @@ _OLD_LEAVES = (
     (("projection", "weights"), "projection/kernel"),
     (("weights",), "kernel"), (("biases",), "bias"),
 )
+#: TF 1.0 contrib ``LSTMBlockCell`` leaves (only directly under its ``LSTMBlockCell`` scope).
+_OLD_BLOCK_LEAVES = {"W": "kernel", "b": "bias", "wci": "w_i_diag", "wcf": "w_f_diag",
+                     "wco": "w_o_diag"}
 _CELL_NUMBER = re.compile(r"Cell(\d+)$")
 
 
@@ -84,7 +96,9 @@ def _modernise(name: str) -> tuple[str, int] | None:
     ``name`` were its old leaf; ``None`` if the name is not an old one."""
     parts = name.split("/")
     leaf_parts, new_leaf = 0, None
-    for old, new in _OLD_LEAVES:
+    if len(parts) > 1 and parts[-2] == "LSTMBlockCell" and parts[-1] in _OLD_BLOCK_LEAVES:
+        leaf_parts, new_leaf = 1, _OLD_BLOCK_LEAVES[parts[-1]]
+    for old, new in () if new_leaf else _OLD_LEAVES:
         if tuple(parts[-len(old):]) == old and len(parts) > len(old):
             leaf_parts, new_leaf = len(old), new
             break

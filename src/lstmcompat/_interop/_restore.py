@@ -304,7 +304,11 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
     is changed when an error is raised.
 
     Args:
-        module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell`,
+        module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell` (or
+            one of its family: ``BasicLSTMCell``, ``LSTMBlockCell``,
+            ``LSTMBlockFusedCell``, ``CudnnCompatibleLSTMCell``, whose files use
+            the same leaves under their own scopes, e.g. CudnnLSTM's
+            ``cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell``),
             :class:`~lstmcompat.MultiRNNCell` or :class:`~lstmcompat.Graph`; a
             wrapper (:class:`~lstmcompat.DropoutWrapper`, ...) fills its
             wrapped cell, also inside a ``MultiRNNCell``. An

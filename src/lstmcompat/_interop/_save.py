@@ -14,7 +14,8 @@ tensors under TensorFlow's names relative to the module, and in the metadata
 
 Tensor names: ``LSTM`` -> ``kernel``, ``recurrent_kernel``, ``bias``;
 ``LSTMCell`` -> ``kernel``, ``bias``, ``w_f_diag``, ``w_i_diag``, ``w_o_diag``,
-``projection/kernel``; ``MultiRNNCell`` -> ``cell_<k>/`` + the cell's names
+``projection/kernel`` (``BasicLSTMCell``, ``LSTMBlockCell``, ``LSTMBlockFusedCell``,
+``CudnnCompatibleLSTMCell``: the same names, in their ``weights`` order); ``MultiRNNCell`` -> ``cell_<k>/`` + the cell's names
 (recursively; a cell passed twice is stored once, under its first index, as
 TensorFlow names it).
 
@@ -25,6 +26,7 @@ and rebuild it), so further classes add themselves with :func:`register_module`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import warnings
 from collections.abc import Callable, Iterator
@@ -263,31 +265,25 @@ def _lstm_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn.
 
 # ---------------------------------------------------------------------------- LSTMCell
 
-#: LSTMCell attribute -> TF variable name, in ``cell.weights`` order.
-_CELL_NAMES = (("kernel", "kernel"), ("bias", "bias"), ("w_f_diag", "w_f_diag"),
-               ("w_i_diag", "w_i_diag"), ("w_o_diag", "w_o_diag"),
-               ("proj_kernel", "projection/kernel"))
-
-
 def _cell_config(cell: Any) -> dict[str, Any]:
     from .. import _activations
     from .._keras import initializers
     from .._tf1.graph import AUTO_REUSE
     config = cell.get_config()
-    act = config["activation"]
+    act = config.get("activation")
     if act is not None and not isinstance(act, str):
         name = _activations.canonical_name(act)
         if name is not None:
             config["activation"] = name
-    init = config["initializer"]
+    init = config.get("initializer")
     if isinstance(init, initializers.Initializer):
         config["initializer"] = initializers.serialize(init)
-    if config["reuse"] is AUTO_REUSE:
+    if config.get("reuse") is AUTO_REUSE:
         config["reuse"] = "AUTO_REUSE"
     return config
 
 
-def _cell_from_config(config: dict[str, Any]) -> Any:
+def _cell_from_config(config: dict[str, Any], cls: type | None = None) -> Any:
     from .._tf1 import LSTMCell
     from .._tf1.graph import AUTO_REUSE
     config = dict(config)
@@ -295,34 +291,33 @@ def _cell_from_config(config: dict[str, Any]) -> Any:
         config["reuse"] = AUTO_REUSE
     with warnings.catch_warnings():  # the deprecation warnings were given at first construction
         warnings.simplefilter("ignore", DeprecationWarning)
-        return LSTMCell.from_config(config)
+        return (cls or LSTMCell).from_config(config)
 
 
 def _cell_describe(cell: Any) -> tuple[dict[str, Any], int | None]:
-    config = _check_config("LSTMCell", _cell_config(cell))
-    _trial("LSTMCell", lambda: _cell_from_config(config))
+    name = type(cell).__name__
+    config = _check_config(name, _cell_config(cell))
+    _trial(name, lambda: _cell_from_config(config, type(cell)))
     return config, cell._input_depth if cell.built else None
 
 
 def _cell_tensors(cell: Any) -> list[tuple[str, torch.Tensor]]:
-    return [(tf, getattr(cell, attr)) for attr, tf in _CELL_NAMES
-            if getattr(cell, attr) is not None]
+    """The weights under their TF names, in TF's creation order (``cell.weights``)."""
+    if not cell.built:
+        return []
+    return [(tf, getattr(cell, attr)) for attr, tf, _, _ in cell._weight_specs(0)]
 
 
-def _cell_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn.Module:
-    cell = _cell_from_config(config)
+def _cell_rebuild(config: Any, depth: int | None, tensors: Tensors,
+                  cls: type | None = None) -> torch.nn.Module:
+    cell = _cell_from_config(config, cls)
     if depth is None:
         return cell
-    u, p = cell._num_units, cell.output_size
-    expected = [("kernel", (depth + p, 4 * u)), ("bias", (4 * u,))]
-    if cell._use_peepholes:
-        expected += [(n, (u,)) for n in ("w_f_diag", "w_i_diag", "w_o_diag")]
-    if cell._num_proj is not None:
-        expected.append(("projection/kernel", (u, p)))
-    tensors.check(expected)
+    specs = cell._weight_specs(depth)
+    tensors.check([(tf, shape) for _, tf, shape, _ in specs])
     with _zero_initializers(cell, ("_initializer",)):
         cell.build((None, depth))
-    _copy_into([(tf, getattr(cell, attr)) for attr, tf in _CELL_NAMES], tensors)
+    _copy_into([(tf, getattr(cell, attr)) for attr, tf, _, _ in specs], tensors)
     return cell
 
 
@@ -414,7 +409,14 @@ def _register_builtin() -> None:
     if _BUILTIN_DONE:
         return
     from .._keras.lstm import LSTM
-    from .._tf1 import LSTMCell, MultiRNNCell
+    from .._tf1 import (
+        BasicLSTMCell,
+        CudnnCompatibleLSTMCell,
+        LSTMBlockCell,
+        LSTMBlockFusedCell,
+        LSTMCell,
+        MultiRNNCell,
+    )
     for kind in (ModuleKind("LSTM", LSTM, _lstm_describe, _lstm_tensors, _lstm_rebuild),
                  ModuleKind("LSTMCell", LSTMCell, _cell_describe, _cell_tensors, _cell_rebuild),
                  ModuleKind("MultiRNNCell", MultiRNNCell, _multi_describe, _multi_tensors,
@@ -423,6 +425,11 @@ def _register_builtin() -> None:
     from ._save_wrappers import wrapper_kinds
     for kind in wrapper_kinds():
         _KINDS.setdefault(kind.name, kind)
+    # The family cells keep LSTMCell's weights (names, shapes) in their own creation order.
+    for cls in (BasicLSTMCell, LSTMBlockCell, LSTMBlockFusedCell, CudnnCompatibleLSTMCell):
+        _KINDS.setdefault(cls.__name__, ModuleKind(
+            cls.__name__, cls, _cell_describe, _cell_tensors,
+            functools.partial(_cell_rebuild, cls=cls)))
     _BUILTIN_DONE = True
 
 

@@ -120,10 +120,12 @@ def _from_cell(cell: Any, what: str) -> _Direction:
 def _direction(module: Any, what: str, backward: bool = False) -> tuple[_Direction, str]:
     """``(direction, family)`` of one layer; ``family`` is ``"keras"`` or ``"tf1"``."""
     from .._keras.lstm import LSTM
-    from .._tf1 import LSTMCell
+    from .._tf1 import BasicLSTMCell, CudnnCompatibleLSTMCell, LSTMBlockCell, LSTMCell
     if type(module) is LSTM:
         return _from_keras(module, what, backward), "keras"
-    if type(module) is LSTMCell:
+    # The family cells that run a sequence cell by cell (not LSTMBlockFusedCell, which
+    # the runners refuse) have LSTMCell's weights and math.
+    if type(module) in (LSTMCell, BasicLSTMCell, LSTMBlockCell, CudnnCompatibleLSTMCell):
         return _from_cell(module, what), "tf1"
     raise TypeError(f"{what}: `module` must be an LSTM, an LSTMCell, a MultiRNNCell of "
                     f"LSTMCells, or a list of those layers or of (forward, backward) pairs; "
@@ -172,6 +174,9 @@ def to_torch_lstm(module: Any, *, batch_first: bool | None = None) -> torch.nn.L
     * an :class:`~lstmcompat.LSTMCell` (tanh, no peepholes or clips, ``num_proj``
       smaller than ``num_units``) -- its ``forget_bias`` goes into ``bias_hh``'s
       forget block, its projection kernel becomes ``weight_hr`` (``proj_size``);
+      likewise a :class:`~lstmcompat.BasicLSTMCell` (tanh),
+      :class:`~lstmcompat.CudnnCompatibleLSTMCell` or
+      :class:`~lstmcompat.LSTMBlockCell` (no peepholes, ``cell_clip`` off);
     * a :class:`~lstmcompat.MultiRNNCell` of such cells (nested ones flattened),
       or a list of ``LSTM`` layers, each feeding the next -> ``num_layers > 1``;
     * a list of ``(forward, backward)`` pairs -> ``bidirectional=True``: pairs of

@@ -130,15 +130,18 @@ class LSTMCell(StreamingModule, RNNCellBase):
         forget_bias = _args.number(forget_bias, "forget_bias", ValueError, allow_nan=True)
         super().__init__(name=name, reuse=reuse, dtype=dtype)
         check_floating(self._dtype, "dtype")
+        # Warnings point at the caller's line, past the __init__ of any subclass.
+        level = 2 + sum(1 for c in type(self).__mro__[:-1]
+                        if c is not LSTMCell and issubclass(c, LSTMCell) and "__init__" in vars(c))
         if not state_is_tuple:
             warnings.warn(
                 f"{type(self).__name__}: Using a concatenated state is slower and will soon be "
-                "deprecated.  Use state_is_tuple=True.", DeprecationWarning, stacklevel=2)
+                "deprecated.  Use state_is_tuple=True.", DeprecationWarning, stacklevel=level)
         if num_unit_shards is not None or num_proj_shards is not None:
             warnings.warn(
                 f"{type(self).__name__}: The num_unit_shards and proj_unit_shards parameters "
                 "are deprecated and will be removed in Jan 2017.  Use a variable scope with a "
-                "partitioner instead.", DeprecationWarning, stacklevel=2)
+                "partitioner instead.", DeprecationWarning, stacklevel=level)
         self._num_units = num_units
         self._use_peepholes = bool(use_peepholes)
         self._cell_clip = cell_clip
@@ -175,12 +178,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         """``[kernel, bias, (w_f_diag, w_i_diag, w_o_diag), (proj_kernel)]`` once built."""
         if not self.built:
             return []
-        ws = [self.kernel, self.bias]
-        if self._use_peepholes:
-            ws += [self.w_f_diag, self.w_i_diag, self.w_o_diag]
-        if self._num_proj is not None:
-            ws.append(self.proj_kernel)
-        return ws  # type: ignore[return-value]
+        return [getattr(self, attr) for attr, _, _, _ in self._weight_specs(0)]
 
     # -- building ---------------------------------------------------------------------
     def build(self, input_shape: Sequence[int | None] | torch.Size | int) -> None:
@@ -214,20 +212,12 @@ class LSTMCell(StreamingModule, RNNCellBase):
             self._dtype = torch.float32
         dtype = self._dtype
         depth = shape[-1]
-        u, p = self._num_units, self.output_size
-        specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
-            ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
-            ("bias", "bias", (4 * u,), zeros),
-        ]
-        if self._use_peepholes:
-            specs += [(a, a, (u,), self._initializer) for a in ("w_f_diag", "w_i_diag", "w_o_diag")]
-        if self._num_proj is not None:
-            specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
-                          self._initializer))
+        u = self._num_units
+        specs = self._weight_specs(depth)
         _args.check_allocation(
             [(attr, shp) for attr, _, shp, _ in specs], dtype,
-            f"LSTMCell `num_units`={u}" + (f", `num_proj`={self._num_proj}"
-                                          if self._num_proj is not None else "")
+            f"{type(self).__name__} `num_units`={u}" + (f", `num_proj`={self._num_proj}"
+                                                        if self._num_proj is not None else "")
             + f" with {depth} input features")
         graph = get_default_graph()
         if graph is not None:
@@ -245,6 +235,23 @@ class LSTMCell(StreamingModule, RNNCellBase):
             setattr(self, attr, param)
         self._input_depth = depth
         self.built = True
+
+    #: The peepholes in TF's creation order (``weights`` order, graph variable order).
+    _peephole_order: tuple[str, ...] = ("w_f_diag", "w_i_diag", "w_o_diag")
+
+    def _weight_specs(self, depth: int) -> list[tuple[str, str, tuple[int, ...], Initializer | None]]:
+        """``(attribute, TF name, shape, initializer)`` of each weight, in TF's creation order."""
+        u, p = self._num_units, self.output_size
+        specs: list[tuple[str, str, tuple[int, ...], Initializer | None]] = [
+            ("kernel", "kernel", (depth + p, 4 * u), self._initializer),
+            ("bias", "bias", (4 * u,), zeros),
+        ]
+        if self._use_peepholes:
+            specs += [(a, a, (u,), self._initializer) for a in self._peephole_order]
+        if self._num_proj is not None:
+            specs.append(("proj_kernel", "projection/kernel", (u, self._num_proj),
+                          self._initializer))
+        return specs
 
     def _prepare(self, depth: int, dtype: torch.dtype, scope: Any = None) -> None:
         if self._dtype is None:
@@ -427,9 +434,13 @@ class LSTMCell(StreamingModule, RNNCellBase):
             "activation": self._activation_arg,
             "reuse": self._reuse,
             "name": self._base_name,
-            "dtype": None if self._dtype is None else str(self._dtype).replace("torch.", ""),
+            "dtype": self._dtype_name(),
             "trainable": self._trainable,
         }
+
+    def _dtype_name(self) -> str | None:
+        """The weights' dtype as ``get_config`` writes it (``"float32"``; ``None``: unset)."""
+        return None if self._dtype is None else str(self._dtype).replace("torch.", "")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LSTMCell:

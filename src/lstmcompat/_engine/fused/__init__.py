@@ -93,10 +93,13 @@ def prepare(spec: CellSpec, device: torch.device) -> None:
 
 
 def _compiles(spec: CellSpec) -> str | None:
-    """Which of ``spec``'s activations the compiled loop lacks, or ``None``."""
+    """What of ``spec`` the compiled loop lacks (an activation, the block ops' clip
+    gradient: the pure-PyTorch loops run those), or ``None``."""
     for act in (spec.activation, spec.recurrent_activation):
         if _acts.code(act) is None:  # type: ignore[arg-type]
             return f"activation {act!r} is not compiled"
+    if spec.cell_clip is not None and spec.cell_clip_gradient != "clip_by_value":
+        return "cell_clip_gradient='identity' is not compiled"
     return None
 
 

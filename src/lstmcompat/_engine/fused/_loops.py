@@ -178,7 +178,7 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
         dct = dcn + bact(dhu * o, cn, a)
         if peep is not None:
             dct = dct + dzo * peep[2]
-        if clip is not None:
+        if clip is not None and spec.cell_clip_gradient == "clip_by_value":
             cp = Cpre[s]
             dct = torch.where((cp >= -clip) & (cp <= clip), dct, 0.0)
         dzi = bract(dct * g, zi, i)
