@@ -84,6 +84,10 @@ TF1 = {
                                              proj_clip=0.5),
     "plain": lambda: L.LSTMCell(5),
     "multi": lambda: L.MultiRNNCell([L.LSTMCell(5), L.LSTMCell(4, use_peepholes=True)]),
+    "block_clip": lambda: L.LSTMBlockCell(5, cell_clip=0.1, use_peephole=True),
+    "basic": lambda: L.BasicLSTMCell(5),
+    "residual_wrapped": lambda: L.ResidualWrapper(L.LSTMCell(4)),
+    "dropout_wrapped_eval": lambda: L.DropoutWrapper(L.LSTMCell(5), output_keep_prob=0.5).eval(),
 }
 
 
@@ -187,7 +191,7 @@ def _loop_args(spec: CellSpec, key: str, save: bool, mask: bool, T=4, B=2, D=3):
             t(3, u) if spec.use_peepholes else None,
             t(u, spec.num_proj) if spec.num_proj else None, m, t(4 * u),
             spec.activation, spec.recurrent_activation, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry", save)
+            spec.mask_mode == "carry", spec.cell_clip_gradient, save)
 
 
 def _backends():
@@ -201,11 +205,13 @@ def _backends():
 
 SPECS = [CellSpec(3, recurrent_activation="hard_sigmoid"),
          CellSpec(3, use_peepholes=True, cell_clip=0.5, num_proj=2, proj_clip=0.3,
-                  mask_mode="zero")]
+                  mask_mode="zero"),
+         CellSpec(3, use_peepholes=True, cell_clip=0.2, mask_mode="zero",
+                  cell_clip_gradient="identity")]
 
 
 @pytest.mark.parametrize("key", _backends())
-@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all"])
+@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all", "block_clip"])
 @pytest.mark.parametrize("save,mask", [(False, False), (True, False), (True, True)])
 def test_opcheck_forward_loop(key, spec, save, mask):
     torch.library.opcheck(torch.ops.lstmcompat.forward_loop.default,
@@ -213,11 +219,11 @@ def test_opcheck_forward_loop(key, spec, save, mask):
 
 
 @pytest.mark.parametrize("key", _backends())
-@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all"])
+@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all", "block_clip"])
 @pytest.mark.parametrize("mask", [False, True])
 def test_opcheck_backward_loop(key, spec, mask):
     args = _loop_args(spec, key, True, mask)
-    (_, Z, R, h0, c0, dmh, peep, P, m, bias, act, ract, clip, pclip, carry, _) = args
+    (_, Z, R, h0, c0, dmh, peep, P, m, bias, act, ract, clip, pclip, carry, cgrad, _) = args
     fwd = torch.ops.lstmcompat.forward_loop(*args)
     _, _, _, C, Cpre, _, Rpre = fwd
     g = torch.Generator().manual_seed(1)
@@ -225,7 +231,7 @@ def test_opcheck_backward_loop(key, spec, mask):
     torch.library.opcheck(torch.ops.lstmcompat.backward_loop.default,
                           (key, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, m, dout,
                            torch.randn(h0.shape, generator=g), torch.randn(c0.shape, generator=g),
-                           act, ract, clip, pclip, carry))
+                           act, ract, clip, pclip, carry, cgrad))
 
 
 def test_an_unknown_backend_name_is_an_error():
