@@ -58,7 +58,11 @@ def at_capture_time(fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _constant_depth -= 1
 
-    return torch.compiler.assume_constant_result(run)
+    # What torch.compiler.assume_constant_result(run) does, without importing
+    # torch._dynamo (and sympy, which adds a warning filter) when lstmcompat is
+    # imported; tests/engine/test_capture.py fails if Dynamo stops honouring it.
+    run._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return run
 
 
 @dataclass(frozen=True)
