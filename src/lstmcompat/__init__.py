@@ -30,6 +30,7 @@ from ._interop import (
 )
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
+from ._onnx import export_onnx
 from ._tf1 import (
     AUTO_REUSE,
     Graph,
@@ -72,6 +73,8 @@ __all__ = [
     "load",
     "to_torch_lstm",
     "from_torch_lstm",
+    # deployment (docs/api.md §7)
+    "export_onnx",
     # engine introspection
     "CellSpec",
     "available_kernels",
