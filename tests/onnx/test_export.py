@@ -147,3 +147,17 @@ def test_errors(tmp_path):
         L.export_onnx(torch.nn.Linear(2, 2), tmp_path / "a.onnx", X)
     with pytest.raises(ValueError, match="`opset` must be at least 14"):
         L.export_onnx(L.LSTM(3, input_shape=(None, 4)), tmp_path / "a.onnx", X, opset=9)
+
+
+def test_a_stateful_layer_takes_and_gives_its_state(tmp_path):
+    layer = L.LSTM(5, stateful=True, batch_input_shape=(3, 1, 4))
+    rep = L.export_onnx(layer, tmp_path / "s.onnx", X[:, :1])
+    assert rep.inputs == ["x", "h0", "c0"] and rep.outputs == ["output", "h", "c"]
+    h, c = torch.zeros(3, 5), torch.zeros(3, 5)
+    for t in range(4):
+        with torch.no_grad():
+            want = layer(X[:, t:t + 1])
+        out, h_new, c_new = _run(rep.path, {"x": X[:, t:t + 1], "h0": h, "c0": c})
+        np.testing.assert_allclose(out, want.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(h_new, layer.states[0].numpy(), rtol=1e-5, atol=1e-5)
+        h, c = torch.from_numpy(h_new), torch.from_numpy(c_new)

@@ -100,7 +100,9 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
         sequence_length: (cells) add an int64 input ``sequence_length (batch,)``,
             ``dynamic_rnn``'s rule (zeros past each length, the state held).
         initial_state: add the initial state as inputs (``LSTM``: ``h0, c0``; cells:
-            ``c0_k, h0_k`` per layer ``k``, as ``LSTMStateTuple(c, h)``).
+            ``c0_k, h0_k`` per layer ``k``, as ``LSTMStateTuple(c, h)``). A stateful
+            ``LSTM`` always has them, and the outputs ``h, c``: the caller keeps the
+            state between calls (the graph holds none).
         time_major: (cells) inputs and outputs ``(time, batch, ...)``, as
             ``dynamic_rnn``'s ``time_major``; ``LSTM`` uses its own ``time_major``.
         form: ``"auto"`` (a single ``LSTM`` node per layer where exact, else a
@@ -146,6 +148,8 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
             module(x_example)  # builds it (Keras's deferred build), as a first call would
         layers = _keras_layers(module)
         batch_first = not module.time_major
+        if module.stateful:  # its states are the graph's: fed in, and given back
+            initial_state = True
         mask_mode = "carry" if mask else None
     else:
         if mask:
@@ -226,7 +230,7 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
         else:
             last = b.op("Gather", [x, b.const(-1, dtype=np.int64)], axis=0)
             output(last, "output", ["batch", u])
-        if module.return_state:
+        if module.return_state or module.stateful:
             output(finals[0][0], "h", ["batch", u])
             output(finals[0][1], "c", ["batch", u])
     else:
