@@ -34,6 +34,7 @@ from ._interop import (
 )
 from ._keras.constraints import apply_constraints, attach_constraints
 from ._keras.lstm import LSTM
+from ._onnx import export_onnx
 from ._tf1 import (
     AUTO_REUSE,
     BasicLSTMCell,
@@ -93,6 +94,8 @@ __all__ = [
     "restore",
     "save",
     "to_torch_lstm",
+    # deployment (docs/api.md §7)
+    "export_onnx",
     # engine introspection
     "CellSpec",
     "available_kernels",

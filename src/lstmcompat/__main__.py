@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "in it", "lstmcompat._interop._cli:configure_inspect"),
     "convert": ("convert one LSTM weight set to an lstmcompat .safetensors file "
                 "(lstmcompat.load reads it)", "lstmcompat._interop._cli:configure_convert"),
+    "export-onnx": ("export a file's LSTM module to ONNX (one LSTM node per layer where "
+                    "exact, else a Scan loop)", "lstmcompat._onnx._cli:configure"),
     "bench": ("run the benchmark suite (lstmcompat against torch.nn.LSTM; writes "
               "RESULTS.md and, with matplotlib, results.png)",
               "lstmcompat.bench.suite:configure"),

@@ -12,7 +12,7 @@ import pytest
 
 from lstmcompat.bench import suite
 
-TINY = ["--shapes", "2,3,4,8", "--rounds", "1", "--stream-steps", "3"]
+TINY = ["--shapes", "2,3,4,8", "--rounds", "1", "--stream-steps", "3", "--no-deploy"]
 
 
 def test_run_writes_the_report_to_out(tmp_path, monkeypatch, capsys):
@@ -67,3 +67,17 @@ def test_checkout_shims_run_the_package_suite():
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert expect in " ".join(proc.stdout.split()), proc.stdout
+
+
+def test_deployment_rows_time_every_runner_against_eager():
+    pytest.importorskip("onnxruntime")
+    from lstmcompat.bench.deploy import bench_deploy, markdown
+
+    rows = bench_deploy((2, 3, 4, 8), 1, lambda s: None)
+    got = {(r["variant"], r["runner"], r["form"]) for r in rows}
+    for v in ("keras_hard", "tf1_peephole", "tf1_proj_clip"):
+        assert {(v, "eager", "-"), (v, "torch.compile", "-"), (v, "onnxruntime", "loop")} <= got
+    assert ("keras_hard", "onnxruntime", "node") in got
+    assert ("tf1_proj_clip", "onnxruntime", "node") not in got  # no exact node: left out
+    assert all(r["ratio"] == 1.0 for r in rows if r["runner"] == "eager")
+    assert markdown(rows)[1].startswith("## Deployment (inference at (2, 3, 4, 8)")

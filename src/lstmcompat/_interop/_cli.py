@@ -150,7 +150,7 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(fn):
+def guard(fn):
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
@@ -167,7 +167,7 @@ def configure_inspect(p: argparse.ArgumentParser) -> None:
                      "recognised, with the restore call to use.")
     p.add_argument("path", help="checkpoint prefix or directory, .h5, .keras, .weights.h5 or "
                                 ".safetensors file")
-    p.set_defaults(func=_guard(_inspect))
+    p.set_defaults(func=guard(_inspect))
 
 
 def configure_convert(p: argparse.ArgumentParser) -> None:
@@ -176,6 +176,24 @@ def configure_convert(p: argparse.ArgumentParser) -> None:
                      "save it (safetensors + config).")
     p.add_argument("path", help="checkpoint prefix or directory, or a Keras/lstmcompat file")
     p.add_argument("out", help="the .safetensors file to write (atomically)")
+    add_module_arguments(p)
+    p.set_defaults(func=guard(_convert))
+
+
+def module_from(args: argparse.Namespace) -> Any:
+    """The module a file holds for a command: a file written by ``save`` loads as it was
+    saved (every hyperparameter kept); any other file's weight set is restored into a
+    module built from :func:`add_module_arguments`' options (:func:`build_module`)."""
+    from ._save import load
+
+    if open_source(args.path).module_config() is not None:
+        return load(args.path)
+    return build_module(args)
+
+
+def add_module_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that say which weight set of a file to use and the hyperparameters
+    files do not store (``convert``, ``export-onnx``)."""
     p.add_argument("--prefix", help="the weight set's prefix (see `lstmcompat inspect`); "
                                     "needed when the file holds several")
     p.add_argument("--api", choices=("keras", "tf1"),
@@ -189,4 +207,3 @@ def configure_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recurrent-activation",
                    help="a Keras LSTM's recurrent activation (default hard_sigmoid, "
                         "tf.compat.v1's)")
-    p.set_defaults(func=_guard(_convert))

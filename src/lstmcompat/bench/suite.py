@@ -56,6 +56,8 @@ import torch
 import lstmcompat
 
 HERE = Path(__file__).resolve().parent
+#: The shape of the deployment rows (:mod:`lstmcompat.bench.deploy`).
+DEPLOY_SHAPE = (16, 100, 32, 128)
 SHAPES: list[tuple[int, int, int, int]] = [(1, 200, 64, 256), (16, 500, 32, 128),
                                            (32, 100, 64, 256), (64, 50, 128, 512)]
 VARIANTS = ("keras_hard", "keras_sigmoid", "tf1", "nn", "nn_proj")
@@ -312,7 +314,7 @@ def machine() -> str:
 
 
 def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dict],
-             elapsed: float) -> str:
+             elapsed: float, deploy: list[dict] | None = None) -> str:
     tf_rows = tf["results"] if tf else []
     lines = ["# Benchmark results", "",
              f"Machine: {machine()}.",
@@ -374,6 +376,9 @@ def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dic
     for r in stream:
         lines.append(f"| {r['variant']} | {r['kernel']} | {r['min'] * 1e6:.1f} | "
                      f"{r['median'] * 1e6:.1f} |")
+    from lstmcompat.bench.deploy import markdown as deploy_markdown
+
+    lines += deploy_markdown(deploy or [])
     lines += ["", "![ratios](results.png)", ""]
     return "\n".join(lines)
 
@@ -432,6 +437,8 @@ def add_arguments(p: argparse.ArgumentParser, out: str = ".") -> None:
     p.add_argument("--out", default=out,
                    help=f"folder for RESULTS.md and results.png (default: {out})")
     p.add_argument("--json", default=None, help="also write the raw results to this file")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="skip the deployment rows (onnxruntime, torch.compile)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -444,6 +451,12 @@ def run(args: argparse.Namespace) -> int:
     rows = bench_shapes(shapes, args.rounds, log)
     log("streaming ...")
     stream = bench_streaming(args.rounds, steps=args.stream_steps)
+    deploy = []
+    if not args.no_deploy:
+        from lstmcompat.bench.deploy import bench_deploy
+
+        log("deployment (onnxruntime, torch.compile) ...")
+        deploy = bench_deploy(DEPLOY_SHAPE, args.rounds, log)
     tf = None
     if args.tf:
         log("TensorFlow ...")
@@ -451,13 +464,13 @@ def run(args: argparse.Namespace) -> int:
     tg = targets(rows, stream, tf["results"] if tf else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(rows, stream, tf, tg, time.perf_counter() - start)
+    md = markdown(rows, stream, tf, tg, time.perf_counter() - start, deploy)
     (out / "RESULTS.md").write_text(md)
     if not chart(tg, out / "results.png"):
         log("matplotlib not installed: no chart (pip install lstmcompat[bench])")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(rows=rows, stream=stream, tf=tf,
-                                                   targets=tg), indent=1))
+                                                   targets=tg, deploy=deploy), indent=1))
     print(md)
     return 0
 
