@@ -84,8 +84,10 @@ class Bidirectional(torch.nn.Module):
             ``return_state``.
         name: layer name (default ``bidirectional``, ``bidirectional_1``, ...).
         trainable: default ``layer.trainable``.
-        dtype: the wrapper's own Keras ``dtype`` (its config's; the copies compute
-            in the dtype of ``layer``).
+        dtype: the wrapper's own Keras ``dtype`` (default float32): floating inputs
+            are cast to it first, as Keras's autocast does, then the copies compute
+            in the dtype of ``layer`` (so a float64 ``layer`` sees float32-rounded
+            inputs unless ``dtype`` is float64 too, as in TensorFlow).
         input_shape, batch_input_shape, batch_size: as Keras (the copies are built
             when they give the feature size).
 
@@ -273,6 +275,7 @@ class Bidirectional(torch.nn.Module):
                     f"{initial_state}")
             half = len(initial_state) // 2
             fw_state, bw_state = initial_state[:half], initial_state[half:]
+        inputs = self._autocast(inputs)
         if self._initial_weights is not None and not self.built:
             shape = tuple(torch.as_tensor(np.asarray(inputs) if not isinstance(
                 inputs, torch.Tensor) else inputs).shape)
@@ -301,6 +304,18 @@ class Bidirectional(torch.nn.Module):
                 return output + states
             return [output] + states
         return output
+
+    def _autocast(self, inputs: Any) -> Any:
+        """Keras casts a layer's floating ``inputs`` to its own compute dtype first:
+        the wrapper's (float32 unless ``dtype=`` is given), whatever the copies'
+        dtype, so float64 inputs of a float64 layer are rounded to float32 unless the
+        wrapper is float64 too (TensorFlow's numbers)."""
+        if isinstance(inputs, np.ndarray) and np.issubdtype(inputs.dtype, np.floating):
+            inputs = torch.from_numpy(inputs)
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() \
+                and inputs.dtype != self.dtype:
+            return inputs.to(self.dtype)
+        return inputs
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:

@@ -169,6 +169,10 @@ class CuDNNLSTM(LSTM):
             # TF's base Layer: input_dim -> input_shape=(input_dim,) (no time axis).
             flat_shape = (_args.dimension(batch_size, "batch_size"),
                           _args.dimension(input_dim, "input_dim"))
+        elif batch_input_shape is not None and input_shape is None:
+            shape = _args.shape(batch_input_shape, "batch_input_shape")
+            if len(shape) == 2:  # such a config (from `input_dim`) round-trips
+                flat_shape, batch_input_shape = shape, None
         super().__init__(
             units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
