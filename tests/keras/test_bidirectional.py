@@ -54,9 +54,11 @@ def test_outputs_states_and_gradients(entry):
     assert [bi.forward_layer.name, bi.backward_layer.name] == entry["names"]
 
 
-@pytest.mark.parametrize("kernel", ["reference", "fused"])
-@pytest.mark.parametrize("name", ["bi_concat_seq_mask_holes", "bi_sum_last_mask_right",
-                                  "bi_initial_state_list", "bi_time_major"])
+@pytest.mark.parametrize("kernel, name", [
+    (k, n) for k in ("reference", "fused")
+    for n in ("bi_concat_seq_mask_holes", "bi_sum_last_mask_right", "bi_initial_state_list",
+              "bi_time_major", "bi_sigmoid")
+])
 def test_forced_kernels_agree(monkeypatch, kernel, name):
     entry = next(e for e in cases("bidirectional") if e["name"] == name)
     a = load(entry)

@@ -181,3 +181,18 @@ def test_gradients_reach_both_bias_halves_equally():
     layer(torch.randn(2, 4, 2)).sum().backward()
     g = layer.bias.grad
     assert torch.equal(g[:12], g[12:])
+
+
+def test_stateful_initial_state_always_wins_as_tensorflow_cudnn():
+    """TF's _CuDNNRNN.call uses a passed initial_state even over non-zero stored states
+    (Keras's LSTM would keep the stored ones)."""
+    layer = CuDNNLSTM(2, stateful=True, return_state=True, batch_input_shape=(1, 3, 2))
+    x = torch.randn(1, 3, 2)
+    layer(x)  # non-zero stored states now
+    h0, c0 = torch.full((1, 2), 0.3), torch.full((1, 2), -0.2)
+    _, h, c = layer(x, initial_state=[h0, c0])
+    fresh = CuDNNLSTM(2, return_state=True, input_shape=(None, 2))
+    fresh.set_weights(layer.get_weights())
+    _, h2, c2 = fresh(x, initial_state=[h0, c0])
+    assert torch.equal(h, h2) and torch.equal(c, c2)
+    assert torch.equal(layer.states[0], h)

@@ -208,6 +208,11 @@ class CuDNNLSTM(LSTM):
         super()._checked_weights()
         return Weights(*cudnn_to_keras(self.kernel, self.recurrent_kernel, self.bias))
 
+    def _stored_states_win(self, stored: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        # TF's _CuDNNRNN: a passed initial_state always wins over a stateful layer's
+        # stored states (Keras's RNN uses it only while those are all zeros).
+        return False
+
     def _start_streaming(self) -> Any:
         # The streaming steppers read the parameters in place, in the Keras layout.
         self.__dict__["_stream"] = False

@@ -574,14 +574,17 @@ class LSTM(StreamingModule, torch.nn.Module):
             initial = None
         if self.stateful:
             stored = (self._buffers["states_h"], self._buffers["states_c"])
-            # Keras: a passed initial_state is used only while the stored states are all zero.
-            if initial is None or bool(stored[0].any()) or bool(stored[1].any()):
+            if initial is None or self._stored_states_win(stored):
                 return stored[0], stored[1]
             return initial
         if initial is not None:
             return initial
         zeros = torch.zeros(shape, dtype=self.dtype, device=device)
         return zeros, zeros
+
+    def _stored_states_win(self, stored: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        """Keras: a passed initial_state is used only while the stored states are all zero."""
+        return bool(stored[0].any()) or bool(stored[1].any())
 
     @property
     def _state_lock(self) -> threading.RLock:
