@@ -181,3 +181,23 @@ def test_save_load_round_trip(tmp_path, make):
         a, b = module(x), again(x)
         for p, q in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
             assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name, file", [("tf_keras_bidi", "model.h5"),
+                                        ("keras3_bidi", "model.keras")])
+def test_restore_bidirectional_from_the_keras_files_goldens(name, file):
+    import base64
+
+    folder = GOLDENS.parent / "keras_files" / name
+    layer = json.loads((folder / "expected.json").read_text())["model"]["layers"][
+        "bidirectional"]
+
+    def array(d):
+        return np.frombuffer(base64.b64decode(d["data"]), d["dtype"]).reshape(d["shape"])
+
+    act = "keras3_hard_sigmoid" if name.startswith("keras3") else "hard_sigmoid"
+    bi = Bidirectional(LSTM(2, return_sequences=True, recurrent_activation=act))
+    lstmcompat.restore(bi, folder / file)
+    got = bi(torch.from_numpy(array(layer["input"]).copy()))
+    np.testing.assert_allclose(got.detach().numpy(), array(layer["output"]), rtol=1e-5,
+                               atol=1e-6)

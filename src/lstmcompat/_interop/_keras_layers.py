@@ -174,14 +174,8 @@ def layer_from_config(class_name: str, config: Mapping[str, Any], keras_version:
             kwargs[key] = value
         elif key in ("activation", "recurrent_activation"):
             kwargs[key] = _activation(value, key, keras_version)
-        elif key == "dtype":
-            kwargs[key] = _dtype(value)
-        elif key in _INITIALIZERS:
-            kwargs[key] = _utility(value, key, _initializers.get)
-        elif key in _REGULARIZERS:
-            kwargs[key] = _utility(value, key, _regularizers.get)
-        elif key in _CONSTRAINTS:
-            kwargs[key] = _utility(value, key, _constraints.get)
+        elif _shared_key(key, value, kwargs):
+            continue
         elif key in _DROPPED[keras_version]:
             continue
         elif keras_version == 2 and key in _KERAS2_ONLY:
@@ -196,10 +190,28 @@ def layer_from_config(class_name: str, config: Mapping[str, Any], keras_version:
         else:
             raise ValueError(f"`{key}`: an LSTM config key lstmcompat does not know (Keras "
                              f"{keras_version}); it may change the layer's math")
-    for key in _INITIALIZERS:  # dropped ones: the layer's default
-        if key in kwargs and kwargs[key] is None:
-            del kwargs[key]
-    return LSTM(**kwargs)
+    return LSTM(**_without_dropped_initializers(kwargs))
+
+
+def _shared_key(key: str, value: Any, kwargs: dict[str, Any]) -> bool:
+    """Read ``dtype`` and the initializers, regularizers and constraints (the keys
+    every Keras LSTM-family config has) into ``kwargs``; ``False`` for other keys."""
+    if key == "dtype":
+        kwargs[key] = _dtype(value)
+    elif key in _INITIALIZERS:
+        kwargs[key] = _utility(value, key, _initializers.get)
+    elif key in _REGULARIZERS:
+        kwargs[key] = _utility(value, key, _regularizers.get)
+    elif key in _CONSTRAINTS:
+        kwargs[key] = _utility(value, key, _constraints.get)
+    else:
+        return False
+    return True
+
+
+def _without_dropped_initializers(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Initializers dropped (unknown) leave the layer's default."""
+    return {k: v for k, v in kwargs.items() if not (k in _INITIALIZERS and v is None)}
 
 
 #: CuDNNLSTM config keys passed as they are (tf_keras only: Keras 3 has no CuDNNLSTM).
@@ -217,21 +229,10 @@ def cudnn_from_config(config: Mapping[str, Any]) -> CuDNNLSTM:
     for key, value in config.items():
         if key in _CUDNN_SAME:
             kwargs[key] = value
-        elif key == "dtype":
-            kwargs[key] = _dtype(value)
-        elif key in _INITIALIZERS:
-            kwargs[key] = _utility(value, key, _initializers.get)
-        elif key in _REGULARIZERS:
-            kwargs[key] = _utility(value, key, _regularizers.get)
-        elif key in _CONSTRAINTS:
-            kwargs[key] = _utility(value, key, _constraints.get)
-        else:
+        elif not _shared_key(key, value, kwargs):
             raise ValueError(f"`{key}`: a CuDNNLSTM config key lstmcompat does not know; it "
                              "may change the layer's math")
-    for key in _INITIALIZERS:
-        if key in kwargs and kwargs[key] is None:
-            del kwargs[key]
-    return CuDNNLSTM(**kwargs)
+    return CuDNNLSTM(**_without_dropped_initializers(kwargs))
 
 
 #: Layer classes a Bidirectional of a file may wrap.

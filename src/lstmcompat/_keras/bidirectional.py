@@ -19,7 +19,7 @@ import torch
 from .. import _args, _weights_io
 from .._dtypes import dtype_name, resolve_dtype
 from .cudnn_lstm import CuDNNLSTM
-from .lstm import LSTM, _batch_input_shape, _unique_name
+from .lstm import LSTM, SHAPE_MESSAGE, _batch_input_shape, _unique_name
 
 __all__ = ["Bidirectional"]
 
@@ -207,10 +207,7 @@ class Bidirectional(torch.nn.Module):
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
         """
-        _weights_io.set_weights(
-            self.name, self.weights, weights,
-            "Layer {name} weight shape {expected} is not compatible with provided weight "
-            "shape {got}.")
+        _weights_io.set_weights(self.name, self.weights, weights, SHAPE_MESSAGE)
 
     @property
     def losses(self) -> list[torch.Tensor]:

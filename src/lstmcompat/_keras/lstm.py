@@ -73,6 +73,10 @@ def _check_ndim(batch_input_shape: tuple[int | None, ...]) -> tuple[int | None, 
     return batch_input_shape
 
 
+#: TF's ``set_weights`` message for a weight of another shape.
+SHAPE_MESSAGE = ("Layer {name} weight shape {expected} is not compatible with provided weight "
+                 "shape {got}.")
+
 #: The parameters the engine weights derive from, in :func:`_engine_weights`'s order.
 _PARAM_NAMES = ("kernel", "recurrent_kernel", "bias")
 
@@ -396,10 +400,7 @@ class LSTM(StreamingModule, torch.nn.Module):
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
         """
-        _weights_io.set_weights(
-            self.name, self.weights, weights,
-            "Layer {name} weight shape {expected} is not compatible with provided weight "
-            "shape {got}.")
+        _weights_io.set_weights(self.name, self.weights, weights, SHAPE_MESSAGE)
 
     # ----------------------------------------------------------------- losses
     @property
