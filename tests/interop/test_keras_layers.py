@@ -313,3 +313,13 @@ def test_fake_source_matches_the_interface() -> None:
 
     for attr in ("keras_layers", "read"):
         assert hasattr(_source.Source, attr) and hasattr(FakeSource, attr)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_zero_output_for_mask_is_honoured(version) -> None:
+    layer = layer_from_config("LSTM", _config(version, zero_output_for_mask=True,
+                                              return_sequences=True), version)
+    assert layer.zero_output_for_mask
+    out = layer(torch.ones(1, 3, 3), mask=torch.tensor([[True, False, True]]))
+    assert torch.equal(out[0, 1], torch.zeros(layer.units))
+    assert not layer_from_config("LSTM", _config(version), version).zero_output_for_mask

@@ -42,8 +42,8 @@ key                           handling
 ``seed``                      (Keras 3) dropped: the dropout RNG's seed (training only;
                               lstmcompat's dropout draws from torch's RNG)
 ``use_cudnn``                 (Keras 3) dropped: which backend kernel runs (same math)
-``zero_output_for_mask``      (Keras 3) ``false`` dropped (masked steps repeat the
-                              previous output, as lstmcompat); ``true`` -> ``ValueError``
+``zero_output_for_mask``      the layer's ``zero_output_for_mask`` (``true``: masked
+                              steps output zeros; tf_keras stores it only when true)
 ``batch_shape``               (Keras 3) as ``batch_input_shape``
 anything else                 ``ValueError`` naming the key
 ============================  ==========================================================
@@ -169,6 +169,7 @@ def layer_from_config(class_name: str, config: Mapping[str, Any], keras_version:
         raise TypeError(f"`config` must be a dict (a Keras layer config), "
                         f"got {type(config).__name__}")
     kwargs: dict[str, Any] = {}
+    zero_output = False
     for key, value in config.items():
         if key in _SAME:
             kwargs[key] = value
@@ -180,17 +181,16 @@ def layer_from_config(class_name: str, config: Mapping[str, Any], keras_version:
             continue
         elif keras_version == 2 and key in _KERAS2_ONLY:
             kwargs[key] = 1 if key == "implementation" and value == 0 else value
-        elif keras_version == 3 and key == "zero_output_for_mask":
-            if value:
-                raise ValueError("`zero_output_for_mask`: True (masked steps output zeros) "
-                                 "cannot be honoured: lstmcompat's masked steps repeat the "
-                                 "previous output, as tf_keras's LSTM")
+        elif key == "zero_output_for_mask":
+            zero_output = bool(value)
         elif keras_version == 3 and key == "batch_shape":
             kwargs["batch_input_shape"] = value
         else:
             raise ValueError(f"`{key}`: an LSTM config key lstmcompat does not know (Keras "
                              f"{keras_version}); it may change the layer's math")
-    return LSTM(**_without_dropped_initializers(kwargs))
+    layer = LSTM(**_without_dropped_initializers(kwargs))
+    layer.zero_output_for_mask = zero_output
+    return layer
 
 
 def _shared_key(key: str, value: Any, kwargs: dict[str, Any]) -> bool:
