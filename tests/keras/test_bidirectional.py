@@ -233,3 +233,34 @@ def test_cudnn_inside_matches_conversion_golden():
     bi(torch.zeros(1, 5, 3))
     bi.set_weights([np.asarray(w, np.float32) for w in f["weights"]])
     close(bi(torch.tensor(f["x"])), np.asarray(f["out"], np.float32), "float32", "output")
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "ave", None])
+def test_cudnn_inside_equals_converted_lstm_inside(merge_mode):
+    """Bidirectional(CuDNNLSTM) is Bidirectional(LSTM(sigmoid)) on the converted weights
+    (each half checked against TensorFlow in test_cudnn_lstm.py): states, initial
+    states, return_state and gradients."""
+    from lstmcompat._keras.cudnn_lstm import cudnn_to_keras
+
+    torch.manual_seed(0)
+    kw = dict(return_sequences=True, return_state=True, dtype="float64")
+    cu = Bidirectional(CuDNNLSTM(3, **kw), merge_mode=merge_mode, input_shape=(None, 2),
+                       dtype="float64")
+    with torch.no_grad():
+        for p in cu.weights:
+            p.normal_(0, 0.5)
+    ls = Bidirectional(LSTM(3, recurrent_activation="sigmoid", **kw), merge_mode=merge_mode,
+                       input_shape=(None, 2), dtype="float64")
+    w = cu.weights
+    ls.set_weights([t.detach() for t in (*cudnn_to_keras(*w[:3]), *cudnn_to_keras(*w[3:]))])
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    states = [torch.randn(2, 3, dtype=torch.float64) for _ in range(4)]
+    a, b = cu(x, initial_state=states), ls(x, initial_state=states)
+    flat = [t for o in a for t in (o if isinstance(o, list) else [o])]
+    flat_b = [t for o in b for t in (o if isinstance(o, list) else [o])]
+    assert len(a) == (6 if merge_mode is None else 5)
+    for p, q in zip(flat, flat_b, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+    ga = torch.autograd.grad(sum(t.sum() for t in flat), x)[0]
+    gb = torch.autograd.grad(sum(t.sum() for t in flat_b), x)[0]
+    torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-12)
