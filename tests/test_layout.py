@@ -11,10 +11,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-# Engine tests still borrowing helpers from tests/engine/test_fused.py; issue 11's
-# engine work moves them into a helper module, and then removes them from here.
-_PENDING = {"engine/test_clip_nan.py", "engine/test_gpu.py", "engine/test_triton.py"}
-
 _IMPORTS_A_TEST = re.compile(r"^\s*(?:from\s+test_\w*\s+import|import\s+test_\w*)", re.M)
 
 
@@ -25,7 +21,7 @@ def _files() -> list[Path]:
 def test_no_test_file_imports_another():
     found = {str(p.relative_to(TESTS)) for p in _files()
              if _IMPORTS_A_TEST.search(p.read_text())}
-    assert found - _PENDING == set()
+    assert found == set()
 
 
 def test_module_names_are_unique():

@@ -40,9 +40,9 @@ def configure_extension(p: argparse.ArgumentParser) -> None:
 
 
 def _extension(args: argparse.Namespace) -> int:
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _build, _extension
 
-    ok, why = _build.status()
+    ok, why = _extension.status()
     print(why)
     if _build.last_build_seconds is not None:
         print(f"built in {_build.last_build_seconds:.1f} s")

@@ -34,7 +34,7 @@ import math
 import numbers
 import operator
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,11 @@ def _is_bool(value: Any) -> bool:
 
 def _index(value: Any) -> int | None:
     """``operator.index(value)`` for integer-likes (``int``, NumPy integers, 0-d
-    integer arrays and tensors), ``None`` for anything else (bools included)."""
+    integer arrays and tensors), ``None`` for anything else (bools included). A
+    symbolic size (graph capture) stays symbolic."""
+    if isinstance(value, torch.SymInt) or (torch.compiler.is_compiling()
+                                          and type(value) is int):
+        return value  # type: ignore[return-value]
     if _is_bool(value) or isinstance(value, (str, bytes)):
         return None
     if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim != 0:
@@ -275,16 +279,20 @@ def _gib(n: int) -> str:
 
 
 def check_allocation(tensors: Sequence[tuple[str, Sequence[int]]], dtype: torch.dtype,
-                     what: str, device: torch.device | str | None = None) -> None:
+                     what: str | Callable[[], str],
+                     device: torch.device | str | None = None) -> None:
     """Raise :class:`AllocationTooLargeError` when ``tensors`` cannot fit in memory.
 
     Args:
         tensors: ``(name, shape)`` of every tensor about to be allocated together.
         dtype: their dtype.
-        what: what asks for them, for the message (``"LSTM `units`=100000000 with 8
+        what: what asks for them, for the message, or a function making it (then
+            made only for an error) (``"LSTM `units`=100000000 with 8
             input features"``).
         device: where they will live (default CPU).
     """
+    if torch.compiler.is_compiling():  # sizes may be symbolic; the graph allocates them
+        return
     itemsize = torch.empty((), dtype=dtype).element_size()
     total = 0
     for _, shp in tensors:
@@ -299,6 +307,8 @@ def check_allocation(tensors: Sequence[tuple[str, Sequence[int]]], dtype: torch.
     listed = ", ".join(f"{name} {tuple(int(s) for s in shp)}" for name, shp in tensors)
     where = (f"this machine's memory ({limit} bytes, {_gib(limit)})" if limit is not None
              else f"the largest size a tensor can have ({_MAX_BYTES} bytes)")
+    if callable(what):
+        what = what()
     raise AllocationTooLargeError(
         f"{what} needs {total} bytes ({_gib(total)}) of {str(dtype).replace('torch.', '')} "
         f"tensors ({listed}), more than {where}; nothing was allocated. Use smaller sizes."

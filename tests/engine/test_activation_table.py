@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstmcompat._engine.fused import _acts, _build
+from lstmcompat._engine.fused import _acts, _extension
 
 COMPILED = sorted(_acts.COMPILED.values(), key=lambda a: a.code)
 IDS = [a.name for a in COMPILED]
@@ -77,9 +77,9 @@ def test_header_names_every_compiled_code():
 
 @pytest.fixture(scope="module")
 def ext():
-    backend = _build.backend()
+    backend = _extension.backend()
     if backend is None:
-        pytest.skip(f"no compiled extension here: {_build.status()[1]}")
+        pytest.skip(f"no compiled extension here: {_extension.status()[1]}")
     return backend
 
 

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_fused import _ext, make_case, outputs_and_grads, with_backend
+from kernel_cases import extension, make_case, outputs_and_grads, with_backend
 
 from lstmcompat._engine import CellSpec, dispatch, run_explained, run_reference
-from lstmcompat._engine.dispatch import native_cannot
 from lstmcompat._engine.fused import _acts, fused_step
 from lstmcompat._engine.fused._function import TORCH_BACKEND
-from lstmcompat._engine.native import run_native
+from lstmcompat._engine.native import native_cannot, run_native
 from lstmcompat._engine.reference import clip_by_value
 from lstmcompat._engine.reference import step as reference_step
 
@@ -116,7 +115,7 @@ def _check_backend(fn, spec, dtype, poisons=POISONS, masks=MASKS):
 
 @pytest.fixture(params=["torch", "cpp"])
 def loop(request):
-    return TORCH_BACKEND if request.param == "torch" else _ext()
+    return TORCH_BACKEND if request.param == "torch" else extension()
 
 
 ALL_SPECS = {**CLIP_SPECS, **STATE_SPECS}

@@ -24,11 +24,11 @@ def _weights(spec, depth=3, seed=0):
 @pytest.mark.parametrize("kw,what", [(dict(steps=1), "a single step"),
                                      (dict(batch=1), "batch 1")])
 def test_one_step_or_batch_one_prefers_the_compiled_loop(kw, what):
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _extension
 
     spec = CellSpec(units=4)
     name, why = choose(spec, **kw)
-    if _build.backend() is None:  # no compiler: torch.lstm keeps these shapes
+    if _extension.backend() is None:  # no compiler: torch.lstm keeps these shapes
         assert name == "native"
     else:
         assert name == "fused" and what in why
@@ -40,11 +40,11 @@ def test_one_step_or_batch_one_prefers_the_compiled_loop(kw, what):
 def test_training_on_cpu_prefers_the_compiled_loop():
     """Calls that will be differentiated go to ``fused`` (its hand-written backward
     beats torch.lstm's forward+backward); inference keeps torch.lstm."""
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _extension
 
     spec = CellSpec(units=8, forget_bias=1.0)
     name, why = choose(spec, steps=50, batch=32, grad=True)
-    if _build.backend() is None:
+    if _extension.backend() is None:
         assert name == "native"
     else:
         assert name == "fused" and "training on CPU" in why and "instead of native" in why
@@ -57,9 +57,9 @@ def test_training_on_cpu_prefers_the_compiled_loop():
 
 
 def test_run_decides_training_from_the_tensors():
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _extension
 
-    if _build.backend() is None:
+    if _extension.backend() is None:
         pytest.skip("no compiled loop: torch.lstm runs both")
     spec = CellSpec(units=4)
     w = _weights(spec)
@@ -267,15 +267,15 @@ def test_choose_on_a_clean_cache_builds_nothing(monkeypatch, tmp_path):
     import time
 
     from lstmcompat._engine import dispatch
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _build, _extension
 
     def refuse(*a, **k):
         raise AssertionError("choose built or loaded the compiled extension")
 
     monkeypatch.setenv("LSTMCOMPAT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_build, "_state", None)  # as in a fresh process
+    monkeypatch.setattr(_extension, "_state", None)  # as in a fresh process
     for fn in ("build", "_load", "_import_module", "backend", "status", "_get"):
-        monkeypatch.setattr(_build, fn, refuse)
+        monkeypatch.setattr(_build if fn == "build" else _extension, fn, refuse)
     monkeypatch.setattr(torch.ops, "load_library", refuse)
     dispatch.clear_choice_cache()
     try:
@@ -290,7 +290,7 @@ def test_choose_on_a_clean_cache_builds_nothing(monkeypatch, tmp_path):
                 name, why = choose(spec, **kw)
                 took = time.perf_counter() - start
                 assert took < 0.05, (kw, took)  # a build takes 20 s or more
-        assert _build._state is None
+        assert _extension._state is None
         assert list(tmp_path.iterdir()) == []
     finally:
         monkeypatch.undo()
@@ -300,7 +300,7 @@ def test_choose_on_a_clean_cache_builds_nothing(monkeypatch, tmp_path):
 def test_the_first_real_run_builds_and_reports_what_ran(registry, monkeypatch):
     """``choose`` before the build reads an expectation; the first real run builds (here:
     fails to), and its ``last_kernel`` already says what ran, as does ``choose`` after."""
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _build, _extension
 
     loads = []
 
@@ -308,12 +308,12 @@ def test_the_first_real_run_builds_and_reports_what_ran(registry, monkeypatch):
         loads.append(1)
         return None, "compiled extension unavailable: test"
 
-    monkeypatch.setattr(_build, "_state", None)
-    monkeypatch.setattr(_build, "_load", failing_load)
+    monkeypatch.setattr(_extension, "_state", None)
+    monkeypatch.setattr(_extension, "_load", failing_load)
     registry.clear_choice_cache()
     spec = CellSpec(units=4, recurrent_activation="hard_sigmoid")
     assert "[compiled C++ time loop]" in choose(spec)[1]  # expected: a compiler is here
-    assert _build._state is None and loads == []
+    assert _extension._state is None and loads == []
     if _build.find_compiler() is None:
         pytest.skip("no C++ compiler: nothing is expected to be built")
     w = _weights(spec)

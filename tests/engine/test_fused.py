@@ -13,86 +13,27 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kernel_cases import (
+    ALL_ACTS,
+    COMPILED_ACTS,
+    KINKS,
+    assert_close_all,
+    extension,
+    kink_case,
+    make_case,
+    outputs_and_grads,
+    with_backend,
+)
 
-from lstmcompat._engine import CellSpec, Dropout, Weights, choose, run, run_reference
-from lstmcompat._engine.fused import _acts, _build, fused_cannot, fused_step, run_fused
+from lstmcompat._engine import CellSpec, Weights, choose, run, run_reference
+from lstmcompat._engine.fused import _extension, fused_cannot, fused_step, run_fused
 from lstmcompat._engine.fused._function import TORCH_BACKEND, run_sequence
 from lstmcompat._engine.reference import step as reference_step
-
-ALL_ACTS = sorted(_acts.KNOWN)
-COMPILED_ACTS = sorted(a for a in _acts.KNOWN if _acts.code(a) is not None)
-
-
-def _ext():
-    ext = _build.backend()
-    if ext is None:
-        pytest.skip(f"compiled extension unavailable: {_build.status()[1]}")
-    return ext
 
 
 @pytest.fixture(params=["torch", "cpp"])
 def backend(request):
-    return TORCH_BACKEND if request.param == "torch" else _ext()
-
-
-def make_case(spec: CellSpec, T: int, B: int, D: int, *, dtype=torch.float64, seed: int = 0,
-              mask: str = "none", dropout: str = "none", batch_first: bool = False):
-    g = torch.Generator().manual_seed(seed)
-    u, p = spec.units, spec.output_size
-
-    def t(*shape, scale=0.5):
-        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()
-
-    w = Weights(t(D, 4 * u), t(p, 4 * u), t(4 * u), t(u), t(u), t(u),
-                t(u, p) if spec.num_proj is not None else None)
-    x = t(B, T, D) if batch_first else t(T, B, D)
-    h0, c0 = t(B, p), t(B, u)
-    m = None
-    if mask == "right_padded":
-        lengths = torch.randint(1, T + 1, (B,), generator=g) if T else torch.zeros(B)
-        m = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)
-    elif mask == "general":
-        m = torch.rand(T, B, generator=g) < 0.6
-    if m is not None and batch_first:
-        m = m.t().contiguous()
-    dr = None
-    if dropout != "none":
-        G = 1 if dropout == "shared" else 4
-        dx = (torch.rand(G, B, D, generator=g) < 0.7).to(dtype) / 0.7
-        dh = (torch.rand(G, B, p, generator=g) < 0.7).to(dtype) / 0.7
-        dr = Dropout(dx, None if dropout == "shared_input" else dh)
-    return x, w, h0, c0, m, dr
-
-
-def outputs_and_grads(fn, spec, x, w, h0, c0, **kw):
-    out, h, c = fn(spec, x, w, h0, c0, **kw)
-    inputs = [t for t in (x, h0, c0, *w) if t is not None]
-    g = torch.Generator().manual_seed(1)
-
-    def weigh(t):  # the same random weights for any device
-        return (t * torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)).sum()
-
-    loss = weigh(out) + weigh(h) + weigh(c)
-    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    grads = [torch.zeros_like(t) if gr is None else gr for t, gr in zip(inputs, grads, strict=True)]
-    return [out, h, c, *grads]
-
-
-def assert_close_all(got, want, rtol, atol):
-    names = ["outputs", "h", "c", "dx", "dh0", "dc0", "dW", "dR", "db", "dw_i", "dw_f", "dw_o",
-             "dP"]
-    for name, a, b in zip(names, got, want, strict=False):
-        assert a.shape == b.shape, name
-        finite = b[torch.isfinite(b)]
-        scale = max(1.0, finite.abs().max().item()) if finite.numel() else 1.0
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol * scale, equal_nan=True,
-                                   msg=lambda m, name=name: f"{name}: {m}")
-
-
-def with_backend(backend):
-    def fn(spec, x, w, h0, c0, **kw):
-        return run_sequence(spec, backend, x, w, h0, c0, **kw)
-    return fn
+    return TORCH_BACKEND if request.param == "torch" else extension()
 
 
 @st.composite
@@ -142,7 +83,7 @@ def test_torch_loops_match_reference_float64(c):
 @HYP
 @given(c=cases(COMPILED_ACTS))
 def test_compiled_loops_match_reference_float64(c):
-    check_case(_ext(), c)
+    check_case(extension(), c)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -151,48 +92,7 @@ def test_compiled_loops_match_reference_float64(c):
                 "softsign"]))
 def test_compiled_loops_match_reference_float32(c):
     # float32 exp/tanh in the extension are Cephes approximations (1-2 ulp).
-    check_case(_ext(), c, dtype=torch.float32, rtol=1e-4, atol=2e-5)
-
-
-#: The piecewise-linear activations and their kinks (and a neighbour where ``x + 3``
-#: rounds to 6 in float32).
-KINKS = {
-    "hard_sigmoid": [-2.5, 2.5],
-    "keras3_hard_sigmoid": [-3.0, 3.0, 2.9999998],
-    "relu": [0.0],
-}
-
-
-def kink_case(act: str, dtype: torch.dtype, nan: bool):
-    """A cell whose gate pre-activations are exactly ``act``'s kinks, one gate at a time.
-
-    Unit ``4k + j`` has gate ``j`` (of ``i, f, g, o``) at kink ``k`` and the other
-    gates at 0.5 (inside every linear piece, so that each kink gets a non-zero
-    upstream gradient). ``W`` is the identity and ``R``, ``h0`` zero, so ``z = x + b``
-    exactly on every step (``h @ R`` adds zeros). With ``nan`` one more unit has a
-    NaN bias entry (and there is one step, since ``NaN * 0`` would spread through
-    ``h @ R``).
-    """
-    kinks = KINKS[act]
-    u = 4 * len(kinks) + (1 if nan else 0)
-    spec = CellSpec(u, activation=act, recurrent_activation=act, forget_bias=0.0)
-    z = torch.full((4, u), 0.5, dtype=dtype)  # gate, unit
-    for k, v in enumerate(kinks):
-        for j in range(4):
-            z[j, 4 * k + j] = v
-    T = 1 if nan else 2
-    x = z.reshape(1, 1, 4 * u).expand(T, 2, 4 * u).clone().requires_grad_()
-
-    def leaf(t):
-        return t.to(dtype).requires_grad_()
-
-    b = torch.zeros(4 * u)
-    if nan:
-        b[u - 1] = float("nan")  # the last unit's input gate
-    w = Weights(leaf(torch.eye(4 * u)), leaf(torch.zeros(u, 4 * u)), leaf(b),
-                leaf(torch.zeros(u)), leaf(torch.zeros(u)), leaf(torch.zeros(u)), None)
-    h0, c0 = leaf(torch.zeros(2, u)), leaf(torch.full((2, u), 0.5))
-    return spec, x, w, h0, c0
+    check_case(extension(), c, dtype=torch.float32, rtol=1e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("act", sorted(KINKS))
@@ -336,7 +236,7 @@ def test_run_fused_picks_a_backend_for_every_activation():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_compiled_loops_multithreaded_sizes(spec, dropout, dtype):
     """Sizes large enough that the compiled loops split the units across threads."""
-    ext = _ext()
+    ext = extension()
     x, w, h0, c0, m, dr = make_case(spec, 5, 32, 6, mask="general", dropout=dropout, seed=7,
                                     dtype=dtype)
     kw = dict(mask=m, dropout=dr, reverse=True)
@@ -360,7 +260,7 @@ def test_compiled_loops_multithreaded_sizes(spec, dropout, dtype):
 ], ids=["keras", "tf1-all"])
 def test_compiled_step_multithreaded_sizes(spec):
     """A step large enough that the compiled step splits the units across threads."""
-    _ext()
+    extension()
     x, w, h, c, _, _ = make_case(spec, 1, 2, 64, dtype=torch.float32)
     x = x[0]
     want_h, want_c = reference_step(spec, x @ w.W + w.b, h, c, w)
@@ -370,11 +270,11 @@ def test_compiled_step_multithreaded_sizes(spec):
     torch.testing.assert_close(got_c, want_c, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+@pytest.mark.skipif(_extension.backend() is None, reason="no compiled extension here")
 def test_compiled_ops_refuse_mismatched_shapes() -> None:
     """The ops check every shape they index with: a wrong one is an error, never a read
     past a buffer."""
-    ops = _build.backend().ops
+    ops = _extension.backend().ops
     T, B, U = 3, 2, 8
     Z = torch.randn(T, B, 4 * U)
     h, c = torch.zeros(B, U), torch.zeros(B, U)
@@ -392,7 +292,7 @@ def test_compiled_ops_refuse_mismatched_shapes() -> None:
                     0, 1, None, None, False, False)
 
 
-@pytest.mark.skipif(_build.backend() is None, reason="no compiled extension here")
+@pytest.mark.skipif(_extension.backend() is None, reason="no compiled extension here")
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_compiled_loops_read_either_weight_layout(layout: str) -> None:
     """R row-major or as a transposed view of row-major storage (the Keras front-end's

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lstmcompat._engine.fused import _build
+from lstmcompat._engine.fused import _build, _extension
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 PROBE = textwrap.dedent("""
     import json, torch
     from lstmcompat._engine import CellSpec, Weights, run, run_reference
-    from lstmcompat._engine.fused import _build, backend_for, extension_status
+    from lstmcompat._engine.fused import backend_for, _build, _extension, extension_status
     ok, why = extension_status()
     spec = CellSpec(3, recurrent_activation="hard_sigmoid", use_peepholes=True)
     g = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def _needs_compiler():
 
 def test_cached_build_is_reused():
     _needs_compiler()
-    ok, why = _build.status()  # builds into the default cache if needed
+    ok, why = _extension.status()  # builds into the default cache if needed
     assert ok, why
     r = probe()
     assert r["ok"] and r["build_seconds"] is None  # loaded, not rebuilt
@@ -91,9 +91,9 @@ def test_build_uses_what_this_torch_exports():
     """MKL's packed GEMM (the per-step recurrent product) and BLAS are compiled in
     exactly when libtorch exports them; the status line says what was."""
     _needs_compiler()
-    ok, why = _build.status()
+    ok, why = _extension.status()
     assert ok, why
-    features = _build.backend().features()
+    features = _extension.backend().features()
     assert ("mkl-packed-gemm" in features) == _build._has_packed_gemm_symbols()
     assert ("blas" in features) == _build._has_blas_symbols()
     assert ", ".join(features) in why
@@ -126,7 +126,8 @@ def test_without_python_headers_the_ops_build_alone(tmp_path):
     """No Python headers: the library is built from the ops source only and loaded with
     torch.ops.load_library; the loops run compiled, streaming steps take the general path."""
     _needs_compiler()
-    patch = "from lstmcompat._engine.fused import _build\n_build.python_include = lambda: None\n"
+    patch = ("from lstmcompat._engine.fused import _build, _extension\n"
+             "_build.python_include = lambda: None\n")
     script = textwrap.dedent("""
         import lstmcompat
         cell = lstmcompat.LSTMCell(8)
@@ -135,7 +136,7 @@ def test_without_python_headers_the_ops_build_alone(tmp_path):
         with torch.no_grad():
             cell(x, state)
             out, _ = cell(x, state)
-        print(json.dumps(dict(module=_build.backend().module is not None,
+        print(json.dumps(dict(module=_extension.backend().module is not None,
                               stream=cell._stream, kernel=cell.last_kernel[1])))
     """)
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),

@@ -38,7 +38,7 @@ def test_triton_on_cuda_matches_cpu_reference(spec):
     """The compiled Triton kernels (what cuDNN cannot run): outputs, states and every
     gradient against the CPU reference, with a mask and per-gate dropout."""
     pytest.importorskip("triton")
-    from test_fused import make_case, outputs_and_grads
+    from kernel_cases import make_case, outputs_and_grads
 
     assert choose(spec, device="cuda")[0] == "triton"
     x, w, h0, c0, m, dr = make_case(spec, 12, 20, 24, mask="general", dropout="per_gate",
@@ -64,7 +64,7 @@ def test_triton_on_cuda_at_the_kinks(act, nan):
     """Gate pre-activations exactly at the kinks (compiled comparisons and the
     correctly rounded ``/ 6``) against the CPU reference."""
     pytest.importorskip("triton")
-    from test_fused import kink_case, outputs_and_grads
+    from kernel_cases import kink_case, outputs_and_grads
 
     spec, x, w, h0, c0 = kink_case(act, torch.float32, nan)
     assert choose(spec, device="cuda")[0] == "triton"

@@ -10,11 +10,11 @@ import torch
 
 import lstmcompat as L
 from lstmcompat._engine import CellSpec, Weights
-from lstmcompat._engine.fused import _build, streamer
+from lstmcompat._engine.fused import _extension, streamer
 from lstmcompat._engine.reference import step as reference_step
 
 needs_stream = pytest.mark.skipif(
-    _build.backend() is None or _build.backend().module is None,
+    _extension.backend() is None or _extension.backend().module is None,
     reason="no compiled extension with its Python binding here")
 
 SPECS = [
@@ -269,7 +269,7 @@ def _stepped_cell(units, depth, batch):
 
 
 def test_without_the_binding_there_is_no_streamer(monkeypatch):
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is not None:
         monkeypatch.setattr(ext, "module", None)
     assert streamer(SPECS[0], {}, NAMES, _roles(SPECS[0]), Weights) is None
@@ -300,7 +300,7 @@ def test_streaming_cell_equals_the_sequence_path(monkeypatch):
     assert not streamed(cell.last_kernel)
     monkeypatch.delenv("LSTMCOMPAT_KERNEL")
     torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-5, atol=1e-6)
-    if _build.backend() is not None and _build.backend().module is not None:
+    if _extension.backend() is not None and _extension.backend().module is not None:
         assert streamed(streamed_kernel)
     # the step follows in-place updates and replacements of the parameters
     with torch.no_grad():
@@ -369,7 +369,7 @@ def test_stateful_keras_streaming_equals_one_sequence(rec, time_major):
     torch.testing.assert_close(steps, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(layer.states[0], end[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(layer.states[1], end[1], rtol=1e-5, atol=1e-6)
-    if _build.backend() is not None and _build.backend().module is not None:
+    if _extension.backend() is not None and _extension.backend().module is not None:
         assert streamed(layer.last_kernel)
 
 

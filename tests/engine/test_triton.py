@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fused import (
+from kernel_cases import (
     KINKS,
     assert_close_all,
     kink_case,

@@ -182,12 +182,12 @@ def test_choose_picks_native_for_plain_cells() -> None:
 def test_training_plain_cells_run_the_compiled_loop() -> None:
     """With autograd recording (the weights require grad) a plain cell on CPU runs the
     fused kernel, whose hand-written backward beats torch.lstm's; same numbers."""
-    from lstmcompat._engine.fused import _build
+    from lstmcompat._engine.fused import _extension
 
     cell = L.LSTMCell(8)
     x = torch.randn(3, 5, 4)
     out, _ = L.dynamic_rnn(cell, x, dtype="float32")
-    expected = "fused" if _build.backend() is not None else "native"
+    expected = "fused" if _extension.backend() is not None else "native"
     assert cell.last_kernel[0] == expected
     with torch.no_grad():
         again, _ = L.dynamic_rnn(cell, x, dtype="float32")

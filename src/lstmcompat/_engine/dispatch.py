@@ -11,6 +11,7 @@ cannot run the call exactly raises ``ValueError`` (never a silent fallback).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -30,6 +31,34 @@ KernelName = str
 #: Environment variable that forces a kernel for every call that names none
 #: (e.g. ``LSTMCOMPAT_KERNEL=fused`` to run a test suite through ``fused``).
 KERNEL_ENV = "LSTMCOMPAT_KERNEL"
+
+
+#: Depth of :func:`at_capture_time` calls running (see :func:`capturing`).
+_constant_depth = 0
+
+
+def capturing() -> bool:
+    """Whether PyTorch is capturing a graph (``torch.compile``, ``torch.export``)
+    around this call, outside a function run at capture time (:func:`at_capture_time`)."""
+    return torch.compiler.is_compiling() and not _constant_depth
+
+
+def at_capture_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run once while a graph is captured, its result a constant of the graph
+    (``torch.compiler.assume_constant_result``): for the engine's decisions, which
+    read facts no graph can trace (a file system, a lock, a first-use check). Its
+    arguments must be constants (no ``CellSpec``: pass its fields)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any) -> Any:
+        global _constant_depth
+        _constant_depth += 1
+        try:
+            return fn(*args)
+        finally:
+            _constant_depth -= 1
+
+    return torch.compiler.assume_constant_result(run)
 
 
 @dataclass(frozen=True)
@@ -140,36 +169,6 @@ def forced_kernel() -> str | None:
     return os.environ.get(KERNEL_ENV) or None
 
 
-def native_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
-                  mask_kind: MaskKind, dropout_kind: DropoutKind, reverse: bool) -> str | None:
-    """Why ``torch.lstm`` cannot compute this call exactly, or ``None`` when it can."""
-    if spec.recurrent_activation != "sigmoid":
-        return f"recurrent_activation={spec.recurrent_activation!r} (torch.lstm gates are sigmoid)"
-    if spec.activation != "tanh":
-        return f"activation={spec.activation!r} (torch.lstm uses tanh)"
-    if spec.use_peepholes:
-        return "peepholes"
-    if spec.cell_clip is not None:
-        return "cell_clip"
-    if spec.proj_clip is not None:
-        return "proj_clip"
-    if spec.num_proj is not None and spec.num_proj >= spec.units:
-        return f"num_proj={spec.num_proj} >= units={spec.units} (torch.lstm needs proj_size < hidden_size)"
-    if dropout_kind == "other":
-        return "per-gate or recurrent dropout masks"
-    if mask_kind == "general":
-        return "a mask that is not a right-padded prefix"
-    if mask_kind == "right_padded" and reverse:
-        return "a mask with reversed processing"
-    if not dtype.is_floating_point:
-        return f"dtype {dtype}"
-    return None
-
-
-def reference_cannot(spec: CellSpec, **_: object) -> str | None:
-    return None
-
-
 def _describe(k: Kernel, spec: CellSpec, ctx: dict) -> str:
     return f" [{k.describe(spec, **ctx)}]" if k.describe is not None else ""
 
@@ -225,15 +224,36 @@ def decide(spec: CellSpec, *, device: torch.device | str = "cpu",
     device = torch.device(device)
     if streaming:
         steps = 1
+    if capturing():  # a captured graph runs any size: the choice must hold for every size
+        steps = batch = None
     # Only 1 versus more changes the answer.
     steps = None if steps is None else min(int(steps), 2)
     batch = None if batch is None else min(int(batch), 2)
     args = (spec, device, dtype, mask_kind, dropout_kind, reverse, steps, batch, bool(grad),
             kernel, bool(streaming))
+    if capturing():
+        # A graph being captured: decided once, at capture time, as a constant (what
+        # the kernels' hooks look up is not traceable, and is not graph data).
+        return Decision(*_decide_constant(spec_shape(spec), *args[1:]))
     try:
         return _decide(*args)
     except TypeError:  # an unhashable user callable in the spec: decide without the memo
         return _decide.__wrapped__(*args)
+
+
+def spec_shape(spec: CellSpec) -> tuple:
+    """``spec``'s fields with every float (the forget bias, the clips) replaced by 0.0:
+    what a function run at capture time (:func:`at_capture_time`) can take in place
+    of a ``CellSpec``, which it cannot. A captured graph may hold those floats as
+    symbols (``dynamic=True``); no decision depends on their values, only on
+    whether a clip is there."""
+    return tuple(0.0 if isinstance(v, float) else v
+                 for v in (getattr(spec, f.name) for f in dataclasses.fields(spec)))
+
+
+@at_capture_time
+def _decide_constant(fields: tuple, *args: Any) -> tuple[KernelName, str, bool]:
+    return tuple(_decide(CellSpec(*fields), *args))  # type: ignore[return-value]
 
 
 def clear_choice_cache() -> None:
@@ -317,6 +337,8 @@ def ready(k: Kernel, spec: CellSpec, device: torch.device) -> bool:
     ``choose`` no longer picks it for that device and says why)."""
     if k.first_use is None:
         return True
+    if capturing():  # a graph being captured: checked at capture time
+        return _ready_constant(k.name, spec_shape(spec), str(device))
     key = (k.name, device)
     if key not in _CHECKED:
         with _check_lock:
@@ -335,6 +357,11 @@ def ready(k: Kernel, spec: CellSpec, device: torch.device) -> bool:
                         "(lstmcompat.choose says which)", RuntimeWarning, stacklevel=3)
                 _CHECKED.add(key)
     return key not in _FAILED
+
+
+@at_capture_time
+def _ready_constant(name: str, fields: tuple, device: str) -> bool:
+    return ready(kernel_record(name), CellSpec(*fields), torch.device(device))
 
 
 def forget_first_use_checks() -> None:

@@ -9,7 +9,7 @@ on first use); ``reference`` (the oracle) for everything else.
 
 from __future__ import annotations
 
-from .dispatch import Kernel, Streaming, native_cannot, reference_cannot, register_kernel
+from .dispatch import Kernel, Streaming, register_kernel
 from .fused import (
     fused_cannot,
     fused_describe,
@@ -20,8 +20,8 @@ from .fused import (
     streamer,
 )
 from .gpu import run_triton, self_check, triton_cannot
-from .native import run_native
-from .reference import run_reference
+from .native import native_cannot, run_native
+from .reference import reference_cannot, run_reference
 
 KERNELS = (
     # torch.lstm's packed sequences skip the padded steps of a right-padded mask.

@@ -18,11 +18,38 @@ import warnings
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .dispatch import DropoutKind, MaskKind
 from .spec import CellSpec, Dropout, Weights
 
 # torch warns once that oneDNN has no projection support and it uses its own
 # loop; the result is the same, and the choice of kernel is ours to explain.
 _ONEDNN_PROJ = "LSTM with projections is not supported with oneDNN"
+
+
+def native_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
+                  mask_kind: MaskKind, dropout_kind: DropoutKind, reverse: bool) -> str | None:
+    """Why ``torch.lstm`` cannot compute this call exactly, or ``None`` when it can."""
+    if spec.recurrent_activation != "sigmoid":
+        return f"recurrent_activation={spec.recurrent_activation!r} (torch.lstm gates are sigmoid)"
+    if spec.activation != "tanh":
+        return f"activation={spec.activation!r} (torch.lstm uses tanh)"
+    if spec.use_peepholes:
+        return "peepholes"
+    if spec.cell_clip is not None:
+        return "cell_clip"
+    if spec.proj_clip is not None:
+        return "proj_clip"
+    if spec.num_proj is not None and spec.num_proj >= spec.units:
+        return f"num_proj={spec.num_proj} >= units={spec.units} (torch.lstm needs proj_size < hidden_size)"
+    if dropout_kind == "other":
+        return "per-gate or recurrent dropout masks"
+    if mask_kind == "general":
+        return "a mask that is not a right-padded prefix"
+    if mask_kind == "right_padded" and reverse:
+        return "a mask with reversed processing"
+    if not dtype.is_floating_point:
+        return f"dtype {dtype}"
+    return None
 
 
 def _params(spec: CellSpec, w: Weights) -> tuple[list[torch.Tensor], bool]:

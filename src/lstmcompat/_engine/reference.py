@@ -13,6 +13,11 @@ import torch
 from .spec import CellSpec, Dropout, Weights
 
 
+def reference_cannot(spec: CellSpec, **_: object) -> str | None:
+    """The oracle runs every spec exactly: ``None``, always."""
+    return None
+
+
 def clip_by_value(t: torch.Tensor, bound: float) -> torch.Tensor:
     """TensorFlow's ``clip_by_value(t, -bound, bound)``: ``maximum(minimum(t, bound), -bound)``.
 

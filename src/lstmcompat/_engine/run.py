@@ -92,7 +92,10 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
                          f"of {x.shape[-1]} features, got {tuple(w.W.shape)}")
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.bool()
-    mask_kind, _ = analyze_mask(mask, time_dim)
+    capturing = torch.compiler.is_compiling()
+    # A captured graph cannot branch on the mask's values: any mask is "general".
+    mask_kind = ("none" if mask is None else "general") if capturing else \
+        analyze_mask(mask, time_dim)[0]
     dkind = dropout_kind(dropout)
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, h0, c0, *w))
@@ -109,7 +112,7 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
             # preparing it changed what choose knows (a build): decide again.
             continue
         if not k.runs_padded_steps and mask_kind == "right_padded" and grad \
-                and forced is None and not _all_finite(x, h0, c0, *w):
+                and forced is None and not capturing and not _all_finite(x, h0, c0, *w):
             # Packed sequences skip the padded steps; the oracle (and TF) runs them and
             # carries their NaN or inf into the gradients (as 0 * NaN; the forward
             # values are the same).

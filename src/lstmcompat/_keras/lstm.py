@@ -617,14 +617,14 @@ class LSTM(StreamingModule, torch.nn.Module):
             The last output ``(batch, units)``, or the sequence with
             ``return_sequences``; with ``return_state`` the list ``[output, h, c]``.
         """
-        if self.stateful:
+        if self.stateful and not torch.compiler.is_compiling():  # (a graph runs whole)
             with self._state_lock:
                 return self._call(inputs, mask, training, initial_state)
         return self._call(inputs, mask, training, initial_state)
 
     def _call(self, inputs: Any, mask: Any, training: bool | None,
               initial_state: Any) -> torch.Tensor | list[torch.Tensor]:
-        stream = self._stream
+        stream = self._stream if not torch.compiler.is_compiling() else False
         if stream is None and self.built:
             stream = self._start_streaming()
         if stream and mask is None and initial_state is None and not (

@@ -154,7 +154,7 @@ class RNNCellBase(nn.Module):
         """
         b, dt = zero_state_args(batch_size, dtype)
         _args.check_allocation([("state", (b, total_size(self.state_size)))], dt,
-                               f"zero_state with `batch_size`={b}")
+                               lambda: f"zero_state with `batch_size`={b}")
         return _map_sizes(self.state_size, lambda s: torch.zeros(b, s, dtype=dt))
 
     def get_initial_state(self, inputs: Any = None, batch_size: int | torch.Tensor | None = None,

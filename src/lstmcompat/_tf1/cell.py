@@ -356,7 +356,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
         Returns the output ``(batch, output_size)`` and the new state
         (``LSTMStateTuple(c, h)`` or the concatenated ``[c, h]``).
         """
-        stream = self._stream
+        stream = self._stream if not torch.compiler.is_compiling() else False
         if stream is None and self.built:
             stream = self._start_streaming()
         if stream and scope is None and type(state) is LSTMStateTuple:
@@ -479,7 +479,8 @@ def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tenso
     run_T = T
     if lengths is not None:
         lengths = lengths.to(torch.int64).clamp(0, T)
-        if B > 0 and T > 0:
+        if B > 0 and T > 0 and not torch.compiler.is_compiling():
+            # (a captured graph runs every step: the longest length is data)
             run_T = min(T, max(1, int(lengths.max())))
         steps = torch.arange(run_T, device=x.device)
         mask = steps.unsqueeze(1) < lengths.to(x.device).unsqueeze(0)  # (T, B)

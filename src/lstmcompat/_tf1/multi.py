@@ -101,7 +101,7 @@ class MultiRNNCell(RNNCellBase):
         :meth:`RNNCellBase.zero_state`, for all the cells' states together."""
         b, dt = zero_state_args(batch_size, dtype)
         _args.check_allocation([("state", (b, total_size(self.state_size)))], dt,
-                               f"zero_state with `batch_size`={b}")
+                               lambda: f"zero_state with `batch_size`={b}")
         if self._state_is_tuple:
             return tuple(c.zero_state(batch_size, dtype) for c in self._cell_list)
         return super().zero_state(batch_size, dtype)

@@ -298,13 +298,14 @@ def bidirectional_dynamic_rnn(cell_fw: RNNCellBase, cell_bw: RNNCellBase, inputs
             "Argument `sequence_length` must be a vector of length batch_size. Received "
             "sequence_length={sl} of shape: {shape}")
         T = x.shape[time_dim]
-        if bool((lengths > T).any()):
+        # (the values are checked in eager mode only: a captured graph cannot branch on data)
+        if not torch.compiler.is_compiling() and bool((lengths > T).any()):
             bad = int(torch.nonzero(lengths > T)[0, 0])
             raise ValueError(
                 f"`sequence_length` exceeds the number of steps: seq_lens({bad}) > "
                 f"input.dims({time_dim}): {int(lengths[bad])} > {T}"
             )
-        if bool((lengths < 0).any()):
+        if not torch.compiler.is_compiling() and bool((lengths < 0).any()):
             bad = int(torch.nonzero(lengths < 0)[0, 0])
             raise ValueError(f"`sequence_length` is negative: seq_lens({bad}) < 0: "
                              f"{int(lengths[bad])}")

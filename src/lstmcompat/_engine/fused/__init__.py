@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import torch
 
+from ..dispatch import spec_shape
 from ..spec import CellSpec, Dropout, Weights
-from . import _acts
+from . import _acts, _ops
 from ._function import (
     TORCH_BACKEND,
     Backend,
@@ -27,6 +28,7 @@ from ._function import (
     StepFunction,
     run_sequence,
 )
+from ._ops import capturing
 
 __all__ = [
     "FusedLSTMFunction",
@@ -46,9 +48,9 @@ __all__ = [
 
 def extension_status() -> tuple[bool, str]:
     """``(available, why)`` for the compiled extension (builds it on first call)."""
-    from . import _build
+    from . import _extension
 
-    return _build.status()
+    return _extension.status()
 
 
 def compiled_loop(binding: bool = False) -> tuple[bool, str]:
@@ -60,9 +62,9 @@ def compiled_loop(binding: bool = False) -> tuple[bool, str]:
     compiler on ``PATH``, the Python headers): the first real run builds it, and
     ``choose``'s memo is cleared once it is loaded. Never builds or loads anything.
     """
-    from . import _build
+    from . import _build, _extension
 
-    loaded = _build.loaded()
+    loaded = _extension.loaded()
     if loaded is not None:
         ext, why = loaded
         if ext is None:
@@ -85,9 +87,9 @@ def prepare(spec: CellSpec, device: torch.device) -> None:
     the time loop would be compiled (never a reason to stop using ``fused``: without
     the extension it runs its pure-PyTorch loop, same numbers)."""
     if torch.device(device).type == "cpu" and _compiles(spec) is None:
-        from . import _build
+        from . import _extension
 
-        _build.backend()
+        _extension.backend()
 
 
 def _compiles(spec: CellSpec) -> str | None:
@@ -104,16 +106,24 @@ def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
     when it is available and implements both activations, else pure PyTorch.
     Builds or loads the extension on first use (a real run; ``choose`` uses
     :func:`compiled_loop` instead)."""
-    from . import _build
+    if capturing():  # found once, when the graph is captured
+        key, why = _ops.backend_key(spec_shape(spec), dtype, str(device))
+        return _ops.backend_named(key), why
+    return _backend_for(spec, dtype, device)
+
+
+def _backend_for(spec: CellSpec, dtype: torch.dtype, device: torch.device | str
+                 ) -> tuple[Backend, str]:
+    from . import _extension
 
     if torch.device(device).type != "cpu":
         return TORCH_BACKEND, "pure-PyTorch loop (not a CPU tensor)"
     missing = _compiles(spec)
     if missing is not None:
         return TORCH_BACKEND, f"pure-PyTorch loop ({missing})"
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is None:
-        return TORCH_BACKEND, f"pure-PyTorch loop ({_build.status()[1]})"
+        return TORCH_BACKEND, f"pure-PyTorch loop ({_extension.status()[1]})"
     return ext, "compiled C++ time loop"
 
 
@@ -204,7 +214,7 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
 def _step(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights, h: torch.Tensor,
           c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if backend is not TORCH_BACKEND and not (torch.is_grad_enabled() and any(
+    if backend is not TORCH_BACKEND and not capturing() and not (torch.is_grad_enabled() and any(
             t is not None and t.requires_grad
             for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
         peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
@@ -271,9 +281,9 @@ def streamer(spec: CellSpec, params: dict, names: tuple[str, ...], roles: dict[s
     db, dw_i, dw_f, dw_o, dP)`` mapping the canonical weight gradients onto
     ``params[names]`` (without ``adjoint``: ``None``).
     """
-    from . import _build
+    from . import _extension
 
-    ext = _build.backend()
+    ext = _extension.backend()
     if ext is None or ext.module is None:
         return None
     act, ract = _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore

@@ -1,4 +1,5 @@
-"""Build, cache and load the compiled time loops of the ``fused`` kernel.
+"""Build and cache the compiled time loops of the ``fused`` kernel (loading and
+calling them is :mod:`._extension`'s job).
 
 The C++ sources under ``csrc/`` are compiled on first use into a shared
 library that registers ``torch.ops.lstmcompat_fused.{forward,backward,step}``
@@ -31,9 +32,8 @@ library is never visible without its record. Files are replaced, never
 rewritten in place: a process that has mapped the old library keeps it.
 
 ``LSTMCOMPAT_NO_EXT=1`` disables the extension (the pure-PyTorch loops run).
-Any failure (no compiler, a compile error, a failed rebuild of a damaged
-library, a verified library that does not load) is remembered with its reason
-and the pure-PyTorch loops run instead; :func:`status` says why.
+:func:`build` raises on any failure (no compiler, a compile error, a failed
+rebuild of a damaged library); :mod:`._extension` remembers it with its reason.
 """
 
 from __future__ import annotations
@@ -48,15 +48,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
-
-from ..spec import CellSpec
-from . import _acts
-from ._types import BackwardResult, ForwardResult
 
 CSRC = Path(__file__).with_name("csrc")
 #: The ops' translation unit: it includes the headers below (one job each, see its
@@ -66,21 +61,21 @@ SOURCES = ("ops.cpp",)
 PY_SOURCES = ("stream.cpp",)
 #: Every header (all are part of the cache key).
 HEADERS = tuple(sorted(p.name for p in CSRC.glob("*.h")))
-_OPS_NAMESPACE = "lstmcompat_fused"
-#: Name of the extension module (``PYBIND11_MODULE`` in ``stream.cpp``).
-_MODULE = "_fused_ext"
 
 #: Part of the cache key; bumped when the cache's layout changes (2: a size/hash
 #: record beside each library), so that an older layout's files are not read as damaged.
 _CACHE_FORMAT = "2"
 
-_lock = threading.Lock()
-_state: tuple[ExtensionBackend | None, str] | None = None
 #: Seconds the last compilation in this process took (``None``: loaded from cache).
 last_build_seconds: float | None = None
 
 
 _log = logging.getLogger("lstmcompat")
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
 
 def _disabled() -> bool:
     return os.environ.get("LSTMCOMPAT_NO_EXT", "").strip() not in ("", "0", "false", "False")
@@ -493,163 +488,3 @@ def _build_dir(primary: Path, fallback: Path) -> Path:
         raise RuntimeError(f"no writable cache directory ({why}; {why_fallback})")
     _log.warning("lstmcompat: the cache directory is unusable (%s); using %s", why, fallback)
     return fallback
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _load() -> tuple[ExtensionBackend | None, str]:
-    if _disabled():
-        return None, "compiled extension disabled by LSTMCOMPAT_NO_EXT"
-    try:
-        path = build()  # verified against its record: never map an unchecked file
-    except Exception as e:  # no compiler, a compile error: run the pure-PyTorch loops
-        return None, f"compiled extension unavailable: {_first_line(e)}"
-    try:
-        module = _import_module(path)
-        if module is None:
-            torch.ops.load_library(str(path))
-        getattr(torch.ops, _OPS_NAMESPACE).forward  # noqa: B018 - check registration
-    except Exception as e:  # a missing symbol, a foreign file: the pure-PyTorch loops
-        why = _first_line(e)
-        _log.warning("lstmcompat: the compiled fused LSTM kernel %s could not be loaded (%s); "
-                     "running the pure-PyTorch loops (delete it to rebuild it)", path, why)
-        return None, f"compiled extension unavailable: loading {path} failed: {why}"
-    ext = ExtensionBackend(module)
-    return ext, f"compiled extension loaded from {path} ({', '.join(ext.features())})"
-
-
-def _import_module(path: Path) -> object | None:
-    """Import the library as the Python module ``_fused_ext`` (which also registers
-    the ops); ``None`` when it was built without the Python binding."""
-    import importlib.machinery
-    import importlib.util
-
-    name = f"{__package__}.{_MODULE}"
-    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
-    if spec is None:
-        return None
-    try:
-        module = importlib.util.module_from_spec(spec)
-    except ImportError as e:
-        if "PyInit" in str(e) or "export function" in str(e):
-            return None
-        raise
-    loader.exec_module(module)
-    return module
-
-
-def status() -> tuple[bool, str]:
-    """``(available, why)``; builds or loads the extension on first call."""
-    ext, why = _get()
-    return ext is not None, why
-
-
-def backend() -> ExtensionBackend | None:
-    """The compiled backend, or ``None`` when it is unavailable (see :func:`status`)."""
-    return _get()[0]
-
-
-def loaded() -> tuple[ExtensionBackend | None, str] | None:
-    """What :func:`backend` and :func:`status` found, if this process has built or
-    loaded the extension (or failed to), else ``None``; never builds or loads."""
-    return _state
-
-
-def _get() -> tuple[ExtensionBackend | None, str]:
-    global _state
-    if _state is None:
-        with _lock:
-            if _state is None:
-                _state = _load()
-                from ..dispatch import clear_choice_cache
-
-                clear_choice_cache()  # choose read an expectation; now the fact is known
-    return _state
-
-
-def _reset() -> None:
-    """Forget the load result (tests use it to re-read ``LSTMCOMPAT_NO_EXT``)."""
-    global _state
-    _state = None
-    from ..dispatch import clear_choice_cache
-
-    clear_choice_cache()  # choose's reasons name the time loop
-
-
-def _opt(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.contiguous()
-
-
-def _in_place(t: torch.Tensor) -> torch.Tensor:
-    """A weight as the compiled loops read it: ``t`` itself when it is a matrix with
-    one unit stride (contiguous, or a transposed view such as the Keras front-end's
-    gate-major kernels), else a contiguous copy made for this call.
-
-    Nothing derived from a weight is kept between calls, so every call computes
-    with the weights' current values, however they were changed (in-place ops,
-    ``.data`` writes, writes through NumPy views)."""
-    if t.dim() == 2:
-        r, c = t.shape
-        rs, cs = t.stride()
-        if r <= 1 or c <= 1 or (cs == 1 and rs >= c) or (rs == 1 and cs >= r):
-            return t
-    return t.contiguous()
-
-
-class ExtensionBackend:
-    """The compiled time loops, same contract as :mod:`._loops`."""
-
-    name = "cpp"
-
-    def __init__(self, module: object | None = None) -> None:
-        self.ops = getattr(torch.ops, _OPS_NAMESPACE)
-        #: The Python binding (``Streamer``), or ``None`` when built without it.
-        self.module = module
-
-    def features(self) -> list[str]:
-        """What the library compiled in: ``blas``, ``mkl-packed-gemm``, ``openmp``,
-        ``avx512``/``avx2``."""
-        return list(self.ops.features())
-
-    @staticmethod
-    def _codes(spec: CellSpec) -> tuple[int, int]:
-        return _acts.code(spec.activation), _acts.code(spec.recurrent_activation)  # type: ignore
-
-    def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
-                     c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                     P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> ForwardResult:
-        act, ract = self._codes(spec)
-        res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
-                               _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
-                               spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
-        res = ForwardResult(*res)
-        if save and mask is None:  # the h states are the outputs
-            res = res._replace(Hs=res.outputs)
-        return res
-
-    def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
-                      Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
-                      dmh: torch.Tensor | None, peep: torch.Tensor | None,
-                      P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
-        act, ract = self._codes(spec)
-        return BackwardResult(*self.ops.backward(
-            Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
-            mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry"))
-
-    def step(self, spec: CellSpec, x: torch.Tensor, W: torch.Tensor, R: torch.Tensor,
-             b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,
-             peep: torch.Tensor | None, P: torch.Tensor | None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One inference step (the forget bias is added inside; W and R read in place)."""
-        act, ract = self._codes(spec)
-        h1, c1 = self.ops.step(x.contiguous(), _in_place(W), _in_place(R), b, spec.forget_bias,
-                               h.contiguous(), c.contiguous(), _opt(peep), _opt(P), act, ract,
-                               spec.cell_clip, spec.proj_clip)
-        return h1, c1

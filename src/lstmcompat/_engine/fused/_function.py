@@ -16,7 +16,7 @@ as single large GEMMs or sums over all steps. Without autograd, an inference
 path runs the same loop and saves nothing.
 
 The two time loops come from a *backend*: the compiled C++ extension
-(:mod:`._build`) when it is available and implements the activations, else the
+(:mod:`._extension`) when it is available and implements the activations, else the
 pure-PyTorch loops of :mod:`._loops`.
 """
 
@@ -28,6 +28,7 @@ import torch
 
 from ..spec import CellSpec, Dropout, Weights
 from . import _loops
+from ._ops import capturing, distinct, register_backend, run_backward, run_forward
 from ._types import BackwardResult, ForwardResult, Grads, Saved
 
 
@@ -55,6 +56,7 @@ class TorchBackend:
 
 
 TORCH_BACKEND = TorchBackend()
+register_backend(TORCH_BACKEND.name, TORCH_BACKEND)
 
 
 def _effective_bias(spec: CellSpec, b: torch.Tensor | None, like: torch.Tensor
@@ -110,7 +112,7 @@ class FusedLSTMFunction(torch.autograd.Function):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         peep = _peep(spec, w_i, w_f, w_o)
         Z = _project(spec, x, W, dmx)
-        res = backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, True,
+        res = run_forward(backend, spec, Z, R, h0, c0, dmh, peep, P, mask, True,
                                    _effective_bias(spec, b, W))
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
@@ -142,7 +144,7 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
         dhT = h0.new_zeros(B, p)
     if dcT is None:
         dcT = c0.new_zeros(B, u)
-    res = backend.backward_loop(spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
+    res = run_backward(backend, spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
                                 dout.contiguous(), dhT.contiguous(), dcT.contiguous())
     dZ2 = res.dZ.view(T * B, 4 * u)
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
@@ -256,16 +258,18 @@ def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
     dmh = dropout.h if dropout is not None else None
     tensors = (x, w.W, w.R, w.b, h0, c0, w.w_i, w.w_f, w.w_o, w.P)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        outputs, h, c = FusedLSTMFunction.apply(
-            x, w.W, w.R, w.b, h0, c0, w.w_i if spec.use_peepholes else None,
-            w.w_f if spec.use_peepholes else None, w.w_o if spec.use_peepholes else None,
-            w.P if spec.num_proj is not None else None, dmx, dmh, mask, spec, backend)
+        args = [x, w.W, w.R, w.b, h0, c0, w.w_i if spec.use_peepholes else None,
+                w.w_f if spec.use_peepholes else None, w.w_o if spec.use_peepholes else None,
+                w.P if spec.num_proj is not None else None, dmx, dmh, mask]
+        if capturing():
+            args = distinct(args)
+        outputs, h, c = FusedLSTMFunction.apply(*args, spec, backend)
     else:
         with torch.no_grad():
             Z = _project(spec, x, w.W, dmx)
             peep = _peep(spec, w.w_i, w.w_f, w.w_o)
             P = w.P if spec.num_proj is not None else None
-            res = backend.forward_loop(spec, Z, w.R, h0, c0, dmh, peep, P, mask, False,
+            res = run_forward(backend, spec, Z, w.R, h0, c0, dmh, peep, P, mask, False,
                                        _effective_bias(spec, w.b, w.W))
             outputs, h, c = res.outputs, res.h, res.c
     if batch_first:

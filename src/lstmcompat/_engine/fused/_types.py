@@ -1,6 +1,6 @@
 """What the time loops of the ``fused`` kernel take and give, by name.
 
-Every backend (:mod:`._loops`, the compiled extension of :mod:`._build`, the
+Every backend (:mod:`._loops`, the compiled extension of :mod:`._extension`, the
 Triton loops of :mod:`lstmcompat._engine.gpu`) returns :class:`ForwardResult`
 from ``forward_loop`` and :class:`BackwardResult` from ``backward_loop``;
 :class:`Saved` is what the forward keeps for the backward and :class:`Grads`

@@ -35,6 +35,7 @@ import torch
 
 from ..fused import _acts, _loops
 from ..fused._function import run_sequence
+from ..fused._ops import register_backend
 from ..fused._types import BackwardResult, ForwardResult
 from ..spec import CellSpec, Dropout, Weights
 
@@ -173,6 +174,9 @@ class TritonBackend:
 
     def __init__(self, module: ModuleType | None = None) -> None:
         self._module = module
+        #: The name graph capture's custom ops call it by (see ``fused._ops``).
+        self.key = "triton" if module is None else "triton-interpreted"
+        register_backend(self.key, self)
 
     @property
     def k(self) -> ModuleType:
