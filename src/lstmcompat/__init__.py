@@ -3,6 +3,7 @@
 Public API (reference: ``docs/api.md`` in the repository):
 
 * :class:`LSTM` -- ``tf.compat.v1.keras.layers.LSTM``.
+* :class:`CuDNNLSTM`, :class:`Bidirectional` -- ``tf.compat.v1.keras.layers`` (any device).
 * :func:`apply_constraints`, :func:`attach_constraints` -- Keras constraints after optimizer steps.
 * :class:`LSTMCell`, :class:`LSTMStateTuple`, :class:`MultiRNNCell` -- ``tf.compat.v1.nn.rnn_cell``.
 * :class:`BasicLSTMCell`, :class:`LSTMBlockCell`, :class:`LSTMBlockFusedCell`,
@@ -32,7 +33,9 @@ from ._interop import (
     save,
     to_torch_lstm,
 )
+from ._keras.bidirectional import Bidirectional
 from ._keras.constraints import apply_constraints, attach_constraints
+from ._keras.cudnn_lstm import CuDNNLSTM
 from ._keras.lstm import LSTM
 from ._onnx import export_onnx
 from ._tf1 import (
@@ -66,6 +69,9 @@ __all__ = [
     "LSTM",
     "apply_constraints",
     "attach_constraints",
+    # Keras v1, the rest of the family (docs/api.md §6)
+    "Bidirectional",
+    "CuDNNLSTM",
     # TF1 front-end (docs/api.md §2-§3)
     "AUTO_REUSE",
     "Graph",

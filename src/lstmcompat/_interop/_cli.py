@@ -112,7 +112,7 @@ def build_module(args: argparse.Namespace) -> Any:
 
     source = open_source(args.path)
     ws = _choose(find_weight_sets(NameView(source)), args.prefix, str(source.path))
-    native = "keras" if ws.kind == "keras_lstm" else "tf1"
+    native = "keras" if ws.kind in ("keras_lstm", "keras_cudnn") else "tf1"
     api = args.api or native
     if ws.kind == "multi":
         if api != "tf1":
@@ -121,6 +121,12 @@ def build_module(args: argparse.Namespace) -> Any:
         module = MultiRNNCell([LSTMCell(c.units, **_cell_kwargs(args, c)) for c in ws.cells])
     elif ws.kind == "tf1_cell":
         module = LSTMCell(ws.units, **_cell_kwargs(args, ws))
+    elif ws.kind == "keras_cudnn":
+        from .. import CuDNNLSTM
+        if api != native:
+            raise CommandError("CuDNNLSTM weights convert to --api keras only (restore them "
+                               "into a sigmoid-gated lstmcompat.LSTM to convert them)")
+        module = CuDNNLSTM(ws.units)
     else:
         kw: dict[str, Any] = {"use_bias": ws.use_bias}
         if args.activation is not None:

@@ -42,8 +42,8 @@ key                           handling
 ``seed``                      (Keras 3) dropped: the dropout RNG's seed (training only;
                               lstmcompat's dropout draws from torch's RNG)
 ``use_cudnn``                 (Keras 3) dropped: which backend kernel runs (same math)
-``zero_output_for_mask``      (Keras 3) ``false`` dropped (masked steps repeat the
-                              previous output, as lstmcompat); ``true`` -> ``ValueError``
+``zero_output_for_mask``      the layer's ``zero_output_for_mask`` (``true``: masked
+                              steps output zeros; tf_keras stores it only when true)
 ``batch_shape``               (Keras 3) as ``batch_input_shape``
 anything else                 ``ValueError`` naming the key
 ============================  ==========================================================
@@ -58,10 +58,13 @@ from typing import Any
 from .._keras import constraints as _constraints
 from .._keras import initializers as _initializers
 from .._keras import regularizers as _regularizers
+from .._keras.bidirectional import Bidirectional
+from .._keras.cudnn_lstm import CuDNNLSTM
 from .._keras.lstm import LSTM
 from ._source import KerasLayer, open_source
 
-__all__ = ["layer_from_config", "load_keras_layers"]
+__all__ = ["bidirectional_from_config", "cudnn_from_config", "layer_from_config",
+           "load_keras_layers"]
 
 #: Keys passed to ``LSTM`` as they are, in both Keras versions.
 _SAME = ("name", "trainable", "units", "use_bias", "unit_forget_bias", "return_sequences",
@@ -166,41 +169,144 @@ def layer_from_config(class_name: str, config: Mapping[str, Any], keras_version:
         raise TypeError(f"`config` must be a dict (a Keras layer config), "
                         f"got {type(config).__name__}")
     kwargs: dict[str, Any] = {}
+    zero_output = False
     for key, value in config.items():
         if key in _SAME:
             kwargs[key] = value
         elif key in ("activation", "recurrent_activation"):
             kwargs[key] = _activation(value, key, keras_version)
-        elif key == "dtype":
-            kwargs[key] = _dtype(value)
-        elif key in _INITIALIZERS:
-            kwargs[key] = _utility(value, key, _initializers.get)
-        elif key in _REGULARIZERS:
-            kwargs[key] = _utility(value, key, _regularizers.get)
-        elif key in _CONSTRAINTS:
-            kwargs[key] = _utility(value, key, _constraints.get)
+        elif _shared_key(key, value, kwargs):
+            continue
         elif key in _DROPPED[keras_version]:
             continue
         elif keras_version == 2 and key in _KERAS2_ONLY:
             kwargs[key] = 1 if key == "implementation" and value == 0 else value
-        elif keras_version == 3 and key == "zero_output_for_mask":
-            if value:
-                raise ValueError("`zero_output_for_mask`: True (masked steps output zeros) "
-                                 "cannot be honoured: lstmcompat's masked steps repeat the "
-                                 "previous output, as tf_keras's LSTM")
+        elif key == "zero_output_for_mask":
+            zero_output = bool(value)
         elif keras_version == 3 and key == "batch_shape":
             kwargs["batch_input_shape"] = value
         else:
             raise ValueError(f"`{key}`: an LSTM config key lstmcompat does not know (Keras "
                              f"{keras_version}); it may change the layer's math")
-    for key in _INITIALIZERS:  # dropped ones: the layer's default
-        if key in kwargs and kwargs[key] is None:
-            del kwargs[key]
-    return LSTM(**kwargs)
+    layer = LSTM(**_without_dropped_initializers(kwargs))
+    layer.zero_output_for_mask = zero_output
+    return layer
 
 
-def _build(record: KerasLayer, source: Any) -> LSTM:
-    layer = layer_from_config(record.class_name, record.config, record.keras_version)
+def _shared_key(key: str, value: Any, kwargs: dict[str, Any]) -> bool:
+    """Read ``dtype`` and the initializers, regularizers and constraints (the keys
+    every Keras LSTM-family config has) into ``kwargs``; ``False`` for other keys."""
+    if key == "dtype":
+        kwargs[key] = _dtype(value)
+    elif key in _INITIALIZERS:
+        kwargs[key] = _utility(value, key, _initializers.get)
+    elif key in _REGULARIZERS:
+        kwargs[key] = _utility(value, key, _regularizers.get)
+    elif key in _CONSTRAINTS:
+        kwargs[key] = _utility(value, key, _constraints.get)
+    else:
+        return False
+    return True
+
+
+def _without_dropped_initializers(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Initializers dropped (unknown) leave the layer's default."""
+    return {k: v for k, v in kwargs.items() if not (k in _INITIALIZERS and v is None)}
+
+
+#: CuDNNLSTM config keys passed as they are (tf_keras only: Keras 3 has no CuDNNLSTM).
+_CUDNN_SAME = ("name", "trainable", "units", "unit_forget_bias", "return_sequences",
+               "return_state", "go_backwards", "stateful", "time_major", "batch_input_shape")
+
+
+def cudnn_from_config(config: Mapping[str, Any]) -> CuDNNLSTM:
+    """An :class:`lstmcompat.CuDNNLSTM` from a tf_keras ``CuDNNLSTM`` layer config (keys
+    read as :func:`layer_from_config` reads them; any other key -> ``ValueError``)."""
+    if not isinstance(config, Mapping):
+        raise TypeError(f"`config` must be a dict (a Keras layer config), "
+                        f"got {type(config).__name__}")
+    kwargs: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in _CUDNN_SAME:
+            kwargs[key] = value
+        elif not _shared_key(key, value, kwargs):
+            raise ValueError(f"`{key}`: a CuDNNLSTM config key lstmcompat does not know; it "
+                             "may change the layer's math")
+    return CuDNNLSTM(**_without_dropped_initializers(kwargs))
+
+
+#: Layer classes a Bidirectional of a file may wrap.
+_WRAPPABLE = ("LSTM", "CuDNNLSTM")
+
+
+def _wrapped(entry: Any, keras_version: int, key: str) -> LSTM:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping):
+        raise ValueError(f"`{key}`: expected a serialized layer {{class_name, config}}, "
+                         f"got {entry!r}")
+    config = dict(entry["config"])
+    # Bidirectional sets it to return_sequences itself (Keras 3 stores it)
+    config.pop("zero_output_for_mask", None)
+    config.pop("build_config", None)
+    if entry.get("class_name") == "CuDNNLSTM" and keras_version == 2:
+        return cudnn_from_config(config)
+    if entry.get("class_name") == "LSTM":
+        return layer_from_config("LSTM", config, keras_version)
+    raise ValueError(f"`{key}`: a Bidirectional around {entry.get('class_name')!r} is not "
+                     f"rebuilt (lstmcompat's Bidirectional wraps {' or '.join(_WRAPPABLE)})")
+
+
+def bidirectional_from_config(config: Mapping[str, Any], keras_version: int) -> Bidirectional:
+    """An :class:`lstmcompat.Bidirectional` from a stored Keras ``Bidirectional``
+    config: its ``layer`` (and ``backward_layer``) rebuilt by :func:`layer_from_config`
+    or :func:`cudnn_from_config`, ``merge_mode``, ``name``, ``trainable``, ``dtype``.
+    Keras 3 stores the copies' own configs (``forward_lstm``, ``backward_lstm``):
+    their names are kept.
+
+    Raises:
+        ValueError: a wrapped layer that is not an ``LSTM`` or ``CuDNNLSTM``, or a key
+            that cannot be honoured.
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"`config` must be a dict (a Keras layer config), "
+                        f"got {type(config).__name__}")
+    kwargs: dict[str, Any] = {}
+    names = []
+    for key, value in config.items():
+        if key in ("layer", "backward_layer"):
+            kwargs[key] = _wrapped(value, keras_version, key)
+            names.append(kwargs[key].name)
+        elif key in ("name", "trainable", "merge_mode"):
+            kwargs[key] = value
+        elif key == "dtype":
+            kwargs[key] = _dtype(value)
+        elif key == "num_constants" and not value:
+            continue
+        elif key in ("batch_input_shape", "batch_shape"):
+            kwargs["batch_input_shape"] = value
+        else:
+            raise ValueError(f"`{key}`: a Bidirectional config key lstmcompat does not know")
+    if "layer" not in kwargs:
+        raise ValueError("a Bidirectional config needs its `layer`")
+    bi = Bidirectional(**kwargs)
+    if keras_version == 3:
+        bi.forward_layer.name = names[0]
+        if len(names) > 1:
+            bi.backward_layer.name = names[1]
+    return bi
+
+
+def _inner_class(record: KerasLayer) -> Any:
+    layer = record.config.get("layer") if isinstance(record.config, Mapping) else None
+    return layer.get("class_name") if isinstance(layer, Mapping) else None
+
+
+def _build(record: KerasLayer, source: Any) -> LSTM | Bidirectional:
+    if record.class_name == "Bidirectional":
+        layer: Any = bidirectional_from_config(record.config, record.keras_version)
+    elif record.class_name == "CuDNNLSTM":
+        layer = cudnn_from_config(record.config)
+    else:
+        layer = layer_from_config(record.class_name, record.config, record.keras_version)
     if not record.weights:
         raise ValueError(f"layer {record.name!r} has no weights in {str(source.path)!r}")
     arrays = [source.read(name) for name in record.weights]
@@ -215,21 +321,25 @@ def _build(record: KerasLayer, source: Any) -> LSTM:
 
 #: Layers holding LSTMs that are not rebuilt yet (a warning names them).
 _NOT_YET = {
-    "Bidirectional": "Bidirectional layers are not rebuilt yet",
-    "CuDNNLSTM": "CuDNNLSTM layers are not rebuilt yet (their 8 * units biases)",
     "RNN": "generic RNN layers are not rebuilt",
 }
+#: The layer classes rebuilt.
+_REBUILT = ("LSTM", "CuDNNLSTM", "Bidirectional")
 
 
-def load_keras_layers(path: Any) -> dict[str, LSTM]:
+def load_keras_layers(path: Any) -> dict[str, LSTM | Bidirectional]:
     """Every LSTM layer of a Keras model file, rebuilt with its config and weights.
 
     Reads files that carry a model config: a tf_keras full-model ``.h5``
     (``model.save("m.h5")``) and a Keras 3 ``.keras`` archive. Each ``LSTM`` layer
     becomes an :class:`lstmcompat.LSTM` built by :func:`layer_from_config` from its
     stored config, with the input depth of its stored kernel and its weights set bit
-    for bit. Other layers are skipped; ``Bidirectional``, ``CuDNNLSTM`` and ``RNN``
-    layers are skipped with a warning (not supported yet).
+    for bit; each tf_keras ``CuDNNLSTM`` a :class:`lstmcompat.CuDNNLSTM`
+    (:func:`cudnn_from_config`), each ``Bidirectional`` of an ``LSTM`` or
+    ``CuDNNLSTM`` (tf_keras or Keras 3) a :class:`lstmcompat.Bidirectional`
+    (:func:`bidirectional_from_config`) with its weights forward then backward.
+    Other layers are skipped; ``RNN`` layers and a ``Bidirectional`` of another
+    layer with a warning (not supported).
 
     Args:
         path: the file.
@@ -253,13 +363,18 @@ def load_keras_layers(path: Any) -> dict[str, LSTM]:
         raise ValueError(f"{str(source.path)!r} has no Keras model config ({source.kind}): "
                          f"a weights-only file: build the layers yourself and use "
                          f"lstmcompat.restore")
-    layers: dict[str, LSTM] = {}
+    layers: dict[str, LSTM | Bidirectional] = {}
     for record in records:
         if record.class_name in _NOT_YET:
             warnings.warn(f"layer {record.name!r} ({record.class_name}) skipped: "
                           f"{_NOT_YET[record.class_name]}", stacklevel=2)
             continue
-        if record.class_name != "LSTM":
+        if record.class_name == "Bidirectional" and _inner_class(record) not in _WRAPPABLE:
+            warnings.warn(f"layer {record.name!r} (Bidirectional) skipped: it wraps a "
+                          f"{_inner_class(record)!r} layer; lstmcompat's Bidirectional wraps "
+                          f"{' or '.join(_WRAPPABLE)}", stacklevel=2)
+            continue
+        if record.class_name not in _REBUILT:
             continue
         if record.name in layers:
             raise ValueError(f"{str(source.path)!r} has two LSTM layers named {record.name!r}")

@@ -34,7 +34,8 @@ Optimizer slots and bookkeeping (``/Adam``, ``/Adam_1``, ``/Momentum``,
 ``optimizer/`` objects, HDF5 ``optimizer_weights``) are never weights.
 
 A weight set is found by its leaves: ``P/kernel`` + ``P/recurrent_kernel``
-(+ ``P/bias``) is a Keras LSTM; ``P/kernel`` + ``P/bias`` (+ the three
+(+ ``P/bias``) is a Keras LSTM (a CuDNNLSTM when the bias is ``(8u,)``);
+``P/kernel`` + ``P/bias`` (+ the three
 peepholes, + ``P/projection/kernel``) a TF1 ``LSTMCell``; TF1 cells at
 ``M/cell_0/...``, ``M/cell_1/...`` (one each, numbered from 0) a
 ``MultiRNNCell`` at ``M``. Each set keeps every prefix it is known by (the
@@ -50,7 +51,8 @@ from typing import Literal
 
 from ._source import Source
 
-__all__ = ["NameView", "WeightSet", "find_weight_sets", "is_bookkeeping", "sets_at"]
+__all__ = ["BidirectionalPair", "NameView", "WeightSet", "find_bidirectional_pairs",
+           "find_weight_sets", "is_bookkeeping", "sets_at"]
 
 _BOOKKEEPING = re.compile(
     r"(^|/)(global_step|beta1_power|beta2_power|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH)"
@@ -172,7 +174,7 @@ class NameView:
         return self.shapes[f] if f is not None else None
 
 
-Kind = Literal["tf1_cell", "keras_lstm", "multi"]
+Kind = Literal["tf1_cell", "keras_lstm", "keras_cudnn", "multi"]
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ class WeightSet:
 
     Attributes:
         kind: ``"tf1_cell"`` (``LSTMCell``/``BasicLSTMCell`` layout), ``"keras_lstm"``
-            (Keras ``LSTM``), ``"multi"`` (a ``MultiRNNCell`` of ``cells``).
+            (Keras ``LSTM``), ``"keras_cudnn"`` (Keras ``CuDNNLSTM``: bias ``(8u,)``),
+            ``"multi"`` (a ``MultiRNNCell`` of ``cells``).
         prefixes: every prefix the set is known by, the one to show first.
         variables: role (``kernel``, ``recurrent_kernel``, ``bias``, ``w_f_diag``,
             ``w_i_diag``, ``w_o_diag``, ``projection``) -> the file's variable name.
@@ -219,7 +222,8 @@ class WeightSet:
         """``LSTMCell units=5 input=3 peepholes projection=2`` and the like."""
         if self.kind == "multi":
             return f"MultiRNNCell of {len(self.cells)} cells"
-        name = "LSTM (Keras)" if self.kind == "keras_lstm" else "LSTMCell (TF1)"
+        name = {"keras_lstm": "LSTM (Keras)", "keras_cudnn": "CuDNNLSTM (Keras)"}.get(
+            self.kind, "LSTMCell (TF1)")
         bits = [name, f"units={self.units}", f"input_size={self.input_size}"]
         if self.kind == "tf1_cell":
             bits.append(f"peepholes={'yes' if self.use_peepholes else 'no'}")
@@ -232,6 +236,8 @@ class WeightSet:
         """The lstmcompat constructor call of a module these weights fit."""
         if self.kind == "multi":
             return "lstmcompat.MultiRNNCell([" + ", ".join(c.constructor() for c in self.cells) + "])"
+        if self.kind == "keras_cudnn":
+            return f"lstmcompat.CuDNNLSTM({self.units})"
         if self.kind == "keras_lstm":
             extra = "" if self.use_bias else ", use_bias=False"
             return f"lstmcompat.LSTM({self.units}{extra})"
@@ -269,11 +275,15 @@ def _cell_set(view: NameView, prefix: str, leaves: dict[str, str]) -> WeightSet 
         if rec != (u, 4 * u):
             return None
         roles["recurrent_kernel"] = leaves["recurrent_kernel"]
+        kind = "keras_lstm"
         if "bias" in leaves:
-            if view.shape(leaves["bias"]) != (4 * u,):
+            bias = view.shape(leaves["bias"])
+            if bias == (8 * u,):  # CuDNNLSTM: input biases then recurrent biases
+                kind = "keras_cudnn"
+            elif bias != (4 * u,):
                 return None
             roles["bias"] = leaves["bias"]
-        kind, p, depth, peep = "keras_lstm", None, kernel[0], False
+        p, depth, peep = None, kernel[0], False
     elif "bias" in leaves:
         if view.shape(leaves["bias"]) != (4 * u,):
             return None
@@ -368,3 +378,56 @@ def sets_at(sets: list[WeightSet], prefix: str) -> list[WeightSet]:
         at = [s for s in sets if any(p.startswith(prefix + "/") and "/" not in p[len(prefix) + 1:]
                                      for p in s.prefixes)]
     return at
+
+
+# ------------------------------------------------------------------- Bidirectional
+
+_DIRECTION = re.compile(r"^(forward|backward)_")
+
+
+@dataclass(frozen=True)
+class BidirectionalPair:
+    """The two Keras weight sets of one ``Bidirectional`` layer.
+
+    Keras names them ``<scope>/forward_<layer>/...`` and ``<scope>/backward_<layer>/...``
+    (HDF5: ``bidi/bidi/forward_lstm/lstm_cell``), TF2 object checkpoints
+    ``<scope>/forward_layer/cell`` and ``.../backward_layer/cell``; ``scopes`` are
+    every ``<scope>`` the pair is known by (the first is shown to users).
+    """
+
+    forward: WeightSet
+    backward: WeightSet
+    scopes: tuple[str, ...]
+
+    @property
+    def scope(self) -> str:
+        return self.scopes[0]
+
+
+def find_bidirectional_pairs(sets: list[WeightSet]) -> list[BidirectionalPair]:
+    """Every (forward, backward) pair of Keras weight sets under one scope: the sets
+    whose prefix has a ``forward_*`` / ``backward_*`` component after the same scope,
+    one of each."""
+    by_scope: dict[str, dict[str, list[WeightSet]]] = {}
+    for s in sets:
+        if s.kind not in ("keras_lstm", "keras_cudnn"):
+            continue
+        for p in s.prefixes:
+            parts = p.split("/")
+            for i, part in enumerate(parts):
+                m = _DIRECTION.match(part)
+                if m:
+                    side = by_scope.setdefault("/".join(parts[:i]), {}).setdefault(
+                        m.group(1), [])
+                    if s not in side:
+                        side.append(s)
+                    break
+    pairs: dict[tuple[int, int], list[str]] = {}
+    found: dict[tuple[int, int], tuple[WeightSet, WeightSet]] = {}
+    for scope, sides in by_scope.items():
+        fw, bw = sides.get("forward", []), sides.get("backward", [])
+        if len(fw) == 1 and len(bw) == 1:
+            key = (id(fw[0]), id(bw[0]))
+            found[key] = (fw[0], bw[0])
+            pairs.setdefault(key, []).append(scope)
+    return [BidirectionalPair(*found[k], tuple(v)) for k, v in pairs.items()]

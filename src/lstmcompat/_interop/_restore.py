@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._names import NameView, WeightSet, find_weight_sets, sets_at
+from ._names import (
+    BidirectionalPair,
+    NameView,
+    WeightSet,
+    find_bidirectional_pairs,
+    find_weight_sets,
+    sets_at,
+)
 from ._source import open_source
 
 __all__ = ["restore"]
@@ -43,6 +50,12 @@ def _cells(multi: Any) -> list[Any]:
     return [_unwrap(c) for c in multi.cells]
 
 
+def _family():
+    from .._keras.bidirectional import Bidirectional
+    from .._keras.cudnn_lstm import CuDNNLSTM
+    return CuDNNLSTM, Bidirectional
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
@@ -55,11 +68,15 @@ class _Plan:
         self.path = path
         self.builds: list[tuple[Any, int, str]] = []  # module, depth, its kernel's file name
         self.copies: list[tuple[Any, str, str, tuple[int, ...]]] = []  # owner, attr, file name
+        #: Keras layers filled from the other Keras layout (CuDNNLSTM <-> LSTM), converted
+        #: as tf_keras converts them: module, (kernel, recurrent_kernel, bias) file names.
+        self.converts: list[tuple[Any, tuple[str, ...]]] = []
 
     def run(self) -> None:
         """Read and check every array, then build and copy (a failed read changes nothing)."""
         arrays = {}
-        for _, _, file_name, _ in self.copies:
+        names = [c[2] for c in self.copies] + [n for _, ns in self.converts for n in ns]
+        for file_name in names:
             if file_name not in arrays:
                 arrays[file_name] = _floating(self.source.read(file_name), file_name, self.path)
         for module, depth, kernel_name in self.builds:
@@ -68,6 +85,22 @@ class _Plan:
             for owner, attr, file_name, _ in self.copies:
                 param = getattr(owner, attr)
                 param.copy_(torch.from_numpy(arrays[file_name]).reshape(param.shape))
+            for module, file_names in self.converts:
+                _convert_into(module, [torch.from_numpy(arrays[n]) for n in file_names])
+
+
+def _convert_into(module: Any, values: list[torch.Tensor]) -> None:
+    """Copy Keras weights of the other layout into ``module``, as tf_keras's
+    ``_convert_rnn_weights`` converts them when loading (in float64 when the file
+    is float64; the re-layout is a permutation, the bias sum one addition)."""
+    from .._keras.cudnn_lstm import cudnn_to_keras, keras_to_cudnn
+    CuDNNLSTM, _ = _family()
+    if isinstance(module, CuDNNLSTM):
+        converted = keras_to_cudnn(*values)
+    else:
+        converted = cudnn_to_keras(*values)
+    for param, value in zip(module.weights, converted):
+        param.copy_(value)
 
 
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64,
@@ -102,7 +135,41 @@ def _build(module: Any, depth: int, dtype: torch.dtype | None) -> None:
 
 
 _KIND_NAMES = {"tf1_cell": "a TF1 LSTMCell", "keras_lstm": "a Keras LSTM",
-               "multi": "a MultiRNNCell"}
+               "keras_cudnn": "a Keras CuDNNLSTM", "multi": "a MultiRNNCell"}
+#: The other Keras layout a Keras layer accepts, converted as tf_keras converts it.
+_CONVERTIBLE = {"keras_lstm": "keras_cudnn", "keras_cudnn": "keras_lstm"}
+
+
+def _accepts(module: Any, kind: str) -> bool:
+    own = _module_kind(module)
+    return kind == own or _CONVERTIBLE.get(own) == kind
+
+
+def _conversion_problems(module: Any, ws: WeightSet) -> list[str]:
+    """Why a weight set of the other Keras layout cannot be converted into ``module``."""
+    CuDNNLSTM, _ = _family()
+    if isinstance(module, CuDNNLSTM):
+        if not ws.use_bias:
+            return ["the file's LSTM has no bias, and a CuDNNLSTM has one (tf_keras does not "
+                    "convert it either)"]
+        return []
+    out = []
+    if not module.use_bias:
+        out.append("`use_bias`: a CuDNNLSTM weight set has biases, the module has "
+                   "use_bias=False")
+    for option, want in (("recurrent_activation", "sigmoid"), ("activation", "tanh")):
+        name = _activation_name(getattr(module, option))
+        if name != want:
+            out.append(f"`{option}`: a CuDNNLSTM weight set computes {want} there (cuDNN's "
+                       f"LSTM), the module's {option} is {name!r}; pass {option}={want!r} "
+                       "(its weights are then converted exactly as tf_keras converts them)")
+    return out
+
+
+def _activation_name(fn: Any) -> Any:
+    from .. import _activations
+    name = _activations.canonical_name(fn)
+    return name if name is not None else getattr(fn, "__name__", fn)
 
 
 def _depth(module: Any, ws: WeightSet, depth: int | None, found: list[str]) -> list[str]:
@@ -126,7 +193,7 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
             out += [f"cell {k}: {m}" for m in _mismatches(cell, cws)]
         return out
     if (isinstance(module, LSTMCell) and ws.kind != "tf1_cell") or (
-            isinstance(module, LSTM) and ws.kind != "keras_lstm"):
+            isinstance(module, LSTM) and not _accepts(module, ws.kind)):
         return [f"it holds {_KIND_NAMES[ws.kind]} ({ws.describe()})"]
     if isinstance(module, LSTMCell):
         if ws.units != module._num_units:
@@ -144,7 +211,9 @@ def _mismatches(module: Any, ws: WeightSet) -> list[str]:
         if ws.units != module.units:
             out.append(f"`units`: the file's kernel {ws.shapes['kernel']} has {ws.units} units, "
                        f"the module {module.units}")
-        if ws.use_bias != module.use_bias:
+        if ws.kind != _module_kind(module):
+            out += _conversion_problems(module, ws)
+        elif ws.use_bias != module.use_bias:
             out.append(f"`use_bias`: the file {'has' if ws.use_bias else 'has no'} bias, the "
                        f"module has use_bias={module.use_bias}")
         return out + _depth(module, ws, getattr(module, "_input_features", None), out)
@@ -161,6 +230,11 @@ def _plan_set(plan: _Plan, module: Any, ws: WeightSet) -> None:
     params = _KERAS_PARAMS if isinstance(module, LSTM) else _CELL_PARAMS
     if not module.built:
         plan.builds.append((module, ws.input_size, ws.variables["kernel"]))
+    if isinstance(module, LSTM) and ws.kind != _module_kind(module):
+        plan.converts.append((module, tuple(ws.variables[r] for r in
+                                            ("kernel", "recurrent_kernel", "bias")
+                                            if r in ws.variables)))
+        return
     for attr, role, _ in params:
         if role in ws.variables:
             plan.copies.append((module, attr, ws.variables[role], ws.shapes[role]))
@@ -170,6 +244,8 @@ def _module_kind(module: Any) -> str:
     LSTM, LSTMCell, MultiRNNCell, _ = _classes()
     if isinstance(module, MultiRNNCell):
         return "multi"
+    if isinstance(module, _family()[0]):
+        return "keras_cudnn"
     return "keras_lstm" if isinstance(module, LSTM) else "tf1_cell"
 
 
@@ -178,6 +254,8 @@ def _explicit(view: NameView, module: Any, prefix: str, sets: list[WeightSet]) -
     kind = _module_kind(module)
     at = sets_at(sets, prefix)
     fitting = [s for s in at if s.kind == kind]
+    if not fitting and kind in _CONVERTIBLE:
+        fitting = [s for s in at if s.kind == _CONVERTIBLE[kind]]
     if len(fitting) > 1:
         raise ValueError(f"prefix {prefix!r} names {len(fitting)} weight sets of "
                          f"{view.source.path}: " + ", ".join(repr(s.prefix) for s in fitting))
@@ -223,6 +301,11 @@ def _auto(view: NameView, module: Any, sets: list[WeightSet]) -> WeightSet:
     kind = _module_kind(module)
     same = [s for s in sets if s.kind == kind]
     fit = [s for s in same if not _mismatches(module, s)]
+    if not fit and kind in _CONVERTIBLE:  # the other Keras layout, converted
+        other = [s for s in sets if s.kind == _CONVERTIBLE[kind]]
+        if other:
+            same = same + other
+            fit = [s for s in other if not _mismatches(module, s)]
     scope = getattr(module, "_scope", None)
     if scope is not None and len(fit) > 1:  # built in a Graph: its own full names first
         own = [s for s in fit if scope.name in s.prefixes]
@@ -280,6 +363,37 @@ def _restore_graph(view: NameView, graph: Any, prefix: str | None, plan: _Plan) 
         plan.copies.append((_Fixed(param), "value", file_name, shape))
 
 
+def _restore_bidirectional(view: NameView, bi: Any, prefix: str | None, plan: _Plan) -> None:
+    """Plan a ``Bidirectional``'s two layers from one (forward, backward) pair of sets."""
+    sets = find_weight_sets(view)
+    pairs = find_bidirectional_pairs(sets)
+    if prefix is not None:
+        pairs = [p for p in pairs
+                 if any(sc == prefix or sc.endswith("/" + prefix) for sc in p.scopes)]
+
+    def problems(pair: BidirectionalPair) -> list[str]:
+        return ([f"forward layer: {m}" for m in _mismatches(bi.forward_layer, pair.forward)]
+                + [f"backward layer: {m}" for m in _mismatches(bi.backward_layer,
+                                                                pair.backward)])
+
+    fit = [p for p in pairs if not problems(p)]
+    path = view.source.path
+    if len(fit) > 1:
+        raise ValueError(f"{len(fit)} Bidirectional weight sets in {path} fit the "
+                         "Bidirectional; pass `prefix=` to choose one: "
+                         + ", ".join(repr(p.scope) for p in fit))
+    if not fit:
+        if pairs:
+            raise ValueError(f"no Bidirectional weights in {path} fit the Bidirectional: "
+                             + "; ".join(f"prefix={p.scope!r}: " + "; ".join(problems(p))
+                                         for p in pairs))
+        where = f" under prefix {prefix!r}" if prefix is not None else ""
+        raise ValueError(f"no Bidirectional weights (a `forward_*` and a `backward_*` Keras "
+                         f"layer side by side){where} in {path}. " + _listing(sets))
+    _plan_set(plan, bi.forward_layer, fit[0].forward)
+    _plan_set(plan, bi.backward_layer, fit[0].backward)
+
+
 class _Fixed:
     """A Graph variable as an (owner, attribute) pair of the plan."""
 
@@ -303,9 +417,20 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
     not store (``forget_bias``, clips, activations) are the module's own. Nothing
     is changed when an error is raised.
 
+    A ``CuDNNLSTM`` weight set (``kernel``, ``recurrent_kernel``, ``bias (8u,)``)
+    restored into an ``LSTM`` is converted exactly as tf_keras converts it when
+    loading (each input gate block from cuDNN's row-major reading, each recurrent
+    block transposed, the two biases summed), into a sigmoid-gated, tanh ``LSTM``
+    with a bias only (else ``ValueError`` saying why); an ``LSTM`` weight set into
+    a ``CuDNNLSTM`` the other way (bias halved into both halves, as tf_keras). A
+    :class:`~lstmcompat.Bidirectional` takes the ``forward_*`` and ``backward_*``
+    layers of one Keras ``Bidirectional`` (HDF5 ``bidi/bidi/forward_lstm/...``, TF2
+    ``.../forward_layer/cell/...``, Keras 3 files).
+
     Args:
-        module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell` (or
-            one of its family: ``BasicLSTMCell``, ``LSTMBlockCell``,
+        module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.CuDNNLSTM`,
+            :class:`~lstmcompat.Bidirectional` (of those), :class:`~lstmcompat.LSTMCell`
+            (or one of its family: ``BasicLSTMCell``, ``LSTMBlockCell``,
             ``LSTMBlockFusedCell``, ``CudnnCompatibleLSTMCell``, whose files use
             the same leaves under their own scopes, e.g. CudnnLSTM's
             ``cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell``),
@@ -315,7 +440,8 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
             unbuilt module is built for the file's input depth (an ``LSTMCell``
             without ``dtype`` in the file's dtype).
         path: any path :func:`lstmcompat.list_variables` takes.
-        prefix: the weights' scope in the file (``"rnn/lstm_cell"``,
+        prefix: the weights' scope in the file (``"rnn/lstm_cell"``; for a
+            ``Bidirectional`` the scope above its two layers, e.g. ``"bidi"``,
             ``"lstm/lstm_cell"``, ``"rnn/multi_rnn_cell"``), or the scope or layer
             name one level above it (``"rnn"``, ``"lstm"``) when that names one
             set; for a ``Graph`` a scope in front of its variables' full names. ``None``: the one weight set
@@ -340,9 +466,10 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
     """
     LSTM, LSTMCell, MultiRNNCell, Graph = _classes()
     wrapper, module = module, _unwrap(module)
-    if not isinstance(module, (LSTM, LSTMCell, MultiRNNCell, Graph)):
-        raise TypeError(f"`module` must be an lstmcompat LSTM, LSTMCell, MultiRNNCell or Graph, "
-                        f"got {type(module).__name__}")
+    _, Bidirectional = _family()
+    if not isinstance(module, (LSTM, LSTMCell, MultiRNNCell, Graph, Bidirectional)):
+        raise TypeError(f"`module` must be an lstmcompat LSTM, CuDNNLSTM, Bidirectional, "
+                        f"LSTMCell, MultiRNNCell or Graph, got {type(module).__name__}")
     if prefix is not None and not isinstance(prefix, str):
         raise TypeError(f"`prefix` must be a string or None, got {type(prefix).__name__}")
     if prefix is not None:
@@ -352,6 +479,8 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
     plan = _Plan(source, str(source.path))
     if isinstance(module, Graph):
         _restore_graph(view, module, prefix, plan)
+    elif isinstance(module, Bidirectional):
+        _restore_bidirectional(view, module, prefix, plan)
     else:
         if isinstance(module, MultiRNNCell):
             for k, cell in enumerate(_cells(module)):

@@ -12,7 +12,8 @@ tensors under TensorFlow's names relative to the module, and in the metadata
     dtype               the weights' dtype name (absent: unbuilt)
     lstmcompat_version  the writer's version
 
-Tensor names: ``LSTM`` -> ``kernel``, ``recurrent_kernel``, ``bias``;
+Tensor names: ``LSTM`` and ``CuDNNLSTM`` -> ``kernel``, ``recurrent_kernel``, ``bias``;
+``Bidirectional`` -> ``forward_layer/`` and ``backward_layer/`` + those;
 ``LSTMCell`` -> ``kernel``, ``bias``, ``w_f_diag``, ``w_i_diag``, ``w_o_diag``,
 ``projection/kernel`` (``BasicLSTMCell``, ``LSTMBlockCell``, ``LSTMBlockFusedCell``,
 ``CudnnCompatibleLSTMCell``: the same names, in their ``weights`` order); ``MultiRNNCell`` -> ``cell_<k>/`` + the cell's names
@@ -263,6 +264,85 @@ def _lstm_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn.
     return layer
 
 
+# ------------------------------------------------------------ CuDNNLSTM, Bidirectional
+
+
+def _cudnn_describe(layer: Any) -> tuple[dict[str, Any], int | None]:
+    from .._keras.cudnn_lstm import CuDNNLSTM
+    config = _check_config("CuDNNLSTM", layer.get_config())
+    trial = {k: v for k, v in config.items() if k != "batch_input_shape"}  # no weights
+    _trial("CuDNNLSTM", lambda: CuDNNLSTM.from_config(trial))
+    return config, layer._input_features if layer.built else None
+
+
+def _cudnn_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn.Module:
+    from .._args import config_dict
+    from .._keras.cudnn_lstm import CuDNNLSTM
+    config = config_dict(config)
+    shape = config.pop("batch_input_shape", None)  # built below, with zeros
+    layer = CuDNNLSTM.from_config(config)
+    if shape is not None:
+        layer.batch_input_shape = tuple(shape)
+        if len(shape) == 3 and shape[-1] is not None and shape[-1] != depth:
+            raise ValueError(f"`input_depth` {depth} disagrees with the config's "
+                             f"batch_input_shape {shape}")
+    if depth is None:
+        return layer
+    u = layer.units
+    tensors.check([("kernel", (depth, 4 * u)), ("recurrent_kernel", (u, 4 * u)),
+                   ("bias", (8 * u,))])
+    with _zero_initializers(layer, ("kernel_initializer", "recurrent_initializer",
+                                    "bias_initializer")):
+        built = tuple(shape) if shape is not None and len(shape) == 3 else None
+        layer.build(built if built is not None else (None, None, depth))
+    _copy_into([("kernel", layer.kernel), ("recurrent_kernel", layer.recurrent_kernel),
+                ("bias", layer.bias)], tensors)
+    return layer
+
+
+def _bidi_describe(bi: Any) -> tuple[dict[str, Any], int | None]:
+    from .._keras.bidirectional import Bidirectional
+    config = _check_config("Bidirectional", bi.get_config())
+    with torch.random.fork_rng(devices=[]):  # a trial build draws its initial weights
+        _trial("Bidirectional", lambda: Bidirectional.from_config(config))
+    built = [la for la in (bi.forward_layer, bi.backward_layer) if la.built]
+    return config, built[0]._input_features if built else None  # half built: that half's
+
+
+def _bidi_tensors(bi: Any) -> list[tuple[str, torch.Tensor]]:
+    return [(f"{side}/{n}", t) for side, layer in (("forward_layer", bi.forward_layer),
+                                                   ("backward_layer", bi.backward_layer))
+            for n, t in _lstm_tensors(layer)]
+
+
+def _bidi_rebuild(config: Any, depth: int | None, tensors: Tensors) -> torch.nn.Module:
+    from .._keras.bidirectional import Bidirectional
+    with torch.random.fork_rng(devices=[]):  # initial weights are replaced by the file's
+        bi = Bidirectional.from_config(config)
+        if depth is None:
+            return bi
+        expected = []
+        sides = [(side, layer) for side, layer in (("forward_layer", bi.forward_layer),
+                                                   ("backward_layer", bi.backward_layer))
+                 if f"{side}/kernel" in tensors._shapes]  # a half-built one saved one side
+        for side, layer in sides:
+            u = layer.units
+            if layer.built and layer._input_features != depth:
+                raise ValueError(f"`input_depth` {depth} disagrees with the {side}'s "
+                                 f"batch_input_shape")
+            expected += [(f"{side}/kernel", (depth, 4 * u)),
+                         (f"{side}/recurrent_kernel", (u, 4 * u))]
+            if layer.use_bias:
+                expected.append((f"{side}/bias", tuple(layer._bias_shape())))
+        tensors.check(expected)
+        bi.build((None, None, depth))
+    for side, layer in sides:
+        _copy_into([(f"{side}/{n}", p) for n, p in (("kernel", layer.kernel),
+                                                    ("recurrent_kernel", layer.recurrent_kernel),
+                                                    ("bias", layer.bias))], tensors)
+    return bi
+
+
 # ---------------------------------------------------------------------------- LSTMCell
 
 def _cell_config(cell: Any) -> dict[str, Any]:
@@ -408,6 +488,8 @@ def _register_builtin() -> None:
     global _BUILTIN_DONE
     if _BUILTIN_DONE:
         return
+    from .._keras.bidirectional import Bidirectional
+    from .._keras.cudnn_lstm import CuDNNLSTM
     from .._keras.lstm import LSTM
     from .._tf1 import (
         BasicLSTMCell,
@@ -430,6 +512,11 @@ def _register_builtin() -> None:
         _KINDS.setdefault(cls.__name__, ModuleKind(
             cls.__name__, cls, _cell_describe, _cell_tensors,
             functools.partial(_cell_rebuild, cls=cls)))
+    for kind in (ModuleKind("CuDNNLSTM", CuDNNLSTM, _cudnn_describe, _lstm_tensors,
+                            _cudnn_rebuild),
+                 ModuleKind("Bidirectional", Bidirectional, _bidi_describe, _bidi_tensors,
+                            _bidi_rebuild)):
+        _KINDS.setdefault(kind.name, kind)
     _BUILTIN_DONE = True
 
 
@@ -464,7 +551,8 @@ def save(module: torch.nn.Module, path: Any) -> None:
 
     Args:
         module: an :class:`~lstmcompat.LSTM`, :class:`~lstmcompat.LSTMCell` or
-            :class:`~lstmcompat.MultiRNNCell` (of those).
+            :class:`~lstmcompat.MultiRNNCell` (of those), a
+            :class:`~lstmcompat.CuDNNLSTM` or a :class:`~lstmcompat.Bidirectional`.
         path: the file to write (str or ``os.PathLike``); replaced if it exists.
 
     Raises:

@@ -59,6 +59,36 @@ def _check_activation(what: str, option: str, fn: Any, expected: str, hint: str 
         raise _refuse(what, option, shown, f"torch.nn.LSTM always uses {expected} there{hint}")
 
 
+def _check_direction(layer: Any, what: str, backward: bool) -> None:
+    if layer.stateful:
+        raise _refuse(what, "stateful", True, "torch.nn.LSTM keeps no state between calls")
+    if layer.go_backwards != backward:
+        why = ("torch.nn.LSTM runs forward (a backward layer maps only as the second of a "
+               "(forward, backward) pair: bidirectional)" if not backward else
+               "the second layer of a (forward, backward) pair must have go_backwards=True")
+        raise _refuse(what, "go_backwards", layer.go_backwards, why)
+
+
+def _from_cudnn(layer: Any, what: str, backward: bool = False) -> _Direction:
+    """A CuDNNLSTM: cuDNN's reading of its kernels, its two biases as ``b_ih`` and
+    ``b_hh`` (torch's LSTM adds them as cuDNN does: on a GPU it is cuDNN's call)."""
+    from .._keras.cudnn_lstm import cudnn_to_keras
+    if not layer.built:
+        raise ValueError(f"{what}: input size unknown: build it first (call it once, or "
+                         f"`layer.build(input_shape)`, or pass `input_shape`)")
+    _check_direction(layer, what, backward)
+    u = layer.units
+    bias = layer.bias.detach()
+    kernel, recurrent, _ = cudnn_to_keras(layer.kernel.detach(), layer.recurrent_kernel.detach(),
+                                          bias)
+    return _Direction(
+        w_ih=gates.permute(kernel, "keras", "torch", dim=1).t(),
+        w_hh=gates.permute(recurrent, "keras", "torch", dim=1).t(),
+        b_ih=gates.permute(bias[:4 * u], "keras", "torch"),
+        b_hh=gates.permute(bias[4 * u:], "keras", "torch"),
+        w_hr=None, hidden=u, proj=0, input_size=kernel.shape[0], what=what)
+
+
 def _from_keras(layer: Any, what: str, backward: bool = False) -> _Direction:
     if not layer.built:
         raise ValueError(f"{what}: input size unknown: build it first (call it once, or "
@@ -72,13 +102,7 @@ def _from_keras(layer: Any, what: str, backward: bool = False) -> _Direction:
             raise _refuse(what, option, getattr(layer, option),
                           "torch.nn.LSTM has no variational dropout (its `dropout` drops "
                           "between layers)")
-    if layer.stateful:
-        raise _refuse(what, "stateful", True, "torch.nn.LSTM keeps no state between calls")
-    if layer.go_backwards != backward:
-        why = ("torch.nn.LSTM runs forward (a backward layer maps only as the second of a "
-               "(forward, backward) pair: bidirectional)" if not backward else
-               "the second layer of a (forward, backward) pair must have go_backwards=True")
-        raise _refuse(what, "go_backwards", layer.go_backwards, why)
+    _check_direction(layer, what, backward)
     u = layer.units
     kernel, recurrent = layer.kernel.detach(), layer.recurrent_kernel.detach()
     bias = None if layer.bias is None else layer.bias.detach()
@@ -119,17 +143,32 @@ def _from_cell(cell: Any, what: str) -> _Direction:
 
 def _direction(module: Any, what: str, backward: bool = False) -> tuple[_Direction, str]:
     """``(direction, family)`` of one layer; ``family`` is ``"keras"`` or ``"tf1"``."""
+    from .._keras.cudnn_lstm import CuDNNLSTM
     from .._keras.lstm import LSTM
     from .._tf1 import BasicLSTMCell, CudnnCompatibleLSTMCell, LSTMBlockCell, LSTMCell
     if type(module) is LSTM:
         return _from_keras(module, what, backward), "keras"
+    if type(module) is CuDNNLSTM:
+        return _from_cudnn(module, what, backward), "keras"
     # The family cells that run a sequence cell by cell (not LSTMBlockFusedCell, which
     # the runners refuse) have LSTMCell's weights and math.
     if type(module) in (LSTMCell, BasicLSTMCell, LSTMBlockCell, CudnnCompatibleLSTMCell):
         return _from_cell(module, what), "tf1"
-    raise TypeError(f"{what}: `module` must be an LSTM, an LSTMCell, a MultiRNNCell of "
-                    f"LSTMCells, or a list of those layers or of (forward, backward) pairs; "
-                    f"got {type(module).__name__}")
+    raise TypeError(f"{what}: `module` must be an LSTM, a CuDNNLSTM, a Bidirectional, an "
+                    f"LSTMCell, a MultiRNNCell of LSTMCells, or a list of those layers or of "
+                    f"(forward, backward) pairs; got {type(module).__name__}")
+
+
+def _bidirectional_pair(bi: Any, what: str) -> list[Any]:
+    """A Bidirectional as one (forward, backward) pair, when torch's output is its own."""
+    if bi.merge_mode != "concat":
+        raise _refuse(what, "merge_mode", bi.merge_mode, "torch.nn.LSTM concatenates the two "
+                      "directions (merge_mode='concat'); merge its output halves yourself")
+    if bi.dtype != bi.forward_layer.dtype:
+        raise _refuse(what, "dtype", str(bi.dtype).replace("torch.", ""),
+                      f"it rounds the inputs of its {bi.forward_layer.dtype} layers to it "
+                      "(Keras's autocast), which torch.nn.LSTM does not do")
+    return [bi.forward_layer, bi.backward_layer]
 
 
 def _flatten_cells(multi: Any) -> list[Any]:
@@ -142,15 +181,20 @@ def _flatten_cells(multi: Any) -> list[Any]:
 
 def _layers(module: Any) -> list[list[Any]]:
     """The module as layers of one or two (forward, backward) modules."""
+    from .._keras.bidirectional import Bidirectional
     from .._tf1 import MultiRNNCell
     if isinstance(module, MultiRNNCell):
         return [[c] for c in _flatten_cells(module)]
+    if isinstance(module, Bidirectional):
+        return [_bidirectional_pair(module, "Bidirectional")]
     if isinstance(module, (list, tuple)):
         if not module:
             raise ValueError("`module` is an empty list: give at least one layer")
         layers = []
         for item in module:
-            if isinstance(item, (list, tuple)):
+            if isinstance(item, Bidirectional):
+                layers.append(_bidirectional_pair(item, f"layer {len(layers)}"))
+            elif isinstance(item, (list, tuple)):
                 if len(item) != 2:
                     raise ValueError(f"`module`: a bidirectional layer is a (forward, "
                                      f"backward) pair, got {len(item)} modules")
@@ -171,6 +215,12 @@ def to_torch_lstm(module: Any, *, batch_first: bool | None = None) -> torch.nn.L
 
     * an :class:`~lstmcompat.LSTM` (``activation="tanh"``,
       ``recurrent_activation="sigmoid"``);
+    * a :class:`~lstmcompat.CuDNNLSTM`: its kernels as cuDNN reads them, its input
+      and recurrent biases as ``bias_ih`` and ``bias_hh`` (so on a GPU torch's call
+      is cuDNN's, as TensorFlow's layer);
+    * a :class:`~lstmcompat.Bidirectional` with ``merge_mode="concat"`` (or a list
+      of them) -> ``bidirectional=True``: the sequence output is the wrapper's
+      ``return_sequences=True`` output;
     * an :class:`~lstmcompat.LSTMCell` (tanh, no peepholes or clips, ``num_proj``
       smaller than ``num_units``) -- its ``forget_bias`` goes into ``bias_hh``'s
       forget block, its projection kernel becomes ``weight_hr`` (``proj_size``);

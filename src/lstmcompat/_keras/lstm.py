@@ -73,6 +73,10 @@ def _check_ndim(batch_input_shape: tuple[int | None, ...]) -> tuple[int | None, 
     return batch_input_shape
 
 
+#: TF's ``set_weights`` message for a weight of another shape.
+SHAPE_MESSAGE = ("Layer {name} weight shape {expected} is not compatible with provided weight "
+                 "shape {got}.")
+
 #: The parameters the engine weights derive from, in :func:`_engine_weights`'s order.
 _PARAM_NAMES = ("kernel", "recurrent_kernel", "bias")
 
@@ -260,6 +264,9 @@ class LSTM(StreamingModule, torch.nn.Module):
         self.trainable = bool(trainable)
         self.name = name if name is not None else _unique_name("lstm")
         self.engine_kernel = engine_kernel  # force an engine kernel (None: `choose` decides)
+        #: Keras's ``RNN(zero_output_for_mask=...)``: masked steps output zeros instead of
+        #: the previous output (``Bidirectional`` sets it to ``return_sequences``).
+        self.zero_output_for_mask = False
 
         self.batch_input_shape = batch_input_shape
 
@@ -309,7 +316,7 @@ class LSTM(StreamingModule, torch.nn.Module):
         n = features
         shapes = [("kernel", (n, 4 * u)), ("recurrent_kernel", (u, 4 * u))]
         if self.use_bias:
-            shapes.append(("bias", (4 * u,)))
+            shapes.append(("bias", self._bias_shape()))
         _args.check_allocation(shapes, dt, f"LSTM `units`={u} with {n} input features")
 
         def initial(initializer: Callable, arg: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -317,16 +324,7 @@ class LSTM(StreamingModule, torch.nn.Module):
 
         kernel = initial(self.kernel_initializer, "kernel_initializer", (n, 4 * u))
         recurrent = initial(self.recurrent_initializer, "recurrent_initializer", (u, 4 * u))
-        bias = None
-        if self.use_bias:
-            if self.unit_forget_bias:
-                bias = torch.cat([
-                    initial(self.bias_initializer, "bias_initializer", (u,)),
-                    torch.ones(u, dtype=dt),
-                    initial(self.bias_initializer, "bias_initializer", (2 * u,)),
-                ])
-            else:
-                bias = initial(self.bias_initializer, "bias_initializer", (4 * u,))
+        bias = self._initial_bias(initial) if self.use_bias else None
         self._input_features = n
         self.kernel = _gate_major_parameter(kernel, self.trainable)
         self.recurrent_kernel = _gate_major_parameter(recurrent, self.trainable)
@@ -338,6 +336,31 @@ class LSTM(StreamingModule, torch.nn.Module):
             self._batch = input_shape[batch_index]
             if self._batch is not None:
                 self.reset_states()
+
+    def _bias_shape(self) -> tuple[int, ...]:
+        return (4 * self.units,)
+
+    def _initial_bias(self, initial: Callable) -> torch.Tensor:
+        """The built bias: ``bias_initializer``'s values, the forget slice ones with
+        ``unit_forget_bias`` (``initial(initializer, arg, shape)`` draws and checks)."""
+        u = self.units
+        if self.unit_forget_bias:
+            return torch.cat([
+                initial(self.bias_initializer, "bias_initializer", (u,)),
+                torch.ones(u, dtype=self.dtype),
+                initial(self.bias_initializer, "bias_initializer", (2 * u,)),
+            ])
+        return initial(self.bias_initializer, "bias_initializer", (4 * u,))
+
+    def _checked_weights(self) -> Weights:
+        """The engine :class:`Weights` of the current parameters, after checking that
+        none was replaced by one of another shape, dtype or device."""
+        u = self.units
+        _weights_io.check_parameters(self.name, (
+            ("kernel", self.kernel, (self._input_features, 4 * u)),
+            ("recurrent_kernel", self.recurrent_kernel, (u, 4 * u)),
+            ("bias", self.bias, self._bias_shape())))
+        return _engine_weights(self.kernel, self.recurrent_kernel, self.bias)
 
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LSTM:
         """``torch.nn.Module``'s conversions (``.double()``, ``.half()``, ``.to(dtype)``,
@@ -377,10 +400,7 @@ class LSTM(StreamingModule, torch.nn.Module):
         Raises:
             ValueError: wrong number of arrays or a shape that does not match.
         """
-        _weights_io.set_weights(
-            self.name, self.weights, weights,
-            "Layer {name} weight shape {expected} is not compatible with provided weight "
-            "shape {got}.")
+        _weights_io.set_weights(self.name, self.weights, weights, SHAPE_MESSAGE)
 
     # ----------------------------------------------------------------- losses
     @property
@@ -489,11 +509,13 @@ class LSTM(StreamingModule, torch.nn.Module):
 
     # ------------------------------------------------------------------- call
     def _spec(self) -> CellSpec:
-        key = (self.units, self.activation, self.recurrent_activation)
+        # Bidirectional sets `zero_output_for_mask` on layers returning sequences (Keras).
+        mode = "zero" if self.zero_output_for_mask else "carry"
+        key = (self.units, self.activation, self.recurrent_activation, mode)
         cached = self.__dict__.get("_spec_cache")
         if cached is None or cached[0] != key:
             spec = CellSpec(units=self.units, activation=self.activation,
-                            recurrent_activation=self.recurrent_activation, mask_mode="carry")
+                            recurrent_activation=self.recurrent_activation, mask_mode=mode)
             cached = self.__dict__["_spec_cache"] = (key, spec)
         return cached[1]
 
@@ -553,14 +575,17 @@ class LSTM(StreamingModule, torch.nn.Module):
             initial = None
         if self.stateful:
             stored = (self._buffers["states_h"], self._buffers["states_c"])
-            # Keras: a passed initial_state is used only while the stored states are all zero.
-            if initial is None or bool(stored[0].any()) or bool(stored[1].any()):
+            if initial is None or self._stored_states_win(stored):
                 return stored[0], stored[1]
             return initial
         if initial is not None:
             return initial
         zeros = torch.zeros(shape, dtype=self.dtype, device=device)
         return zeros, zeros
+
+    def _stored_states_win(self, stored: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        """Keras: a passed initial_state is used only while the stored states are all zero."""
+        return bool(stored[0].any()) or bool(stored[1].any())
 
     @property
     def _state_lock(self) -> threading.RLock:
@@ -656,12 +681,7 @@ class LSTM(StreamingModule, torch.nn.Module):
         if training is None:
             training = self.training
         dropout = self._dropout_masks(batch, x.shape[-1], bool(training), x.device)
-        u = self.units
-        _weights_io.check_parameters(self.name, (
-            ("kernel", self.kernel, (self._input_features, 4 * u)),
-            ("recurrent_kernel", self.recurrent_kernel, (u, 4 * u)),
-            ("bias", self.bias, (4 * u,))))
-        w = _engine_weights(self.kernel, self.recurrent_kernel, self.bias)
+        w = self._checked_weights()
         outputs, h, c, last_kernel = run_explained(
             self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
             batch_first=batch_first, kernel=self.engine_kernel)
@@ -750,6 +770,8 @@ class LSTM(StreamingModule, torch.nn.Module):
             "recurrent_dropout": self.recurrent_dropout,
             "implementation": self.implementation,
         })
+        if self.zero_output_for_mask:  # as Keras's RNN.get_config
+            config["zero_output_for_mask"] = True
         return config
 
     @classmethod
@@ -763,7 +785,10 @@ class LSTM(StreamingModule, torch.nn.Module):
         if config.get("implementation") == 0:
             config["implementation"] = 1
         config.pop("enable_caching_device", None)
-        return cls(**config)
+        zero_output = bool(config.pop("zero_output_for_mask", False))
+        layer = cls(**config)
+        layer.zero_output_for_mask = zero_output
+        return layer
 
     def extra_repr(self) -> str:
         feats = self._input_features
