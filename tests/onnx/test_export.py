@@ -26,11 +26,14 @@ def _run(path, feeds):
 
 
 def _close(got, want, tol=1e-5):
+    """Within ``tol`` of the module, relative to each output's magnitude (a relu
+    cell's values grow into the thousands, where float32 rounding is ~1e-4)."""
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         w = w.detach().numpy()
         assert g.shape == w.shape
-        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+        scale = max(1.0, float(np.abs(w).max()))
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * scale)
 
 
 KERAS = {
@@ -87,6 +90,10 @@ CELLS = {
     "negative_clip": lambda: L.LSTMCell(4, cell_clip=-0.5),
     "multi": lambda: L.MultiRNNCell([L.LSTMCell(5), L.LSTMCell(4, num_proj=2)]),
     "relu": lambda: L.LSTMCell(5, activation="relu"),
+    "basic": lambda: L.BasicLSTMCell(5, forget_bias=0.7),
+    "block_clip_peephole": lambda: L.LSTMBlockCell(5, cell_clip=0.3, use_peephole=True),
+    "cudnn_compatible": lambda: L.CudnnCompatibleLSTMCell(5),
+    "mixed_multi": lambda: L.MultiRNNCell([L.BasicLSTMCell(4), L.LSTMBlockCell(3)]),
 }
 
 
@@ -108,7 +115,7 @@ def test_cells_with_dynamic_rnn_semantics(tmp_path, name, lengths, time_major, f
     got = _run(rep.path, {"x": x} | ({"sequence_length": sl} if lengths else {}))
     _close(got, want)
     kinds = {k for k, _ in rep.layers}
-    if form == "loop" or name in ("clip_proj", "negative_clip"):
+    if form == "loop" or name in ("clip_proj", "negative_clip", "block_clip_peephole"):
         assert kinds == {"loop"}
 
 
@@ -161,3 +168,59 @@ def test_a_stateful_layer_takes_and_gives_its_state(tmp_path):
         np.testing.assert_allclose(out, want.numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(h_new, layer.states[0].numpy(), rtol=1e-5, atol=1e-5)
         h, c = torch.from_numpy(h_new), torch.from_numpy(c_new)
+
+
+@pytest.mark.parametrize("form", ["auto", "loop"])
+@pytest.mark.parametrize("kw", [dict(return_sequences=True), dict(return_state=True),
+                                dict(go_backwards=True, return_sequences=True)], ids=repr)
+def test_cudnn_lstm(tmp_path, kw, form):
+    layer = L.CuDNNLSTM(5, input_shape=(None, 4), **kw)
+    with torch.no_grad():
+        layer.bias.normal_()  # both halves of cuDNN's bias matter
+        want = layer(X)
+    rep = L.export_onnx(layer, tmp_path / "c.onnx", X, form=form)
+    assert rep.layers[0][0] == ("node" if form == "auto" else "loop")
+    want = want if isinstance(want, list) else [want]
+    _close(_run(rep.path, {"x": X}), want)
+    with pytest.raises(ValueError, match="a CuDNNLSTM does not support masking"):
+        L.export_onnx(layer, tmp_path / "c.onnx", X, mask=True)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional(tmp_path, merge_mode, masked, return_sequences):
+    layer = L.Bidirectional(L.LSTM(5, return_sequences=return_sequences, return_state=True),
+                            merge_mode=merge_mode)
+    with torch.no_grad():
+        want = layer(X, mask=MASK if masked else None)
+    rep = L.export_onnx(layer, tmp_path / "b.onnx", X, mask=masked)
+    tail = ["h_fw", "c_fw", "h_bw", "c_bw"]
+    assert rep.outputs == (["output_fw", "output_bw"] if merge_mode is None else ["output"]) + tail
+    _close(_run(rep.path, {"x": X} | ({"mask": MASK} if masked else {})), want)
+
+
+def test_bidirectional_initial_state_and_cudnn_halves(tmp_path):
+    layer = L.Bidirectional(L.CuDNNLSTM(5, return_sequences=True),
+                            backward_layer=L.CuDNNLSTM(3, return_sequences=True,
+                                                       go_backwards=True))
+    states = [torch.randn(3, n, generator=G) for n in (5, 5, 3, 3)]
+    with torch.no_grad():
+        want = layer(X, initial_state=states)
+    rep = L.export_onnx(layer, tmp_path / "b.onnx", X, initial_state=True)
+    assert rep.inputs == ["x", "h0_fw", "c0_fw", "h0_bw", "c0_bw"]
+    assert [k for k, _ in rep.layers] == ["node", "node"]
+    feeds = dict(zip(rep.inputs, [X, *states], strict=True))
+    _close(_run(rep.path, feeds), [want])
+
+
+@pytest.mark.parametrize("lengths", [False, True])
+def test_block_fused_cell(tmp_path, lengths):
+    fused = L.LSTMBlockFusedCell(5, use_peephole=True, cell_clip=0.4, forget_bias=0.5)
+    x = X.transpose(0, 1)  # (time, batch, depth), the fused cell's own layout
+    sl = LENGTHS if lengths else None
+    with torch.no_grad():
+        out, st = fused(x, dtype=torch.float32, sequence_length=sl)
+    rep = L.export_onnx(fused, tmp_path / "f.onnx", x, sequence_length=lengths)
+    got = _run(rep.path, {"x": x} | ({"sequence_length": sl} if lengths else {}))
+    _close(got, [out, st.c, st.h])

@@ -46,11 +46,10 @@ class _Layer(NamedTuple):
     weights: Weights
 
 
-def _keras_layers(module: Any) -> list[_Layer]:
-    from .._keras.lstm import _engine_weights
-
-    return [_Layer(module._spec(), _engine_weights(module.kernel, module.recurrent_kernel,
-                                                   module.bias))]
+def _keras_layer(module: Any) -> _Layer:
+    """A Keras layer's spec and canonical weights (a ``CuDNNLSTM``'s read as cuDNN reads
+    them: its own ``_checked_weights``)."""
+    return _Layer(module._spec(), module._checked_weights())
 
 
 def _tf1_layers(cell: Any) -> list[_Layer]:
@@ -59,7 +58,7 @@ def _tf1_layers(cell: Any) -> list[_Layer]:
 
     if isinstance(cell, MultiRNNCell):
         return [layer for c in cell._cell_list for layer in _tf1_layers(c)]
-    if not isinstance(cell, LSTMCell) or type(cell).__name__ == "LSTMBlockFusedCell":
+    if not isinstance(cell, LSTMCell):
         raise TypeError(f"export_onnx exports lstmcompat LSTM cells and MultiRNNCells of them "
                         f"(run with dynamic_rnn semantics), got {type(cell).__name__}")
     if not cell.built:
@@ -88,23 +87,28 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
     """Write ``module`` as an ONNX model that onnxruntime runs with its numbers.
 
     Args:
-        module: an :class:`~lstmcompat.LSTM` (the Keras layer: its return modes,
-            ``go_backwards``, ``time_major``), or an :class:`~lstmcompat.LSTMCell` /
-            family cell / :class:`~lstmcompat.MultiRNNCell` of them, exported as
-            ``dynamic_rnn(cell, inputs, ...)`` computes it (outputs and final state).
+        module: an :class:`~lstmcompat.LSTM` or :class:`~lstmcompat.CuDNNLSTM` (the
+            Keras layers: their return modes, ``go_backwards``, ``time_major``), a
+            :class:`~lstmcompat.Bidirectional` of them (every merge mode), or an
+            :class:`~lstmcompat.LSTMCell` / family cell / :class:`~lstmcompat.MultiRNNCell`
+            of them, exported as ``dynamic_rnn(cell, inputs, ...)`` computes it
+            (outputs and final state; an ``LSTMBlockFusedCell`` as its own call
+            computes it, which is the same, time-major unless ``time_major=False``).
         path: the ``.onnx`` file to write.
         example_input: an input of the module's depth and dtype (its batch and time
             sizes do not matter: both axes are dynamic).
-        mask: (``LSTM``) add a bool input ``mask (batch, time)`` (``(time, batch)``
-            when ``time_major``), Keras's masking (outputs carried over masked steps).
+        mask: (Keras layers) add a bool input ``mask (batch, time)`` (``(time,
+            batch)`` when ``time_major``), Keras's masking (outputs carried over
+            masked steps; zeros inside a ``Bidirectional`` returning sequences).
         sequence_length: (cells) add an int64 input ``sequence_length (batch,)``,
             ``dynamic_rnn``'s rule (zeros past each length, the state held).
-        initial_state: add the initial state as inputs (``LSTM``: ``h0, c0``; cells:
-            ``c0_k, h0_k`` per layer ``k``, as ``LSTMStateTuple(c, h)``). A stateful
-            ``LSTM`` always has them, and the outputs ``h, c``: the caller keeps the
-            state between calls (the graph holds none).
+        initial_state: add the initial state as inputs (``LSTM``: ``h0, c0``;
+            ``Bidirectional``: ``h0_fw, c0_fw, h0_bw, c0_bw``; cells: ``c0_k, h0_k``
+            per layer ``k``, as ``LSTMStateTuple(c, h)``). A stateful ``LSTM``
+            always has them, and the outputs ``h, c``: the caller keeps the state
+            between calls (the graph holds none).
         time_major: (cells) inputs and outputs ``(time, batch, ...)``, as
-            ``dynamic_rnn``'s ``time_major``; ``LSTM`` uses its own ``time_major``.
+            ``dynamic_rnn``'s ``time_major``; Keras layers use their own ``time_major``.
         form: ``"auto"`` (a single ``LSTM`` node per layer where exact, else a
             ``Scan`` loop), ``"node"`` (``ValueError`` where not exact) or ``"loop"``.
         opset: the ONNX opset (at least 14).
@@ -112,13 +116,16 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
     Returns:
         :class:`OnnxExport`: the input and output names and each layer's form and why.
         Outputs: ``LSTM``: ``output`` (and ``h``, ``c`` with ``return_state``);
+        ``Bidirectional``: ``output`` (``output_fw``, ``output_bw`` with
+        ``merge_mode=None``), then with ``return_state`` ``h_fw, c_fw, h_bw, c_bw``;
         cells: ``outputs`` then ``c_k``, ``h_k`` per layer.
 
     Raises:
         TypeError: ``module`` is not an exportable lstmcompat module.
         ValueError: an unbuilt cell; an activation with no ONNX form (a Python
             callable); ``form="node"`` where a node is not exact; an option that
-            does not apply to the module.
+            does not apply to the module (a mask for a ``CuDNNLSTM``, as it refuses
+            masks).
         ImportError: the ``onnx`` package is missing.
 
     Example:
@@ -128,6 +135,8 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
         >>> lstmcompat.export_onnx(layer, path, torch.randn(2, 5, 3)).layers
         [('node', 'the ONNX LSTM operator computes it exactly')]
     """
+    from .._keras.bidirectional import Bidirectional
+    from .._keras.cudnn_lstm import CuDNNLSTM
     from .._keras.lstm import LSTM
 
     if opset < 14:
@@ -138,25 +147,34 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
     if x_example.dim() != 3:
         raise ValueError(f"`example_input` must have rank 3 (batch, time, depth), got shape "
                          f"{tuple(x_example.shape)}")
-    keras = isinstance(module, LSTM)
+    keras = isinstance(module, (LSTM, Bidirectional))
     if keras:
+        parts = ([module.forward_layer, module.backward_layer]
+                 if isinstance(module, Bidirectional) else [module])
         if sequence_length:
-            raise ValueError("`sequence_length` is for TF1 cells; an LSTM layer takes `mask`")
-        if time_major is not None and time_major != module.time_major:
-            raise ValueError("an LSTM layer exports with its own `time_major`")
-        if not module.built:
-            module(x_example)  # builds it (Keras's deferred build), as a first call would
-        layers = _keras_layers(module)
-        batch_first = not module.time_major
-        if module.stateful:  # its states are the graph's: fed in, and given back
-            initial_state = True
-        mask_mode = "carry" if mask else None
+            raise ValueError("`sequence_length` is for TF1 cells; a Keras layer takes `mask`")
+        if time_major is not None and time_major != parts[0].time_major:
+            raise ValueError("a Keras layer exports with its own `time_major`")
+        if mask and any(isinstance(p, CuDNNLSTM) for p in parts):
+            raise ValueError("a CuDNNLSTM does not support masking (as TensorFlow's): "
+                             "export it without `mask`")
+        if not all(p.built for p in parts):
+            with torch.no_grad():
+                module(x_example)  # builds it (Keras's deferred build), as a first call would
+        layers = [_keras_layer(p) for p in parts]
+        batch_first = not parts[0].time_major
+        if isinstance(module, LSTM) and module.stateful:
+            initial_state = True  # its states are the graph's: fed in, and given back
     else:
         if mask:
-            raise ValueError("`mask` is for the Keras LSTM layer; cells take `sequence_length`")
+            raise ValueError("`mask` is for the Keras layers; cells take `sequence_length`")
+        from .._tf1.block import LSTMBlockFusedCell
+
+        parts = []
         layers = _tf1_layers(module)
+        if time_major is None and isinstance(module, LSTMBlockFusedCell):
+            time_major = True  # its own call takes (time, batch, depth)
         batch_first = not bool(time_major)
-        mask_mode = "zero" if sequence_length else None
     dtype = layers[0].weights.W.dtype
     np_dtype = np.dtype(str(dtype).replace("torch.", ""))
     if np_dtype.kind != "f":
@@ -166,83 +184,159 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
         raise ValueError(f"`example_input` has {x_example.shape[-1]} features; the module "
                          f"expects {depth}")
     b = Builder(np_dtype)
-    helper, TP = b.helper, b.TensorProto
-    et = b.elem_type
-    axes = ["batch", "time"] if batch_first else ["time", "batch"]
-    inputs = [helper.make_tensor_value_info("x", et, [*axes, depth])]
-    x = b.op("Transpose", ["x"], perm=[1, 0, 2]) if batch_first else "x"  # (T, B, D)
-    batch = b.op("Gather", [b.op("Shape", [x]), b.const(1, dtype=np.int64)], axis=0)
-    m = lengths = None
+    g = _Graph(b, batch_first, depth)
     if mask:
-        inputs.append(helper.make_tensor_value_info("mask", TP.BOOL, axes))
-        m = b.op("Transpose", ["mask"], perm=[1, 0]) if batch_first else "mask"
+        g.add_mask()
     if sequence_length:
-        inputs.append(helper.make_tensor_value_info("sequence_length", TP.INT64, ["batch"]))
-        T = b.op("Gather", [b.op("Shape", [x]), b.const(0, dtype=np.int64)], axis=0)
-        steps = b.op("Range", [b.const(0, dtype=np.int64), T, b.const(1, dtype=np.int64)])
-        m = b.op("Less", [b.op("Unsqueeze", [steps, b.const([1], dtype=np.int64)]),
-                          b.op("Unsqueeze", ["sequence_length", b.const([0], dtype=np.int64)])])
-        lengths = b.op("Cast", ["sequence_length"], to=TP.INT32)
+        g.add_lengths()
+    reports: list[tuple[str, str]] = []
+    if keras:
+        suffixes = ["_fw", "_bw"] if len(parts) == 2 else [""]
+        results = []
+        for part, layer, sfx in zip(parts, layers, suffixes, strict=True):
+            h0, c0 = g.state(layer.spec, initial_state, "h0" + sfx, "c0" + sfx)
+            kind, why = _form(layer.spec, "carry" if mask else None, form)
+            reports.append((kind, why))
+            seq, h, c = g.layer(layer, kind, g.x, h0, c0, part.go_backwards)
+            results.append((part, seq, h, c))
+        _keras_outputs(g, module, results)
+    else:
+        x = g.x
+        for k, layer in enumerate(layers):
+            h0, c0 = g.state(layer.spec, initial_state, f"h0_{k}", f"c0_{k}", tf1=True)
+            kind, why = _form(layer.spec, "zero" if sequence_length else None, form)
+            reports.append((kind, why))
+            x, h, c = g.layer(layer, kind, x, h0, c0, False)
+            g.finals.append((h, c))
+        g.output(g.batch_major(x), "outputs", [*g.axes, layers[-1].spec.output_size])
+        for k, ((h, c), layer) in enumerate(zip(g.finals, layers, strict=True)):
+            g.output(c, f"c_{k}", ["batch", layer.spec.units])
+            g.output(h, f"h_{k}", ["batch", layer.spec.output_size])
+    return g.save(path, opset, reports)
 
-    def zeros(size: int) -> str:
-        shape = b.op("Concat", [b.op("Unsqueeze", [batch, b.const([0], dtype=np.int64)]),
+
+class _Graph:
+    """The main graph being written: its inputs, the time-major input ``x``, the
+    optional mask / lengths, zero states, outputs."""
+
+    def __init__(self, b: Builder, batch_first: bool, depth: int) -> None:
+        self.b, self.batch_first = b, batch_first
+        helper = b.helper
+        self.axes = ["batch", "time"] if batch_first else ["time", "batch"]
+        self.inputs = [helper.make_tensor_value_info("x", b.elem_type, [*self.axes, depth])]
+        self.x = b.op("Transpose", ["x"], perm=[1, 0, 2]) if batch_first else "x"  # (T, B, D)
+        self.batch = b.op("Gather", [b.op("Shape", [self.x]), b.const(1, dtype=np.int64)],
+                          axis=0)
+        self.mask: str | None = None
+        self.lengths: str | None = None
+        self.outputs: list[Any] = []
+        self.finals: list[tuple[str, str]] = []
+
+    def add_mask(self) -> None:
+        b = self.b
+        self.inputs.append(b.helper.make_tensor_value_info("mask", b.TensorProto.BOOL,
+                                                           self.axes))
+        self.mask = b.op("Transpose", ["mask"], perm=[1, 0]) if self.batch_first else "mask"
+
+    def add_lengths(self) -> None:
+        b = self.b
+        self.inputs.append(b.helper.make_tensor_value_info("sequence_length",
+                                                           b.TensorProto.INT64, ["batch"]))
+        T = b.op("Gather", [b.op("Shape", [self.x]), b.const(0, dtype=np.int64)], axis=0)
+        steps = b.op("Range", [b.const(0, dtype=np.int64), T, b.const(1, dtype=np.int64)])
+        self.mask = b.op("Less", [b.op("Unsqueeze", [steps, b.const([1], dtype=np.int64)]),
+                                  b.op("Unsqueeze", ["sequence_length",
+                                                     b.const([0], dtype=np.int64)])])
+        self.lengths = b.op("Cast", ["sequence_length"], to=b.TensorProto.INT32)
+
+    def zeros(self, size: int) -> str:
+        b = self.b
+        shape = b.op("Concat", [b.op("Unsqueeze", [self.batch, b.const([0], dtype=np.int64)]),
                                 b.const([size], dtype=np.int64)], axis=0)
         return b.op("ConstantOfShape", [shape],
-                    value=helper.make_tensor("zero", et, [1], [0.0]))
+                    value=b.helper.make_tensor("zero", b.elem_type, [1], [0.0]))
 
-    outputs_names: list[str] = []
-    reports: list[tuple[str, str]] = []
-    finals: list[tuple[str, str]] = []
-    reverse = keras and module.go_backwards
-    for k, layer in enumerate(layers):
-        spec, w = layer.spec, layer.weights
-        u, p = spec.units, spec.output_size
-        if initial_state:
-            names = ["h0", "c0"] if keras else [f"h0_{k}", f"c0_{k}"]
-            if not keras:
-                inputs.append(helper.make_tensor_value_info(f"c0_{k}", et, ["batch", u]))
-                inputs.append(helper.make_tensor_value_info(f"h0_{k}", et, ["batch", p]))
-            else:
-                inputs.append(helper.make_tensor_value_info("h0", et, ["batch", p]))
-                inputs.append(helper.make_tensor_value_info("c0", et, ["batch", u]))
-            h0, c0 = names
-        else:
-            h0, c0 = zeros(p), zeros(u)
-        kind, why = _form(spec, mask_mode, form)
-        reports.append((kind, why))
+    def state(self, spec: CellSpec, given: bool, h_name: str, c_name: str,
+              tf1: bool = False) -> tuple[str, str]:
+        """``(h0, c0)``: graph inputs (TF1 order ``c`` then ``h``) or zeros."""
+        if not given:
+            return self.zeros(spec.output_size), self.zeros(spec.units)
+        vi = self.b.helper.make_tensor_value_info
+        et = self.b.elem_type
+        pair = [vi(h_name, et, ["batch", spec.output_size]), vi(c_name, et, ["batch", spec.units])]
+        self.inputs += pair[::-1] if tf1 else pair
+        return h_name, c_name
+
+    def layer(self, layer: _Layer, kind: str, x: str, h0: str, c0: str, reverse: bool
+              ) -> tuple[str, str, str]:
         if kind == "node":
-            x, h, c = lstm_node(b, spec, w, x, h0, c0, lengths, reverse)
-        else:
-            x, h, c = lstm_loop(b, spec, w, x, h0, c0, m, reverse)
-        finals.append((h, c))
-    out_seq = b.op("Transpose", [x], perm=[1, 0, 2]) if batch_first else x
-    graph_outputs = []
+            return lstm_node(self.b, layer.spec, layer.weights, x, h0, c0, self.lengths, reverse)
+        return lstm_loop(self.b, layer.spec, layer.weights, x, h0, c0, self.mask, reverse)
 
-    def output(value: str, name: str, shape: Sequence[Any]) -> None:
-        b.nodes.append(helper.make_node("Identity", [value], [name]))
-        graph_outputs.append(helper.make_tensor_value_info(name, et, list(shape)))
-        outputs_names.append(name)
+    def batch_major(self, seq: str) -> str:
+        return self.b.op("Transpose", [seq], perm=[1, 0, 2]) if self.batch_first else seq
 
-    if keras:
-        u = layers[0].spec.units
-        if module.return_sequences:
-            output(out_seq, "output", [*axes, u])
+    def last(self, seq: str) -> str:
+        return self.b.op("Gather", [seq, self.b.const(-1, dtype=np.int64)], axis=0)
+
+    def output(self, value: str, name: str, shape: Sequence[Any]) -> None:
+        b = self.b
+        b.nodes.append(b.helper.make_node("Identity", [value], [name]))
+        self.outputs.append(b.helper.make_tensor_value_info(name, b.elem_type, list(shape)))
+
+    def save(self, path: str | Path, opset: int, reports: list[tuple[str, str]]) -> OnnxExport:
+        b = self.b
+        helper = b.helper
+        graph = helper.make_graph(b.nodes, "lstmcompat", self.inputs, self.outputs,
+                                  initializer=b.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                  producer_name="lstmcompat")
+        model.ir_version = IR_VERSION
+        b.onnx.checker.check_model(model)
+        b.onnx.save(model, str(path))
+        return OnnxExport(str(path), [i.name for i in self.inputs],
+                          [o.name for o in self.outputs], reports)
+
+
+def _keras_outputs(g: _Graph, module: Any, results: list[tuple[Any, str, str, str]]) -> None:
+    """The Keras outputs: one layer's ``[output, h, c]``, or a Bidirectional's merge of
+    its two copies (the backward copy's sequence re-reversed, as Keras does)."""
+    b = g.b
+    part = results[0][0]
+    u = part.units
+    returned = []
+    for k, (layer, seq, _, _) in enumerate(results):
+        if part.return_sequences:
+            if k == 1:  # the backward copy's sequence, back in input order
+                seq = b.op("Slice", [seq, b.const([-1], dtype=np.int64),
+                                     b.const([-(2**62)], dtype=np.int64),
+                                     b.const([0], dtype=np.int64), b.const([-1], dtype=np.int64)])
+            returned.append((g.batch_major(seq), [*g.axes, layer.units]))
         else:
-            last = b.op("Gather", [x, b.const(-1, dtype=np.int64)], axis=0)
-            output(last, "output", ["batch", u])
-        if module.return_state or module.stateful:
-            output(finals[0][0], "h", ["batch", u])
-            output(finals[0][1], "c", ["batch", u])
+            returned.append((g.last(seq), ["batch", layer.units]))
+    if len(results) == 1:
+        g.output(returned[0][0], "output", returned[0][1])
+        if part.return_state or part.stateful:
+            g.output(results[0][2], "h", ["batch", u])
+            g.output(results[0][3], "c", ["batch", u])
+        return
+    (y, shape), (y_rev, shape_bw) = returned
+    mode = module.merge_mode
+    if mode is None:
+        g.output(y, "output_fw", shape)
+        g.output(y_rev, "output_bw", shape_bw)
     else:
-        output(out_seq, "outputs", [*axes, layers[-1].spec.output_size])
-        for k, ((h, c), layer) in enumerate(zip(finals, layers, strict=True)):
-            output(c, f"c_{k}", ["batch", layer.spec.units])
-            output(h, f"h_{k}", ["batch", layer.spec.output_size])
-    graph = helper.make_graph(b.nodes, "lstmcompat", inputs, graph_outputs,
-                              initializer=b.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="lstmcompat")
-    model.ir_version = IR_VERSION
-    b.onnx.checker.check_model(model)
-    b.onnx.save(model, str(path))
-    return OnnxExport(str(path), [i.name for i in inputs], outputs_names, reports)
+        if mode == "concat":
+            merged = b.op("Concat", [y, y_rev], axis=-1)
+            shape = [*shape[:-1], shape[-1] + shape_bw[-1]]
+        elif mode == "sum":
+            merged = b.op("Add", [y, y_rev])
+        elif mode == "mul":
+            merged = b.op("Mul", [y, y_rev])
+        else:  # ave
+            merged = b.op("Div", [b.op("Add", [y, y_rev]), b.const(2.0)])
+        g.output(merged, "output", shape)
+    if module.return_state:
+        for (layer, _, h, c), sfx in zip(results, ("_fw", "_bw"), strict=True):
+            g.output(h, "h" + sfx, ["batch", layer.units])
+            g.output(c, "c" + sfx, ["batch", layer.units])
