@@ -238,3 +238,29 @@ def test_an_unknown_backend_name_is_an_error():
     args = list(_loop_args(SPECS[0], "no_such_backend", False, False))
     with pytest.raises(ValueError, match="no lstmcompat time-loop backend named 'no_such_backend'"):
         torch.ops.lstmcompat.forward_loop(*args)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "ave", None])
+@pytest.mark.parametrize("masked", [False, True])
+def test_bidirectional_compiles_fullgraph(merge_mode, masked):
+    layer = L.Bidirectional(L.LSTM(5, return_sequences=True, return_state=True),
+                            merge_mode=merge_mode)
+    layer(X)
+    mask = MASK if masked else None
+    _compare(layer, lambda m, x: m(x, mask=mask), X)
+
+
+def test_cudnn_lstm_compiles_fullgraph():
+    layer = L.CuDNNLSTM(5, return_sequences=True, return_state=True, input_shape=(None, 4))
+    _compare(layer, lambda m, x: m(x), X)
+
+
+def test_export_bidirectional_with_dynamic_batch_and_time():
+    layer = L.Bidirectional(L.LSTM(5, return_sequences=True)).eval()
+    layer(X)
+    dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("time")},)
+    ep = torch.export.export(layer, (X,), dynamic_shapes=dims)
+    with torch.no_grad():
+        for B, T in [(3, 6), (5, 2), (2, 11)]:
+            x = torch.randn(B, T, 4)
+            torch.testing.assert_close(ep.module()(x), layer(x), rtol=1e-5, atol=1e-6)
