@@ -348,6 +348,11 @@ class RNNCell(nn.Module):
         Builds the cell first (inside a ``Graph``: in its variable scope, under
         ``scope`` when given), then runs :meth:`call` in that scope.
         """
+        return self._step(self._step_input(inputs, scope), state)
+
+    def _step_input(self, inputs: Any, scope: Any = None) -> torch.Tensor:
+        """A step's ``inputs (batch, depth)`` as a tensor (TF's rank error otherwise),
+        with the cell named and built for them."""
         x = as_tensor(inputs)
         check_floating(x.dtype)
         if x.dim() != 2:
@@ -356,7 +361,7 @@ class RNNCell(nn.Module):
                 f"ndim=2, found ndim={x.dim()}. Full shape received: {tuple(x.shape)}"
             )
         self._prepare(x.shape[1], x.dtype, scope)
-        return self._step(x, state)
+        return x
 
     def _prepare(self, depth: int, dtype: torch.dtype, scope: Any = None) -> None:
         """Name (in a graph) and build the cell for inputs of ``depth`` features."""

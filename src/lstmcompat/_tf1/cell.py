@@ -371,14 +371,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
             if new is not None:
                 self.__dict__["last_kernel"] = stream.kernel
                 return new[0], LSTMStateTuple(new[1], new[0])
-        x = as_tensor(inputs)
-        check_floating(x.dtype)
-        if x.dim() != 2:
-            raise ValueError(
-                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
-                f"ndim=2, found ndim={x.dim()}. Full shape received: {tuple(x.shape)}"
-            )
-        self._prepare(x.shape[1], x.dtype, scope)
+        x = self._step_input(inputs, scope)
         out, new_state = self._run_sequence(x.unsqueeze(0), state, None, batch_first=False)
         return out[0], new_state
 
