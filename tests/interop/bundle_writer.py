@@ -115,6 +115,12 @@ def _write_bundle(prefix: Path, tensors, big_endian=False, compress=False, num_s
     codes = {np.dtype(np.float32): 1, np.dtype(np.float64): 2, np.dtype(np.int32): 3,
              np.dtype(np.int64): 9, np.dtype(np.float16): 19, np.dtype(np.bool_): 10,
              np.dtype(np.complex64): 8, np.dtype(np.uint64): 23}
+    try:
+        import ml_dtypes
+
+        codes[np.dtype(ml_dtypes.bfloat16)] = 14
+    except ImportError:
+        pass
     for i, (name, value) in enumerate(tensors.items()):
         value = np.asarray(value)
         data = value.astype(value.dtype.newbyteorder(">" if big_endian else "<")).tobytes()

@@ -268,3 +268,18 @@ def test_restore_from_save_files(tmp_path):
         assert len(got.weights) == len(module.weights)
         for a, b in zip(got.weights, module.weights):
             assert torch.equal(a, b)
+
+
+def test_an_unbuilt_cell_takes_a_bfloat16_files_dtype(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    values = {k: np.asarray(v, np.float32).astype(ml_dtypes.bfloat16)
+              for k, v in _cell_vars("rnn/lstm_cell").items()}
+    prefix = tmp_path / "bf16"
+    write_bundle(prefix, values)
+    cell = lstmcompat.restore(lstmcompat.LSTMCell(2), prefix)
+    assert cell.kernel.dtype == torch.bfloat16 and cell.dtype == torch.bfloat16
+    want = values["rnn/lstm_cell/kernel"].astype(np.float32)
+    assert np.array_equal(cell.kernel.detach().float().numpy(), want)
+    typed = lstmcompat.restore(lstmcompat.LSTMCell(2, dtype="float32"), prefix)
+    assert typed.kernel.dtype == torch.float32  # a cell's own dtype wins
+    assert np.array_equal(typed.kernel.detach().numpy(), want)

@@ -67,22 +67,26 @@ class _Plan:
         self.source = source
         self.path = path
         self.builds: list[tuple[Any, int, str]] = []  # module, depth, its kernel's file name
-        self.copies: list[tuple[Any, str, str, tuple[int, ...]]] = []  # owner, attr, file name
+        self.copies: list[tuple[Any, str, str]] = []  # owner, attr, file name
         #: Keras layers filled from the other Keras layout (CuDNNLSTM <-> LSTM), converted
         #: as tf_keras converts them: module, (kernel, recurrent_kernel, bias) file names.
         self.converts: list[tuple[Any, tuple[str, ...]]] = []
 
     def run(self) -> None:
         """Read and check every array, then build and copy (a failed read changes nothing)."""
-        arrays = {}
+        arrays, dtypes = {}, {}
         names = [c[2] for c in self.copies] + [n for _, ns in self.converts for n in ns]
         for file_name in names:
             if file_name not in arrays:
-                arrays[file_name] = _floating(self.source.read(file_name), file_name, self.path)
+                value = self.source.read(file_name)
+                dtypes[file_name] = getattr(getattr(value, "dtype", None), "name", None)
+                arrays[file_name] = _floating(value, file_name, self.path)
         for module, depth, kernel_name in self.builds:
-            _build(module, depth, _DTYPES.get(arrays[kernel_name].dtype.name))
+            # the file's own dtype (a bfloat16 file builds a bfloat16 cell: the arrays
+            # are read as exact float32)
+            _build(module, depth, _DTYPES.get(dtypes[kernel_name]))
         with torch.no_grad():
-            for owner, attr, file_name, _ in self.copies:
+            for owner, attr, file_name in self.copies:
                 param = getattr(owner, attr)
                 param.copy_(torch.from_numpy(arrays[file_name]).reshape(param.shape))
             for module, file_names in self.converts:
@@ -237,7 +241,7 @@ def _plan_set(plan: _Plan, module: Any, ws: WeightSet) -> None:
         return
     for attr, role, _ in params:
         if role in ws.variables:
-            plan.copies.append((module, attr, ws.variables[role], ws.shapes[role]))
+            plan.copies.append((module, attr, ws.variables[role]))
 
 
 def _module_kind(module: Any) -> str:
@@ -360,7 +364,7 @@ def _restore_graph(view: NameView, graph: Any, prefix: str | None, plan: _Plan) 
         if shape != tuple(param.shape):
             raise ValueError(f"shape mismatch for variable {key!r}: the file has {shape}, the "
                              f"Graph's variable {tuple(param.shape)}")
-        plan.copies.append((_Fixed(param), "value", file_name, shape))
+        plan.copies.append((_Fixed(param), "value", file_name))
 
 
 def _restore_bidirectional(view: NameView, bi: Any, prefix: str | None, plan: _Plan) -> None:
