@@ -58,9 +58,10 @@ def test_forced_kernel_parity(path, kernel, monkeypatch) -> None:
         assert c.last_kernel[0] == kernel
 
 
-def test_clip_cases_run_on_the_fused_kernel() -> None:
+def test_clip_cases_run_on_the_fused_kernel(monkeypatch) -> None:
     """The block ops' clip gradient runs on fused's PyTorch loop (the compiled loop
     differentiates clip_by_value); the other block configurations as LSTMCell's."""
+    monkeypatch.delenv("LSTMCOMPAT_KERNEL", raising=False)  # the dispatcher's own choice
     clip = L.LSTMBlockCell(3, cell_clip=0.5)
     L.dynamic_rnn(clip, torch.randn(2, 4, 3, requires_grad=True), dtype="float32")
     assert clip.last_kernel[0] == "fused"
