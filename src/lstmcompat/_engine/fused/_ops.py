@@ -176,12 +176,19 @@ def _(backend, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout, dhT, dcT, acti
             Z.new_empty(3, u) if peep is not None else Z.new_empty(0))
 
 
+def _opaque() -> bool:
+    """Whether the loops run as the custom ops: while a graph is captured, except under
+    ``torch.onnx.export``, which has no translation for them: there the pure-PyTorch
+    loops are traced step by step (a graph for the example's sequence length)."""
+    return capturing() and not torch.onnx.is_in_onnx_export()
+
+
 def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                 c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
                 bias: torch.Tensor | None = None) -> ForwardResult:
     """``backend.forward_loop(...)``, through the custom op while a graph is captured."""
-    if not capturing():
+    if not _opaque():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     act, ract, clip, pclip, carry, cgrad = _fields(spec)
     res = ForwardResult(*forward_loop(_key(backend), Z, R, h0, c0, dmh, peep, P, mask, bias, act,
@@ -197,7 +204,7 @@ def run_backward(backend, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre
                  mask: torch.Tensor | None, dout: torch.Tensor, dhT: torch.Tensor,
                  dcT: torch.Tensor) -> BackwardResult:
     """``backend.backward_loop(...)``, through the custom op while a graph is captured."""
-    if not capturing():
+    if not _opaque():
         return backend.backward_loop(spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout,
                                      dhT, dcT)
     act, ract, clip, pclip, carry, cgrad = _fields(spec)
