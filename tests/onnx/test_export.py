@@ -94,6 +94,10 @@ CELLS = {
     "block_clip_peephole": lambda: L.LSTMBlockCell(5, cell_clip=0.3, use_peephole=True),
     "cudnn_compatible": lambda: L.CudnnCompatibleLSTMCell(5),
     "mixed_multi": lambda: L.MultiRNNCell([L.BasicLSTMCell(4), L.LSTMBlockCell(3)]),
+    "wrapped": lambda: L.MultiRNNCell([
+        L.DeviceWrapper(L.LSTMCell(4), "cpu"),
+        L.ResidualWrapper(L.DropoutWrapper(L.LSTMCell(4), output_keep_prob=0.5).eval()),
+        L.ResidualWrapper(L.LSTMCell(4, num_proj=4, cell_clip=0.5))]),
 }
 
 
@@ -224,3 +228,15 @@ def test_block_fused_cell(tmp_path, lengths):
     rep = L.export_onnx(fused, tmp_path / "f.onnx", x, sequence_length=lengths)
     got = _run(rep.path, {"x": x} | ({"sequence_length": sl} if lengths else {}))
     _close(got, [out, st.c, st.h])
+
+
+def test_wrappers_that_do_not_export(tmp_path):
+    x = torch.randn(2, 3, 4)
+    dropping = L.DropoutWrapper(L.LSTMCell(4), output_keep_prob=0.5)
+    L.dynamic_rnn(dropping, x, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"drops in training mode: call `.eval\(\)`"):
+        L.export_onnx(dropping, tmp_path / "w.onnx", x)
+    custom = L.ResidualWrapper(L.LSTMCell(4), residual_fn=lambda i, o: i * o)
+    L.dynamic_rnn(custom, x, dtype=torch.float32)
+    with pytest.raises(ValueError, match="with a `residual_fn`"):
+        L.export_onnx(custom, tmp_path / "w.onnx", x)

@@ -44,6 +44,8 @@ class OnnxExport(NamedTuple):
 class _Layer(NamedTuple):
     spec: CellSpec
     weights: Weights
+    #: a ``ResidualWrapper`` (default ``residual_fn``) around the cell: output + input
+    residual: bool = False
 
 
 def _keras_layer(module: Any) -> _Layer:
@@ -55,9 +57,25 @@ def _keras_layer(module: Any) -> _Layer:
 def _tf1_layers(cell: Any) -> list[_Layer]:
     from .._tf1.cell import LSTMCell
     from .._tf1.multi import MultiRNNCell
+    from .._tf1.wrappers import DeviceWrapper, DropoutWrapper, ResidualWrapper
 
     if isinstance(cell, MultiRNNCell):
         return [layer for c in cell._cell_list for layer in _tf1_layers(c)]
+    if isinstance(cell, DeviceWrapper):  # where it runs is the runtime's choice
+        return _tf1_layers(cell.cell)
+    if isinstance(cell, DropoutWrapper):
+        if cell._active():
+            raise ValueError("a DropoutWrapper drops in training mode: call `.eval()` before "
+                             "exporting (an exported model is for inference)")
+        return _tf1_layers(cell.cell)
+    if isinstance(cell, ResidualWrapper):
+        if cell._residual_fn is not None:
+            raise ValueError("a ResidualWrapper with a `residual_fn` (Python code) has no "
+                             "ONNX export; the default (inputs + output) has")
+        inner = _tf1_layers(cell.cell)
+        if len(inner) != 1:
+            raise ValueError("a ResidualWrapper around a MultiRNNCell has no ONNX export")
+        return [inner[0]._replace(residual=True)]
     if not isinstance(cell, LSTMCell):
         raise TypeError(f"export_onnx exports lstmcompat LSTM cells and MultiRNNCells of them "
                         f"(run with dynamic_rnn semantics), got {type(cell).__name__}")
@@ -206,7 +224,13 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
             h0, c0 = g.state(layer.spec, initial_state, f"h0_{k}", f"c0_{k}", tf1=True)
             kind, why = _form(layer.spec, "zero" if sequence_length else None, form)
             reports.append((kind, why))
-            x, h, c = g.layer(layer, kind, x, h0, c0, False)
+            y, h, c = g.layer(layer, kind, x, h0, c0, False)
+            if layer.residual:  # TF: inputs + output, zeroed past each length
+                y = g.b.op("Add", [x, y])
+                if g.mask is not None:
+                    m = g.b.op("Unsqueeze", [g.mask, g.b.const([2], dtype=np.int64)])
+                    y = g.b.op("Where", [m, y, g.b.const(np.zeros((), np_dtype))])
+            x = y
             g.finals.append((h, c))
         g.output(g.batch_major(x), "outputs", [*g.axes, layers[-1].spec.output_size])
         for k, ((h, c), layer) in enumerate(zip(g.finals, layers, strict=True)):
