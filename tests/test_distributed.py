@@ -1,0 +1,280 @@
+"""Data-parallel training (``torch.distributed``) of lstmcompat modules equals
+single-process training on the same global batch.
+
+Two processes (``torch.multiprocessing.spawn``), the gloo backend on loopback
+(``127.0.0.1``, a free port), one thread each. The model holds every front-end a
+user trains at scale: a Keras ``LSTM`` (default configuration, sequences out), a
+``Bidirectional(LSTM)``, a TF1 ``MultiRNNCell`` of ``LSTMCell`` s under
+``dynamic_rnn`` with ``sequence_length``, and a stateful ``LSTM`` whose
+``max_norm`` kernel constraint ``attach_constraints`` applies after every step.
+Each rank trains on its half of the global batch (loss averaged over its rows,
+so DDP's gradient average is the full-batch gradient); the single-process
+reference trains on the whole batch, its stateful layer holding the states of
+rank 0's rows, then rank 1's. docs/training.md says what this means for users.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import lstmcompat as L
+from lstmcompat._keras.constraints import MaxNorm
+
+WORLD = 2
+ROWS = 3                     # rows per rank; the global batch is WORLD * ROWS
+STEPS, FEATURES = 4, 3       # time steps, input features
+TRAIN_STEPS = 3
+LR = 0.5
+MAX_NORM = 0.6               # small enough that the constraint bites (checked below)
+DTYPE = torch.float64
+LENGTHS = [4, 2, 3, 1, 4, 0]  # dynamic_rnn's sequence_length, one per global row
+
+
+class Model(torch.nn.Module):
+    """Every front-end in one stack: (batch, time, features) -> (batch, 1)."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__()
+        self.keras = L.LSTM(5, return_sequences=True, input_shape=(None, FEATURES), dtype=DTYPE)
+        self.bi = L.Bidirectional(L.LSTM(4, return_sequences=True, dtype=DTYPE),
+                                  input_shape=(None, 5), dtype=DTYPE)
+        self.stack = L.MultiRNNCell([L.LSTMCell(4, dtype=DTYPE), L.LSTMCell(3, dtype=DTYPE)])
+        self.stateful = L.LSTM(3, stateful=True, batch_input_shape=(batch, None, 3),
+                               kernel_constraint=MaxNorm(MAX_NORM), dtype=DTYPE)
+        self.head = torch.nn.Linear(3, 1, dtype=DTYPE)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        y = self.bi(self.keras(x))
+        y, _ = L.dynamic_rnn(self.stack, y, sequence_length=lengths, dtype=DTYPE)
+        return self.head(self.stateful(y))
+
+
+def _data(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    x = torch.randn(WORLD * ROWS, STEPS, FEATURES, generator=g, dtype=DTYPE)
+    y = torch.randn(WORLD * ROWS, 1, generator=g, dtype=DTYPE)
+    return x, y
+
+
+def _lengths() -> torch.Tensor:
+    return torch.tensor(LENGTHS)
+
+
+def _make(batch: int, params: dict[str, torch.Tensor] | None = None) -> Model:
+    """A built model (the TF1 cells build on their first call: one call on zeros),
+    its states reset, with ``params`` copied in when given."""
+    torch.manual_seed(0)
+    model = Model(batch)
+    with torch.no_grad():
+        model(torch.zeros(batch, STEPS, FEATURES, dtype=DTYPE), torch.full((batch,), STEPS))
+        model.stateful.reset_states()
+        for name, p in model.named_parameters():
+            if params is not None:
+                p.copy_(params[name])
+    return model
+
+
+Snapshot = Callable[[torch.nn.Module, bool], dict[str, torch.Tensor]]
+
+
+def _local(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
+    """Names -> full weights (or gradients) of a plain or DDP-wrapped model."""
+    inner = getattr(model, "module", model)
+    return {n: (p.grad if grads else p).detach().clone() for n, p in inner.named_parameters()}
+
+
+def _train(model: torch.nn.Module, stateful: L.LSTM, rows: slice, snapshot: Snapshot = _local,
+           constrain: Callable[[torch.optim.Optimizer], object] | None = None
+           ) -> dict[str, object]:
+    """``TRAIN_STEPS`` SGD steps on the rows ``rows`` of each global batch; the full
+    gradients after each backward, the weights and the stateful layer's states at
+    the end. ``constrain(optimizer)`` hooks the constraints (default:
+    ``attach_constraints(optimizer, stateful)``)."""
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    if constrain is None:
+        L.attach_constraints(opt, stateful)
+    else:
+        constrain(opt)
+    grads = []
+    for step in range(TRAIN_STEPS):
+        x, y = _data(step)
+        out = model(x[rows], _lengths()[rows])
+        loss = torch.nn.functional.mse_loss(out, y[rows])
+        opt.zero_grad()
+        loss.backward()
+        grads.append(snapshot(model, True))
+        opt.step()
+    return {"grads": grads, "weights": snapshot(model, False),
+            "states": [s.clone() for s in stateful.states]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _init(rank: int, port: int) -> None:
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+
+
+def _rows(rank: int) -> slice:
+    return slice(rank * ROWS, (rank + 1) * ROWS)
+
+
+def _ddp_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
+                sync_buffers: bool) -> None:
+    _init(rank, port)
+    try:
+        model = _make(ROWS, params)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=sync_buffers)
+        result = _train(ddp, model.stateful, _rows(rank))
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _fsdp1_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    with FSDP.summon_full_params(model, with_grads=grads):
+        return {n.replace("_fsdp_wrapped_module.", ""): (p.grad if grads else p).detach().clone()
+                for n, p in model.named_parameters()}
+
+
+def _fsdp1_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
+                  full_params_for_constraints: bool) -> None:
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    _init(rank, port)
+    try:
+        model = _make(ROWS, params)
+        # device_id: FSDP looks for an accelerator otherwise ("FSDP needs a non-CPU
+        # accelerator device, but no accelerator device is detected.")
+        fsdp = FSDP(model, device_id=torch.device("cpu"), use_orig_params=True)
+
+        def constrain(opt: torch.optim.Optimizer) -> None:
+            def project(*args: object, **kwargs: object) -> None:
+                with FSDP.summon_full_params(fsdp, writeback=True):
+                    L.apply_constraints(fsdp)
+            opt.register_step_post_hook(project)
+
+        result = _train(fsdp, model.stateful, _rows(rank), _fsdp1_snapshot,
+                        constrain if full_params_for_constraints else None)
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _fsdp2_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
+    return {n: (p.grad if grads else p).detach().full_tensor().clone()
+            for n, p in model.named_parameters()}
+
+
+def _fsdp2_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> None:
+    from torch.distributed.fsdp import fully_shard
+    _init(rank, port)
+    try:
+        try:
+            fully_shard(_make(ROWS, params))
+            refused = ""
+        except NotImplementedError as e:
+            refused = str(e)
+        model = _make(ROWS, params)
+        for p in model.parameters():
+            p.data = p.data.contiguous()
+        fully_shard(model)
+        result = _train(model, model.stateful, _rows(rank), _fsdp2_snapshot)
+        result["refused"] = refused
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(worker: Callable[..., None], tmp_path: Path, *args: object) -> list[dict[str, object]]:
+    params = _local(_make(WORLD * ROWS), False)
+    mp.spawn(worker, args=(_free_port(), params, str(tmp_path), *args), nprocs=WORLD, join=True)
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def _max_differences(ranks: list[dict[str, object]], ref: dict[str, object]) -> dict[str, float]:
+    """The largest |distributed - single process| over ranks, steps and tensors: of the
+    gradients, the weights, and each rank's states against its rows of the reference's."""
+    def worst(pairs):
+        return max(float((a - b).abs().max()) for a, b in pairs)
+    return {
+        "grads": worst((got["grads"][s][n], g) for got in ranks
+                       for s, step in enumerate(ref["grads"]) for n, g in step.items()),
+        "weights": worst((got["weights"][n], w) for got in ranks
+                         for n, w in ref["weights"].items()),
+        "states": worst((s_got, s_ref[_rows(r)]) for r, got in enumerate(ranks)
+                        for s_got, s_ref in zip(got["states"], ref["states"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, object]:
+    ref = _make(WORLD * ROWS, None)
+    return _train(ref, ref.stateful, slice(None))
+
+
+def test_reference_trains_and_its_constraint_bites(reference):
+    """The comparison below is not vacuous: every step moves the weights, and the
+    max_norm constraint holds some kernel columns at exactly ``MAX_NORM``."""
+    start = _local(_make(WORLD * ROWS), False)
+    for name, w in reference["weights"].items():
+        assert float((w - start[name]).abs().max()) > 1e-6, name
+    norms = reference["weights"]["stateful.kernel"].norm(dim=0)
+    assert float(norms.max()) <= MAX_NORM + 1e-12
+    assert int((norms > MAX_NORM - 1e-6).sum()) >= 2  # MaxNorm divides by epsilon + norm
+    assert float(start["stateful.kernel"].norm(dim=0).max()) > MAX_NORM
+
+
+def test_ddp_equals_single_process(tmp_path, reference):
+    """Gradients after each step, weights after the last, and each rank's stateful
+    states (its rows of the single-process states) equal to float64 rounding."""
+    diff = _max_differences(_spawn(_ddp_worker, tmp_path, False), reference)
+    assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
+
+
+def test_ddp_buffer_sync_overwrites_per_rank_states(tmp_path, reference):
+    """DDP's default ``forward_sync_buffers`` (formerly ``broadcast_buffers``)
+    copies rank 0's buffers to every rank before each forward: a stateful layer's
+    ``states_h`` / ``states_c`` are buffers, so rank 1 would continue from rank 0's
+    states and training diverges from the single-process run. docs/training.md
+    says to pass ``forward_sync_buffers=False``."""
+    diff = _max_differences(_spawn(_ddp_worker, tmp_path, True), reference)
+    assert diff["states"] > 1e-4 and diff["grads"] > 1e-6, diff
+
+
+def test_fsdp_equals_single_process(tmp_path, reference):
+    """``FullyShardedDataParallel`` on CPU (``device_id=torch.device("cpu")``), with
+    the constraints applied to the full parameters (``summon_full_params``)."""
+    diff = _max_differences(_spawn(_fsdp1_worker, tmp_path, True), reference)
+    assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
+
+
+def test_fsdp_constraints_on_shards_are_wrong(tmp_path, reference):
+    """Outside forward FSDP's parameters are this rank's flat shards, so
+    ``attach_constraints`` alone projects slices, not the kernel's columns."""
+    diff = _max_differences(_spawn(_fsdp1_worker, tmp_path, False), reference)
+    assert diff["weights"] > 1e-6, diff
+
+
+def test_fully_shard_equals_single_process(tmp_path, reference):
+    """``fully_shard`` (FSDP2) refuses the Keras layers' gate-major kernels (stored
+    transposed for ``torch.lstm``); made contiguous first, training is exact."""
+    ranks = _spawn(_fsdp2_worker, tmp_path)
+    assert ranks[0]["refused"].startswith(
+        "FSDP does not support non-contiguous parameters yet: param.shape=torch.Size([3, 20])")
+    diff = _max_differences(ranks, reference)
+    assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
