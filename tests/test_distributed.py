@@ -16,7 +16,10 @@ rank 0's rows, then rank 1's. docs/training.md says what this means for users.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import torch.multiprocessing as mp
 import lstmcompat as L
 from lstmcompat._keras.constraints import MaxNorm
 
+ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2
 ROWS = 3                     # rows per rank; the global batch is WORLD * ROWS
 STEPS, FEATURES = 4, 3       # time steps, input features
@@ -278,3 +282,21 @@ def test_fully_shard_equals_single_process(tmp_path, reference):
         "FSDP does not support non-contiguous parameters yet: param.shape=torch.Size([3, 20])")
     diff = _max_differences(ranks, reference)
     assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
+
+
+def test_torchrun_example_trains(tmp_path):
+    """``examples/train_ddp.py`` under torchrun (its module, ``torch.distributed.run``)
+    with two processes: exits 0, rank 0 alone prints one loss per step, and the loss
+    falls (the mean of the last five steps below that of the first five)."""
+    steps = 12
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+         str(ROOT / "examples" / "train_ddp.py"), "--steps", str(steps)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    found = re.findall(r"^step +(\d+) +loss ([0-9.]+)$", proc.stdout, re.M)
+    assert [int(n) for n, _ in found] == list(range(1, steps + 1)), proc.stdout
+    losses = [float(v) for _, v in found]
+    assert sum(losses[-5:]) < sum(losses[:5]), losses
