@@ -149,6 +149,21 @@ def _ddp_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
         dist.destroy_process_group()
 
 
+def _unbuilt_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> None:
+    """DDP around a model whose TF1 cells are not built yet: one backward."""
+    _init(rank, port)
+    try:
+        torch.manual_seed(0)
+        model = Model(ROWS)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
+        x, y = _data(0)
+        loss = torch.nn.functional.mse_loss(ddp(x[_rows(rank)], _lengths()[_rows(rank)]), y[_rows(rank)])
+        loss.backward()
+        torch.save(_local(model, True), Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
 def _fsdp1_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     with FSDP.summon_full_params(model, with_grads=grads):
@@ -258,6 +273,18 @@ def test_ddp_buffer_sync_overwrites_per_rank_states(tmp_path, reference):
     says to pass ``forward_sync_buffers=False``."""
     diff = _max_differences(_spawn(_ddp_worker, tmp_path, True), reference)
     assert diff["states"] > 1e-4 and diff["grads"] > 1e-6, diff
+
+
+def test_ddp_does_not_average_cells_built_after_wrapping(tmp_path):
+    """DDP registers the parameters that exist when it wraps the model; a TF1 cell
+    creates its weights on its first call, so one first called inside DDP's forward
+    keeps rank-local gradients (silently), while the Keras layers' are averaged.
+    docs/training.md says to build the cells (one call) before wrapping."""
+    ranks = _spawn(_unbuilt_worker, tmp_path)
+    assert "stack._cells.0.kernel" in ranks[0]
+    for name in ranks[0]:
+        same = torch.equal(ranks[0][name], ranks[1][name])
+        assert same == (not name.startswith("stack.")), name
 
 
 def test_fsdp_equals_single_process(tmp_path, reference):
