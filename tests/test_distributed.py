@@ -176,9 +176,14 @@ def _fsdp1_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: st
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     _init(rank, port)
     try:
+        refused = ""
+        if not torch.accelerator.is_available():
+            try:
+                FSDP(_make(ROWS, params), use_orig_params=True)
+            except RuntimeError as e:
+                refused = str(e)
         model = _make(ROWS, params)
-        # device_id: FSDP looks for an accelerator otherwise ("FSDP needs a non-CPU
-        # accelerator device, but no accelerator device is detected.")
+        # device_id: without it FSDP looks for an accelerator (``refused``)
         fsdp = FSDP(model, device_id=torch.device("cpu"), use_orig_params=True)
 
         def constrain(opt: torch.optim.Optimizer) -> None:
@@ -189,6 +194,7 @@ def _fsdp1_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: st
 
         result = _train(fsdp, model.stateful, _rows(rank), _fsdp1_snapshot,
                         constrain if full_params_for_constraints else None)
+        result["refused"] = refused
         torch.save(result, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -288,9 +294,14 @@ def test_ddp_does_not_average_cells_built_after_wrapping(tmp_path):
 
 
 def test_fsdp_equals_single_process(tmp_path, reference):
-    """``FullyShardedDataParallel`` on CPU (``device_id=torch.device("cpu")``), with
-    the constraints applied to the full parameters (``summon_full_params``)."""
-    diff = _max_differences(_spawn(_fsdp1_worker, tmp_path, True), reference)
+    """``FullyShardedDataParallel`` on CPU needs ``device_id=torch.device("cpu")``
+    (without it, and without an accelerator, it refuses); with the constraints
+    applied to the full parameters (``summon_full_params``) training is exact."""
+    ranks = _spawn(_fsdp1_worker, tmp_path, True)
+    if not torch.accelerator.is_available():
+        assert ranks[0]["refused"] == (
+            "FSDP needs a non-CPU accelerator device, but no accelerator device is detected.")
+    diff = _max_differences(ranks, reference)
     assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
 
 
