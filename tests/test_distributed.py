@@ -15,6 +15,7 @@ rank 0's rows, then rank 1's. docs/training.md says what this means for users.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import socket
@@ -137,12 +138,20 @@ def _rows(rank: int) -> slice:
     return slice(rank * ROWS, (rank + 1) * ROWS)
 
 
+def _ddp(model: torch.nn.Module, sync_buffers: bool) -> torch.nn.Module:
+    """DDP with its per-forward buffer broadcast on or off (``forward_sync_buffers``
+    since PyTorch 2.13, which deprecates ``broadcast_buffers``)."""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return torch.nn.parallel.DistributedDataParallel(model, **{key: sync_buffers})
+
+
 def _ddp_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
                 sync_buffers: bool) -> None:
     _init(rank, port)
     try:
         model = _make(ROWS, params)
-        ddp = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=sync_buffers)
+        ddp = _ddp(model, sync_buffers)
         result = _train(ddp, model.stateful, _rows(rank))
         torch.save(result, Path(out) / f"rank{rank}.pt")
     finally:
@@ -155,7 +164,7 @@ def _unbuilt_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: 
     try:
         torch.manual_seed(0)
         model = Model(ROWS)
-        ddp = torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
+        ddp = _ddp(model, False)
         x, y = _data(0)
         loss = torch.nn.functional.mse_loss(ddp(x[_rows(rank)], _lengths()[_rows(rank)]), y[_rows(rank)])
         loss.backward()
