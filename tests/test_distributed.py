@@ -146,31 +146,20 @@ def _ddp(model: torch.nn.Module, sync_buffers: bool) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, **{key: sync_buffers})
 
 
-def _ddp_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
-                sync_buffers: bool) -> None:
-    _init(rank, port)
-    try:
-        model = _make(ROWS, params)
-        ddp = _ddp(model, sync_buffers)
-        result = _train(ddp, model.stateful, _rows(rank))
-        torch.save(result, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _run_ddp(rank: int, params: dict[str, torch.Tensor], sync_buffers: bool) -> dict[str, object]:
+    model = _make(ROWS, params)
+    return _train(_ddp(model, sync_buffers), model.stateful, _rows(rank))
 
 
-def _unbuilt_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> None:
-    """DDP around a model whose TF1 cells are not built yet: one backward."""
-    _init(rank, port)
-    try:
-        torch.manual_seed(0)
-        model = Model(ROWS)
-        ddp = _ddp(model, False)
-        x, y = _data(0)
-        loss = torch.nn.functional.mse_loss(ddp(x[_rows(rank)], _lengths()[_rows(rank)]), y[_rows(rank)])
-        loss.backward()
-        torch.save(_local(model, True), Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _run_unbuilt(rank: int, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DDP around a model whose TF1 cells are not built yet: the gradients of one backward."""
+    torch.manual_seed(0)
+    model = Model(ROWS)
+    ddp = _ddp(model, False)
+    x, y = _data(0)
+    rows = _rows(rank)
+    torch.nn.functional.mse_loss(ddp(x[rows], _lengths()[rows]), y[rows]).backward()
+    return _local(model, True)
 
 
 def _fsdp1_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
@@ -180,33 +169,29 @@ def _fsdp1_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tens
                 for n, p in model.named_parameters()}
 
 
-def _fsdp1_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str,
-                  full_params_for_constraints: bool) -> None:
+def _run_fsdp1(rank: int, params: dict[str, torch.Tensor],
+               full_params_for_constraints: bool) -> dict[str, object]:
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    _init(rank, port)
-    try:
-        refused = ""
-        if not torch.accelerator.is_available():
-            try:
-                FSDP(_make(ROWS, params), use_orig_params=True)
-            except RuntimeError as e:
-                refused = str(e)
-        model = _make(ROWS, params)
-        # device_id: without it FSDP looks for an accelerator (``refused``)
-        fsdp = FSDP(model, device_id=torch.device("cpu"), use_orig_params=True)
+    refused = ""
+    if not torch.accelerator.is_available():
+        try:
+            FSDP(_make(ROWS, params), use_orig_params=True)
+        except RuntimeError as e:
+            refused = str(e)
+    model = _make(ROWS, params)
+    # device_id: without it FSDP looks for an accelerator (``refused``)
+    fsdp = FSDP(model, device_id=torch.device("cpu"), use_orig_params=True)
 
-        def constrain(opt: torch.optim.Optimizer) -> None:
-            def project(*args: object, **kwargs: object) -> None:
-                with FSDP.summon_full_params(fsdp, writeback=True):
-                    L.apply_constraints(fsdp)
-            opt.register_step_post_hook(project)
+    def constrain(opt: torch.optim.Optimizer) -> None:
+        def project(*args: object, **kwargs: object) -> None:
+            with FSDP.summon_full_params(fsdp, writeback=True):
+                L.apply_constraints(fsdp)
+        opt.register_step_post_hook(project)
 
-        result = _train(fsdp, model.stateful, _rows(rank), _fsdp1_snapshot,
-                        constrain if full_params_for_constraints else None)
-        result["refused"] = refused
-        torch.save(result, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    result = _train(fsdp, model.stateful, _rows(rank), _fsdp1_snapshot,
+                    constrain if full_params_for_constraints else None)
+    result["refused"] = refused
+    return result
 
 
 def _fsdp2_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tensor]:
@@ -214,30 +199,51 @@ def _fsdp2_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tens
             for n, p in model.named_parameters()}
 
 
-def _fsdp2_worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> None:
+def _run_fsdp2(rank: int, params: dict[str, torch.Tensor]) -> dict[str, object]:
     from torch.distributed.fsdp import fully_shard
+    try:
+        fully_shard(_make(ROWS, params))
+        refused = ""
+    except NotImplementedError as e:
+        refused = str(e)
+    model = _make(ROWS, params)
+    for p in model.parameters():
+        p.data = p.data.contiguous()
+    fully_shard(model)
+    result = _train(model, model.stateful, _rows(rank), _fsdp2_snapshot)
+    result["refused"] = refused
+    return result
+
+
+#: What each rank runs, in order, in one process group (one spawn: starting
+#: processes costs more than the training).
+RUNS: dict[str, Callable[[int, dict[str, torch.Tensor]], object]] = {
+    "ddp": lambda rank, params: _run_ddp(rank, params, False),
+    "ddp_sync_buffers": lambda rank, params: _run_ddp(rank, params, True),
+    "ddp_unbuilt": _run_unbuilt,
+    "fsdp": lambda rank, params: _run_fsdp1(rank, params, True),
+    "fsdp_constraints_on_shards": lambda rank, params: _run_fsdp1(rank, params, False),
+    "fully_shard": _run_fsdp2,
+}
+
+
+def _worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> None:
     _init(rank, port)
     try:
-        try:
-            fully_shard(_make(ROWS, params))
-            refused = ""
-        except NotImplementedError as e:
-            refused = str(e)
-        model = _make(ROWS, params)
-        for p in model.parameters():
-            p.data = p.data.contiguous()
-        fully_shard(model)
-        result = _train(model, model.stateful, _rows(rank), _fsdp2_snapshot)
-        result["refused"] = refused
-        torch.save(result, Path(out) / f"rank{rank}.pt")
+        torch.save({name: run(rank, params) for name, run in RUNS.items()},
+                   Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def _spawn(worker: Callable[..., None], tmp_path: Path, *args: object) -> list[dict[str, object]]:
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[object]]:
+    """``{run name: [rank 0's result, rank 1's]}`` from one spawn of two processes."""
+    out = tmp_path_factory.mktemp("ranks")
     params = _local(_make(WORLD * ROWS), False)
-    mp.spawn(worker, args=(_free_port(), params, str(tmp_path), *args), nprocs=WORLD, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    mp.spawn(_worker, args=(_free_port(), params, str(out)), nprocs=WORLD, join=True)
+    ranks = [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    return {name: [r[name] for r in ranks] for name in RUNS}
 
 
 def _max_differences(ranks: list[dict[str, object]], ref: dict[str, object]) -> dict[str, float]:
@@ -273,40 +279,40 @@ def test_reference_trains_and_its_constraint_bites(reference):
     assert float(start["stateful.kernel"].norm(dim=0).max()) > MAX_NORM
 
 
-def test_ddp_equals_single_process(tmp_path, reference):
+def test_ddp_equals_single_process(runs, reference):
     """Gradients after each step, weights after the last, and each rank's stateful
     states (its rows of the single-process states) equal to float64 rounding."""
-    diff = _max_differences(_spawn(_ddp_worker, tmp_path, False), reference)
+    diff = _max_differences(runs["ddp"], reference)
     assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
 
 
-def test_ddp_buffer_sync_overwrites_per_rank_states(tmp_path, reference):
+def test_ddp_buffer_sync_overwrites_per_rank_states(runs, reference):
     """DDP's default ``forward_sync_buffers`` (formerly ``broadcast_buffers``)
     copies rank 0's buffers to every rank before each forward: a stateful layer's
     ``states_h`` / ``states_c`` are buffers, so rank 1 would continue from rank 0's
     states and training diverges from the single-process run. docs/training.md
     says to pass ``forward_sync_buffers=False``."""
-    diff = _max_differences(_spawn(_ddp_worker, tmp_path, True), reference)
+    diff = _max_differences(runs["ddp_sync_buffers"], reference)
     assert diff["states"] > 1e-4 and diff["grads"] > 1e-6, diff
 
 
-def test_ddp_does_not_average_cells_built_after_wrapping(tmp_path):
+def test_ddp_does_not_average_cells_built_after_wrapping(runs):
     """DDP registers the parameters that exist when it wraps the model; a TF1 cell
     creates its weights on its first call, so one first called inside DDP's forward
     keeps rank-local gradients (silently), while the Keras layers' are averaged.
     docs/training.md says to build the cells (one call) before wrapping."""
-    ranks = _spawn(_unbuilt_worker, tmp_path)
+    ranks = runs["ddp_unbuilt"]
     assert "stack._cells.0.kernel" in ranks[0]
     for name in ranks[0]:
         same = torch.equal(ranks[0][name], ranks[1][name])
         assert same == (not name.startswith("stack.")), name
 
 
-def test_fsdp_equals_single_process(tmp_path, reference):
+def test_fsdp_equals_single_process(runs, reference):
     """``FullyShardedDataParallel`` on CPU needs ``device_id=torch.device("cpu")``
     (without it, and without an accelerator, it refuses); with the constraints
     applied to the full parameters (``summon_full_params``) training is exact."""
-    ranks = _spawn(_fsdp1_worker, tmp_path, True)
+    ranks = runs["fsdp"]
     if not torch.accelerator.is_available():
         assert ranks[0]["refused"] == (
             "FSDP needs a non-CPU accelerator device, but no accelerator device is detected.")
@@ -314,17 +320,17 @@ def test_fsdp_equals_single_process(tmp_path, reference):
     assert diff["grads"] < 1e-10 and diff["weights"] < 1e-10 and diff["states"] < 1e-10, diff
 
 
-def test_fsdp_constraints_on_shards_are_wrong(tmp_path, reference):
+def test_fsdp_constraints_on_shards_are_wrong(runs, reference):
     """Outside forward FSDP's parameters are this rank's flat shards, so
     ``attach_constraints`` alone projects slices, not the kernel's columns."""
-    diff = _max_differences(_spawn(_fsdp1_worker, tmp_path, False), reference)
+    diff = _max_differences(runs["fsdp_constraints_on_shards"], reference)
     assert diff["weights"] > 1e-6, diff
 
 
-def test_fully_shard_equals_single_process(tmp_path, reference):
+def test_fully_shard_equals_single_process(runs, reference):
     """``fully_shard`` (FSDP2) refuses the Keras layers' gate-major kernels (stored
     transposed for ``torch.lstm``); made contiguous first, training is exact."""
-    ranks = _spawn(_fsdp2_worker, tmp_path)
+    ranks = runs["fully_shard"]
     assert ranks[0]["refused"].startswith(
         "FSDP does not support non-contiguous parameters yet: param.shape=torch.Size([3, 20])")
     diff = _max_differences(ranks, reference)
