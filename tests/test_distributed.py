@@ -10,7 +10,10 @@ user trains at scale: a Keras ``LSTM`` (default configuration, sequences out), a
 Each rank trains on its half of the global batch (loss averaged over its rows,
 so DDP's gradient average is the full-batch gradient); the single-process
 reference trains on the whole batch, its stateful layer holding the states of
-rank 0's rows, then rank 1's. docs/training.md says what this means for users.
+rank 0's rows, then rank 1's. The same for ``FullyShardedDataParallel`` and
+``fully_shard``; and each pitfall docs/training.md warns about is shown going wrong
+(DDP's buffer sync, TF1 cells built inside DDP, constraints on FSDP shards). Last,
+``examples/train_ddp.py`` runs under torchrun.
 """
 
 from __future__ import annotations
@@ -200,16 +203,18 @@ def _fsdp2_snapshot(model: torch.nn.Module, grads: bool) -> dict[str, torch.Tens
 
 
 def _run_fsdp2(rank: int, params: dict[str, torch.Tensor]) -> dict[str, object]:
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+    mesh = init_device_mesh("cpu", (WORLD,))  # CPU even where an accelerator is present
     try:
-        fully_shard(_make(ROWS, params))
+        fully_shard(_make(ROWS, params), mesh=mesh)
         refused = ""
     except NotImplementedError as e:
         refused = str(e)
     model = _make(ROWS, params)
     for p in model.parameters():
         p.data = p.data.contiguous()
-    fully_shard(model)
+    fully_shard(model, mesh=mesh)
     result = _train(model, model.stateful, _rows(rank), _fsdp2_snapshot)
     result["refused"] = refused
     return result
