@@ -33,7 +33,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import lstmcompat as L
-from lstmcompat._keras.constraints import MaxNorm
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -56,7 +55,9 @@ class Model(torch.nn.Module):
                                   input_shape=(None, 5), dtype=DTYPE)
         self.stack = L.MultiRNNCell([L.LSTMCell(4, dtype=DTYPE), L.LSTMCell(3, dtype=DTYPE)])
         self.stateful = L.LSTM(3, stateful=True, batch_input_shape=(batch, None, 3),
-                               kernel_constraint=MaxNorm(MAX_NORM), dtype=DTYPE)
+                               kernel_constraint={"class_name": "MaxNorm",
+                                                  "config": {"max_value": MAX_NORM}},
+                               dtype=DTYPE)
         self.head = torch.nn.Linear(3, 1, dtype=DTYPE)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -84,9 +85,8 @@ def _make(batch: int, params: dict[str, torch.Tensor] | None = None) -> Model:
     with torch.no_grad():
         model(torch.zeros(batch, STEPS, FEATURES, dtype=DTYPE), torch.full((batch,), STEPS))
         model.stateful.reset_states()
-        for name, p in model.named_parameters():
-            if params is not None:
-                p.copy_(params[name])
+        for name, p in model.named_parameters() if params is not None else ():
+            p.copy_(params[name])
     return model
 
 
