@@ -78,6 +78,7 @@ def main() -> None:
         dist.all_reduce(total)
         if rank == 0:
             print(f"step {step:3d}  loss {total.item() / world:.5f}", flush=True)
+    dist.barrier()  # every rank done before the group goes
     dist.destroy_process_group()
 
 

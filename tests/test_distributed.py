@@ -237,6 +237,7 @@ def _worker(rank: int, port: int, params: dict[str, torch.Tensor], out: str) -> 
     try:
         torch.save({name: run(rank, params) for name, run in RUNS.items()},
                    Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # both ranks done before the group goes (gloo's teardown can abort)
     finally:
         dist.destroy_process_group()
 

@@ -98,8 +98,13 @@ def _gate_major_parameter(value: torch.Tensor, requires_grad: bool) -> torch.nn.
 
     Shape, values and gradients are Keras's; only the strides differ, so that
     ``param.t()`` is the contiguous ``(4*units, in)`` weight that ``torch.lstm``
-    (oneDNN, cuDNN) reads without re-laying it out on every call.
+    (oneDNN, cuDNN) reads without re-laying it out on every call. With one input
+    row (or column) both layouts are the same memory: then it is stored plainly
+    contiguous, whose strides are the ones its gradients get (DDP, for one, warns
+    when a parameter's strides differ from its gradient's).
     """
+    if 1 in value.shape:
+        return torch.nn.Parameter(value.contiguous(), requires_grad=requires_grad)
     storage = torch.empty(value.shape[1], value.shape[0], dtype=value.dtype, device=value.device)
     storage.t().copy_(value)
     return torch.nn.Parameter(storage.t(), requires_grad=requires_grad)
