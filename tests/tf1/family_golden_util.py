@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tf1_golden_util import loss_and_grads, run_runners, runners_of
+from tf1_golden_util import loss_and_grads, run_runners, runners_of, tf_input_gradients
 
 import lstmcompat as L
 
@@ -80,10 +80,7 @@ def _run(cfg: dict[str, Any], d: Any, runners: list[Any], dry: bool = False,
 def tf_gradients(res: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
     """TF's gradients in the order of ``res["grads"]`` (inputs, initial states, weights)."""
     d = res["data"]
-    out = [("g_x", d["g_x"])]
-    keys = sorted((k for k in d.files if k.startswith("g_s0_")),
-                  key=lambda k: tuple(int(p) for p in k.split("_")[2:]))
-    out += [(k, d[k]) for k in keys]
+    out = tf_input_gradients(d)
     for i, _ in enumerate(res["cells"]):
         out += [(name, g) for name, _, g in tf_weights(d, i)]
     assert len(out) == len(res["grads"])

@@ -161,13 +161,18 @@ def loss_and_grads(d: Any, outs: list[torch.Tensor], flat_states: list[torch.Ten
     return loss, [torch.zeros_like(w) if g is None else g for w, g in zip(wrt, grads, strict=True)]
 
 
-def tf_gradients(res: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
-    """TF's gradients in the order of ``res["grads"]`` (inputs, initial states, weights)."""
-    d = res["data"]
+def tf_input_gradients(d: Any) -> list[tuple[str, np.ndarray]]:
+    """TF's gradients w.r.t. the inputs and then each initial-state leaf, in order."""
     out = [("g_x", d["g_x"])]
     keys = sorted((k for k in d.files if k.startswith("g_s0_")),
                   key=lambda k: tuple(int(p) for p in k.split("_")[2:]))
-    out += [(k, d[k]) for k in keys]
+    return out + [(k, d[k]) for k in keys]
+
+
+def tf_gradients(res: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """TF's gradients in the order of ``res["grads"]`` (inputs, initial states, weights)."""
+    d = res["data"]
+    out = tf_input_gradients(d)
     for i, _ in enumerate(res["cells"]):
         tf_w = tf_weights(d, i)
         out += [(f"cell {i} {n}", tf_w[n][1]) for n in WEIGHT_NAMES if n in tf_w]
