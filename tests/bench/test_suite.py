@@ -12,7 +12,8 @@ import pytest
 
 from lstmcompat.bench import suite
 
-TINY = ["--shapes", "2,3,4,8", "--rounds", "1", "--stream-steps", "3", "--no-deploy"]
+TINY = ["--shapes", "2,3,4,8", "--rounds", "1", "--stream-steps", "3", "--no-deploy",
+        "--no-long"]
 
 
 def test_run_writes_the_report_to_out(tmp_path, monkeypatch, capsys):
@@ -81,3 +82,13 @@ def test_deployment_rows_time_every_runner_against_eager():
     assert ("tf1_proj_clip", "onnxruntime", "node") not in got  # no exact node: left out
     assert all(r["ratio"] == 1.0 for r in rows if r["runner"] == "eager")
     assert markdown(rows)[1].startswith("## Deployment (inference at (2, 3, 4, 8)")
+
+
+def test_long_sequence_rows_measure_memory_per_step():
+    from lstmcompat.bench.long import bench_long, markdown
+
+    rows = bench_long(1, lambda s: None, shape=(2, 50, 3, 4))
+    assert [r["variant"] for r in rows] == ["keras_hard", "nn"]
+    keras = rows[0]
+    assert keras["finite"] and keras["bytes_per_step"] == keras["saved_bytes"] / 50
+    assert markdown(rows)[1] == "## Long sequences (training step at (2, 50, 3, 4))"

@@ -314,7 +314,8 @@ def machine() -> str:
 
 
 def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dict],
-             elapsed: float, deploy: list[dict] | None = None) -> str:
+             elapsed: float, deploy: list[dict] | None = None,
+             long: list[dict] | None = None) -> str:
     tf_rows = tf["results"] if tf else []
     lines = ["# Benchmark results", "",
              f"Machine: {machine()}.",
@@ -377,8 +378,10 @@ def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dic
         lines.append(f"| {r['variant']} | {r['kernel']} | {r['min'] * 1e6:.1f} | "
                      f"{r['median'] * 1e6:.1f} |")
     from lstmcompat.bench.deploy import markdown as deploy_markdown
+    from lstmcompat.bench.long import markdown as long_markdown
 
     lines += deploy_markdown(deploy or [])
+    lines += long_markdown(long or [])
     lines += ["", "![ratios](results.png)", ""]
     return "\n".join(lines)
 
@@ -439,6 +442,8 @@ def add_arguments(p: argparse.ArgumentParser, out: str = ".") -> None:
     p.add_argument("--json", default=None, help="also write the raw results to this file")
     p.add_argument("--no-deploy", action="store_true",
                    help="skip the deployment rows (onnxruntime, torch.compile)")
+    p.add_argument("--no-long", action="store_true",
+                   help="skip the long-sequence rows (a training step at T = 10,000)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,6 +462,12 @@ def run(args: argparse.Namespace) -> int:
 
         log("deployment (onnxruntime, torch.compile) ...")
         deploy = bench_deploy(DEPLOY_SHAPE, args.rounds, log)
+    long = []
+    if not args.no_long:
+        from lstmcompat.bench.long import bench_long
+
+        log("long sequences ...")
+        long = bench_long(2, log)
     tf = None
     if args.tf:
         log("TensorFlow ...")
@@ -464,13 +475,14 @@ def run(args: argparse.Namespace) -> int:
     tg = targets(rows, stream, tf["results"] if tf else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(rows, stream, tf, tg, time.perf_counter() - start, deploy)
+    md = markdown(rows, stream, tf, tg, time.perf_counter() - start, deploy, long)
     (out / "RESULTS.md").write_text(md)
     if not chart(tg, out / "results.png"):
         log("matplotlib not installed: no chart (pip install lstmcompat[bench])")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(rows=rows, stream=stream, tf=tf,
-                                                   targets=tg, deploy=deploy), indent=1))
+                                                   targets=tg, deploy=deploy, long=long),
+                                              indent=1))
     print(md)
     return 0
 
