@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tf1_golden_util import flatten
 
 import lstmcompat as L
 
@@ -139,15 +140,6 @@ CASES: dict[str, Runner] = {
     "bidi_wrapped_len": _bidi(lambda: L.ResidualWrapper(_lstm(3)),
                               lambda: L.DropoutWrapper(MyGRUCell(2))),
 }
-
-
-def flatten(state: Any) -> list[torch.Tensor]:
-    if isinstance(state, torch.Tensor):
-        return [state]
-    out: list[torch.Tensor] = []
-    for s in state:
-        out += flatten(s)
-    return out
 
 
 def load(name: str) -> Any:
