@@ -13,7 +13,7 @@ import pytest
 from lstmcompat.bench import suite
 
 TINY = ["--shapes", "2,3,4,8", "--rounds", "1", "--stream-steps", "3", "--no-deploy",
-        "--no-long"]
+        "--no-long", "--no-precision"]
 
 
 def test_run_writes_the_report_to_out(tmp_path, monkeypatch, capsys):
@@ -88,7 +88,20 @@ def test_long_sequence_rows_measure_memory_per_step():
     from lstmcompat.bench.long import bench_long, markdown
 
     rows = bench_long(1, lambda s: None, shape=(2, 50, 3, 4))
-    assert [r["variant"] for r in rows] == ["keras_hard", "nn"]
+    assert [r["variant"] for r in rows] == ["keras_hard", "keras_hard, checkpoint_steps=12",
+                                            "nn"]
+    assert rows[1]["saved_bytes"] < rows[0]["saved_bytes"]
     keras = rows[0]
     assert keras["finite"] and keras["bytes_per_step"] == keras["saved_bytes"] / 50
     assert markdown(rows)[1] == "## Long sequences (training step at (2, 50, 3, 4))"
+
+
+def test_precision_rows_time_both_types():
+    from lstmcompat.bench.precision import bench_precision, markdown
+
+    rows = bench_precision(1, lambda s: None, shapes=[(2, 5, 3, 8)])
+    (r,) = rows
+    assert r["float32"] > 0 and r["bfloat16"] > 0
+    assert r["speedup"] == r["float32"] / r["bfloat16"] and r["max_diff"] < 5e-2
+    md = markdown(rows)
+    assert md[1].startswith("## Mixed precision") and "| (2, 5, 3, 8) |" in md[-1]

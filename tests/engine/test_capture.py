@@ -191,7 +191,8 @@ def _loop_args(spec: CellSpec, key: str, save: bool, mask: bool, T=4, B=2, D=3):
             t(3, u) if spec.use_peepholes else None,
             t(u, spec.num_proj) if spec.num_proj else None, m, t(4 * u),
             spec.activation, spec.recurrent_activation, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry", spec.cell_clip_gradient, save)
+            spec.mask_mode == "carry", spec.cell_clip_gradient,
+            {None: "", torch.bfloat16: "bfloat16"}[spec.matmul_dtype], save)
 
 
 def _backends():
@@ -207,11 +208,13 @@ SPECS = [CellSpec(3, recurrent_activation="hard_sigmoid"),
          CellSpec(3, use_peepholes=True, cell_clip=0.5, num_proj=2, proj_clip=0.3,
                   mask_mode="zero"),
          CellSpec(3, use_peepholes=True, cell_clip=0.2, mask_mode="zero",
-                  cell_clip_gradient="identity")]
+                  cell_clip_gradient="identity"),
+         CellSpec(3, recurrent_activation="hard_sigmoid", matmul_dtype=torch.bfloat16)]
+SPEC_IDS = ["keras", "tf1_all", "block_clip", "bf16_products"]
 
 
 @pytest.mark.parametrize("key", _backends())
-@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all", "block_clip"])
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 @pytest.mark.parametrize("save,mask", [(False, False), (True, False), (True, True)])
 def test_opcheck_forward_loop(key, spec, save, mask):
     torch.library.opcheck(torch.ops.lstmcompat.forward_loop.default,
@@ -219,11 +222,12 @@ def test_opcheck_forward_loop(key, spec, save, mask):
 
 
 @pytest.mark.parametrize("key", _backends())
-@pytest.mark.parametrize("spec", SPECS, ids=["keras", "tf1_all", "block_clip"])
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 @pytest.mark.parametrize("mask", [False, True])
 def test_opcheck_backward_loop(key, spec, mask):
     args = _loop_args(spec, key, True, mask)
-    (_, Z, R, h0, c0, dmh, peep, P, m, bias, act, ract, clip, pclip, carry, cgrad, _) = args
+    (_, Z, R, h0, c0, dmh, peep, P, m, bias, act, ract, clip, pclip, carry, cgrad, mm,
+     _) = args
     fwd = torch.ops.lstmcompat.forward_loop(*args)
     _, _, _, C, Cpre, _, Rpre = fwd
     g = torch.Generator().manual_seed(1)
@@ -231,7 +235,7 @@ def test_opcheck_backward_loop(key, spec, mask):
     torch.library.opcheck(torch.ops.lstmcompat.backward_loop.default,
                           (key, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, m, dout,
                            torch.randn(h0.shape, generator=g), torch.randn(c0.shape, generator=g),
-                           act, ract, clip, pclip, carry, cgrad))
+                           act, ract, clip, pclip, carry, cgrad, mm))
 
 
 def test_an_unknown_backend_name_is_an_error():

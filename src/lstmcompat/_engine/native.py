@@ -28,7 +28,14 @@ _ONEDNN_PROJ = "LSTM with projections is not supported with oneDNN"
 
 def native_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
                   mask_kind: MaskKind, dropout_kind: DropoutKind, reverse: bool) -> str | None:
-    """Why ``torch.lstm`` cannot compute this call exactly, or ``None`` when it can."""
+    """Why ``torch.lstm`` cannot compute this call exactly, or ``None`` when it can.
+
+    Low-precision products (``spec.matmul_dtype``, under ``torch.autocast``) are no
+    reason: torch.lstm then computes everything in the weights' type (float32
+    products, slightly more precise than the rule; torch.lstm's own autocast path
+    would round the cell state too). ``fused`` claims those calls on CPU where its
+    bfloat16 products are faster (:func:`~.fused.fused_preferred`).
+    """
     if spec.recurrent_activation != "sigmoid":
         return f"recurrent_activation={spec.recurrent_activation!r} (torch.lstm gates are sigmoid)"
     if spec.activation != "tanh":

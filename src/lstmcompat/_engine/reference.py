@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .precision import lowp_matmul
 from .spec import CellSpec, Dropout, Weights
 
 
@@ -50,25 +51,30 @@ def clip_cell(spec: CellSpec, c: torch.Tensor) -> torch.Tensor:
     return clip_by_value(c, spec.cell_clip)
 
 
-def _project_inputs(x: torch.Tensor, w: Weights, units: int, dx: torch.Tensor | None) -> torch.Tensor:
-    """Input projection of all steps at once: ``(T, B, 4u)``."""
+def _project_inputs(x: torch.Tensor, w: Weights, units: int, dx: torch.Tensor | None,
+                    md: torch.dtype | None = None) -> torch.Tensor:
+    """Input projection of all steps at once: ``(T, B, 4u)`` (products' operands in
+    ``md``, see :mod:`.precision`)."""
     if dx is None:
-        z = x @ w.W
+        z = lowp_matmul(x, w.W, md)
     elif dx.shape[0] == 1:
-        z = (x * dx[0]) @ w.W
+        z = lowp_matmul(x * dx[0], w.W, md)
     else:
-        z = torch.cat([(x * dx[k]) @ w.W[:, k * units:(k + 1) * units] for k in range(4)], dim=-1)
+        z = torch.cat([lowp_matmul(x * dx[k], w.W[:, k * units:(k + 1) * units], md)
+                       for k in range(4)], dim=-1)
     if w.b is not None:
         z = z + w.b
     return z
 
 
-def _recurrent(h: torch.Tensor, w: Weights, units: int, dh: torch.Tensor | None) -> torch.Tensor:
+def _recurrent(h: torch.Tensor, w: Weights, units: int, dh: torch.Tensor | None,
+               md: torch.dtype | None = None) -> torch.Tensor:
     if dh is None:
-        return h @ w.R
+        return lowp_matmul(h, w.R, md)
     if dh.shape[0] == 1:
-        return (h * dh[0]) @ w.R
-    return torch.cat([(h * dh[k]) @ w.R[:, k * units:(k + 1) * units] for k in range(4)], dim=-1)
+        return lowp_matmul(h * dh[0], w.R, md)
+    return torch.cat([lowp_matmul(h * dh[k], w.R[:, k * units:(k + 1) * units], md)
+                      for k in range(4)], dim=-1)
 
 
 def step(spec: CellSpec, zx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: Weights,
@@ -80,7 +86,7 @@ def step(spec: CellSpec, zx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: 
     u = spec.units
     act = spec.activation_fn()
     ract = spec.recurrent_activation_fn()
-    z = zx + _recurrent(h, w, u, dh)
+    z = zx + _recurrent(h, w, u, dh, spec.matmul_dtype)
     zi, zf, zg, zo = z.split(u, dim=-1)
     if spec.use_peepholes:
         zi = zi + w.w_i * c
@@ -129,7 +135,7 @@ def run_reference(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     T = x.shape[0]
     dx = dropout.x if dropout is not None else None
     dh = dropout.h if dropout is not None else None
-    zx = _project_inputs(x, w, spec.units, dx)
+    zx = _project_inputs(x, w, spec.units, dx, spec.matmul_dtype)
     h, c = h0, c0
     prev_out = None
     outs = []

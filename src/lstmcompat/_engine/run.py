@@ -7,6 +7,7 @@ in its :class:`~.dispatch.Kernel` record (:mod:`.kernels`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ from .dispatch import (
     kernel_record,
     ready,
 )
+from .precision import autocast_dtype
 from .spec import CellSpec, Dropout, Weights, check_weights
 
 __all__ = ["KERNEL_ENV", "Stream", "analyze_mask", "dropout_kind", "run", "run_explained",
@@ -54,6 +56,12 @@ def _all_finite(*tensors: torch.Tensor | None) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
 
 
+def _cast_dropout(dropout: Dropout | None, dtype: torch.dtype) -> Dropout | None:
+    if dropout is None:
+        return None
+    return Dropout(*(None if m is None else m.to(dtype) for m in dropout))
+
+
 def dropout_kind(dropout: Dropout | None) -> DropoutKind:
     if dropout is None or (dropout.x is None and dropout.h is None):
         return "none"
@@ -79,9 +87,43 @@ def run(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch
 def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
                   c0: torch.Tensor, *, mask: torch.Tensor | None = None, reverse: bool = False,
                   dropout: Dropout | None = None, batch_first: bool = False,
-                  kernel: str | None = None
+                  kernel: str | None = None, checkpoint_steps: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, str]]:
-    """:func:`run`, also returning ``(kernel_name, reason)`` as given by :func:`choose`."""
+    """:func:`run`, also returning ``(kernel_name, reason)`` as given by :func:`choose`.
+
+    Under ``torch.autocast`` (float32 weights, an autocast type of ``bfloat16`` or
+    ``float16`` for the inputs' device type) the recurrence runs with that type as
+    its ``matmul_dtype`` (see :mod:`.precision`): inputs and initial state are taken
+    in the weights' type, autocast is off inside, and the outputs come back in the
+    autocast type; the final state stays in the weights' type (the cell state is kept
+    in float32, also from one call to the next: a stateful layer or a truncated-BPTT
+    loop feeds it back without rounding).
+
+    With ``checkpoint_steps`` (an int > 0) and autograd recording, a sequence longer
+    than that runs in segments of that many steps, each under
+    ``torch.utils.checkpoint``: backward recomputes one segment's forward at a time,
+    so what is kept for backward is one segment's tensors plus each segment's inputs
+    and final state, for about one more forward pass of time (:func:`_segmented`).
+    """
+    if checkpoint_steps is not None and (isinstance(checkpoint_steps, bool) or not isinstance(
+            checkpoint_steps, int) or checkpoint_steps <= 0):
+        raise ValueError("`checkpoint_steps` must be a positive int or None, got "
+                         f"{checkpoint_steps!r}.")
+    if checkpoint_steps is not None and not torch.compiler.is_compiling():
+        steps = x.shape[1 if batch_first else 0]
+        if steps > checkpoint_steps and torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (x, h0, c0, *w)):
+            return _segmented(spec, x, w, h0, c0, mask=mask, reverse=reverse, dropout=dropout,
+                              batch_first=batch_first, kernel=kernel, steps=checkpoint_steps)
+    md = None if spec.matmul_dtype is not None else autocast_dtype(x.device.type, w.W.dtype)
+    if md is not None:
+        dt = w.W.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            outputs, h, c, why = run_explained(
+                dataclasses.replace(spec, matmul_dtype=md), x.to(dt), w, h0.to(dt), c0.to(dt),
+                mask=mask, reverse=reverse, dropout=_cast_dropout(dropout, dt),
+                batch_first=batch_first, kernel=kernel)
+        return outputs.to(md), h, c, why
     time_dim = 1 if batch_first else 0
     if x.shape[time_dim] == 0 or x.shape[1 - time_dim] == 0:
         shape = list(x.shape[:2]) + [spec.output_size]
@@ -123,6 +165,50 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     out = k.run(spec, x, w, h0, c0, mask=None if mask_kind == "none" else mask,
                 reverse=reverse, dropout=dropout, batch_first=batch_first)
     return (*out, (name, reason + note))
+
+
+def _segmented(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor, c0: torch.Tensor,
+               *, mask: torch.Tensor | None, reverse: bool, dropout: Dropout | None,
+               batch_first: bool, kernel: str | None, steps: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, str]]:
+    """:func:`run_explained` in checkpointed segments of ``steps`` steps (same numbers).
+
+    Segments run in processing order (reversed inputs for ``reverse``), each from the
+    previous one's final state. Keras's carry-over mask needs one more thing: a
+    segment's leading masked steps repeat the previous segment's last output (a
+    segment run alone gives zeros there, as a sequence's start does)."""
+    from torch.utils.checkpoint import checkpoint
+
+    tdim = 1 if batch_first else 0
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.bool()
+    if reverse:
+        x = x.flip(tdim)
+        mask = None if mask is None else mask.flip(tdim)
+    T = x.shape[tdim]
+    why: list[tuple[str, str]] = []
+
+    def segment(xs: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                ms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        o, h, c, reason = run_explained(spec, xs, w, h, c, mask=ms, dropout=dropout,
+                                        batch_first=batch_first, kernel=kernel)
+        why.append(reason)
+        return o, h, c
+
+    outs: list[torch.Tensor] = []
+    h, c = h0, c0
+    for start in range(0, T, steps):
+        n = min(steps, T - start)
+        xs = x.narrow(tdim, start, n)
+        ms = None if mask is None else mask.narrow(tdim, start, n)
+        o, h, c = checkpoint(segment, xs, h, c, ms, use_reentrant=False)
+        if ms is not None and spec.mask_mode == "carry" and outs:
+            lead = (ms.long().cumsum(tdim) == 0).unsqueeze(-1)  # before its first valid step
+            o = torch.where(lead, outs[-1].select(tdim, -1).unsqueeze(tdim), o)
+        outs.append(o)
+    name, reason = why[-1]
+    return (torch.cat(outs, tdim), h, c,
+            (name, f"{reason} [checkpointed in segments of {steps} steps]"))
 
 
 class Stream(NamedTuple):

@@ -76,6 +76,11 @@ class CellSpec:
         cell_clip_gradient: ``"clip_by_value"`` (the gradient passes only where
             ``c`` was not clipped, TF's ``clip_by_value``) or ``"identity"`` (it
             always passes, as TF's block ops' hand-written backward).
+        matmul_dtype: ``None`` (every product in the weights' type), or
+            ``torch.bfloat16`` / ``torch.float16``: the input and recurrent products
+            (forward and backward) take operands rounded to that type and give results
+            in the weights' type; everything else is unchanged (mixed precision under
+            ``torch.autocast``, see :mod:`lstmcompat._engine.precision`).
     """
 
     units: int
@@ -88,6 +93,7 @@ class CellSpec:
     proj_clip: float | None = None
     mask_mode: MaskMode = "carry"
     cell_clip_gradient: ClipGradient = "clip_by_value"
+    matmul_dtype: torch.dtype | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", _normalise_activation(self.activation))
@@ -100,6 +106,9 @@ class CellSpec:
         if self.cell_clip_gradient not in ("clip_by_value", "identity"):
             raise ValueError("`cell_clip_gradient` must be 'clip_by_value' or 'identity', got "
                              f"{self.cell_clip_gradient!r}.")
+        if self.matmul_dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError("`matmul_dtype` must be None, torch.bfloat16 or torch.float16, "
+                             f"got {self.matmul_dtype!r}.")
 
     @property
     def output_size(self) -> int:

@@ -166,6 +166,14 @@ class LSTM(StreamingModule, torch.nn.Module):
             ``None`` lets :func:`lstmcompat.choose` pick the fastest exact one. A
             kernel that cannot run a call exactly raises ``ValueError``.
 
+    Attribute ``checkpoint_steps`` (``None`` by default, not part of the config): set
+    to a positive int, a differentiated call longer than that runs in checkpointed
+    segments of that many steps (``torch.utils.checkpoint``): backward recomputes
+    each segment's forward, so the memory kept for backward is about one segment's
+    (plus the segments' boundaries), for about one more forward pass of time. Same
+    numbers. Under ``torch.autocast`` the products run in the autocast type (see the
+    training guide, "Mixed precision").
+
     Shapes:
         ``kernel (features, 4*units)``, ``recurrent_kernel (units, 4*units)``,
         ``bias (4*units,)``.
@@ -689,7 +697,8 @@ class LSTM(StreamingModule, torch.nn.Module):
         w = self._checked_weights()
         outputs, h, c, last_kernel = run_explained(
             self._spec(), x, w, h0, c0, mask=m, reverse=self.go_backwards, dropout=dropout,
-            batch_first=batch_first, kernel=self.engine_kernel)
+            batch_first=batch_first, kernel=self.engine_kernel,
+            checkpoint_steps=self.__dict__.get("checkpoint_steps"))
         if self.stateful:
             self._set_states(h, c)
         if self.return_sequences:

@@ -13,6 +13,7 @@ from torch import nn
 from .. import _args, _weights_io
 from .._engine import CellSpec, Weights, run_explained, start_stream
 from .._engine.gates import permutation, permute
+from .._engine.precision import LOW_PRECISION, autocast_dtype
 from .._streaming import StreamingModule
 from ._util import Initializer, as_tensor, check_floating, get_initializer, glorot_uniform, zeros
 from .base import RNNCellBase, State
@@ -90,6 +91,11 @@ class LSTMCell(StreamingModule, RNNCellBase):
         proj_kernel: ``(u, num_proj)`` (TF ``projection/kernel``; ``num_proj``).
         last_kernel: ``(engine kernel name, reason)`` of the latest run, e.g.
             ``("native", ...)``; ``None`` before the first run.
+        checkpoint_steps: ``None``, or a positive int: a differentiated
+            ``dynamic_rnn`` over this cell longer than that runs in checkpointed
+            segments of that many steps (backward recomputes each segment's
+            forward; memory of about one segment for about one more forward pass of
+            time; same numbers). Set it on each cell of a ``MultiRNNCell``.
 
     Example:
         >>> import torch, lstmcompat
@@ -332,6 +338,11 @@ class LSTMCell(StreamingModule, RNNCellBase):
                 f"`inputs` on {x.device}; move the inputs or the cell (`cell.to(...)`)."
             )
         c0, h0 = self._split_state(state, B)
+        if autocast_dtype(x.device.type, self.kernel.dtype) is not None:
+            # Under autocast a layer before this one hands over low-precision outputs
+            # (a stacked cell's, say): the cell takes them in its weights' type.
+            x, c0, h0 = (t.to(self.kernel.dtype) if t.dtype in LOW_PRECISION else t
+                         for t in (x, c0, h0))
         for t, what in ((c0, "c"), (h0, "h")):
             _args.check_device(t, "state", weights_device)
             check_floating(t.dtype)
@@ -494,7 +505,7 @@ def _run_lstm(cell: LSTMCell, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tenso
     x_run = x if run_T == T else x.narrow(tdim, 0, run_T)
     outputs, h, c, last_kernel = run_explained(
         cell.cell_spec(), x_run, cell.engine_weights(), h0, c0, mask=mask,
-        batch_first=batch_first)
+        batch_first=batch_first, checkpoint_steps=cell.__dict__.get("checkpoint_steps"))
     cell.__dict__["last_kernel"] = last_kernel  # a report, not configuration
     if run_T < T:
         pad = list(outputs.shape)

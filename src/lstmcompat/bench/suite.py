@@ -315,7 +315,7 @@ def machine() -> str:
 
 def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dict],
              elapsed: float, deploy: list[dict] | None = None,
-             long: list[dict] | None = None) -> str:
+             long: list[dict] | None = None, precision: list[dict] | None = None) -> str:
     tf_rows = tf["results"] if tf else []
     lines = ["# Benchmark results", "",
              f"Machine: {machine()}.",
@@ -379,8 +379,10 @@ def markdown(rows: list[dict], stream: list[dict], tf: dict | None, tg: list[dic
                      f"{r['median'] * 1e6:.1f} |")
     from lstmcompat.bench.deploy import markdown as deploy_markdown
     from lstmcompat.bench.long import markdown as long_markdown
+    from lstmcompat.bench.precision import markdown as precision_markdown
 
     lines += deploy_markdown(deploy or [])
+    lines += precision_markdown(precision or [])
     lines += long_markdown(long or [])
     lines += ["", "![ratios](results.png)", ""]
     return "\n".join(lines)
@@ -444,6 +446,8 @@ def add_arguments(p: argparse.ArgumentParser, out: str = ".") -> None:
                    help="skip the deployment rows (onnxruntime, torch.compile)")
     p.add_argument("--no-long", action="store_true",
                    help="skip the long-sequence rows (a training step at T = 10,000)")
+    p.add_argument("--no-precision", action="store_true",
+                   help="skip the mixed-precision rows (bfloat16 autocast against float32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -462,6 +466,12 @@ def run(args: argparse.Namespace) -> int:
 
         log("deployment (onnxruntime, torch.compile) ...")
         deploy = bench_deploy(DEPLOY_SHAPE, args.rounds, log)
+    precision = []
+    if not args.no_precision:
+        from lstmcompat.bench.precision import bench_precision
+
+        log("mixed precision (bfloat16 autocast) ...")
+        precision = bench_precision(args.rounds, log)
     long = []
     if not args.no_long:
         from lstmcompat.bench.long import bench_long
@@ -475,13 +485,14 @@ def run(args: argparse.Namespace) -> int:
     tg = targets(rows, stream, tf["results"] if tf else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(rows, stream, tf, tg, time.perf_counter() - start, deploy, long)
+    md = markdown(rows, stream, tf, tg, time.perf_counter() - start, deploy, long, precision)
     (out / "RESULTS.md").write_text(md)
     if not chart(tg, out / "results.png"):
         log("matplotlib not installed: no chart (pip install lstmcompat[bench])")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(rows=rows, stream=stream, tf=tf,
-                                                   targets=tg, deploy=deploy, long=long),
+                                                   targets=tg, deploy=deploy, long=long,
+                                                   precision=precision),
                                               indent=1))
     print(md)
     return 0

@@ -170,12 +170,17 @@ def fused_preferred(spec: CellSpec, *, steps: int | None, batch: int | None,
                     **_: object) -> str | None:
     """The calls where ``fused`` beats ``native`` (for ``choose``), on CPU with the
     compiled loop: one step or batch 1, where ``torch.lstm``'s per-call setup
-    dominates, and calls that will be differentiated, where the hand-written
-    backward makes forward+backward 10-15% faster than oneDNN's (batch 16-64)."""
-    if device.type != "cpu" or not (steps == 1 or batch == 1 or grad):
+    dominates, calls that will be differentiated, where the hand-written
+    backward makes forward+backward 10-15% faster than oneDNN's (batch 16-64),
+    and bfloat16 products under autocast."""
+    lowp = spec.matmul_dtype == torch.bfloat16
+    if device.type != "cpu" or not (steps == 1 or batch == 1 or grad or lowp):
         return None
     if _compiles(spec) is not None or not compiled_loop()[0]:
         return None
+    if lowp:
+        return ("bfloat16 products under autocast, which the compiled loop computes with "
+                "bfloat16 GEMMs (torch.lstm would compute in float32)")
     if steps == 1 or batch == 1:
         what = "a single step" if steps == 1 else "batch 1"
         return f"{what} on CPU, where the compiled loop beats torch.lstm's per-call setup"
@@ -219,9 +224,12 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
 def _step(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights, h: torch.Tensor,
           c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if backend is not TORCH_BACKEND and not capturing() and not (torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad
-            for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad
+        for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))
+    # the compiled step computes in the weights' type: not for low-precision products
+    if backend is not TORCH_BACKEND and spec.matmul_dtype is None and not capturing() \
+            and not grad:
         peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
                 else None)
         P = w.P if spec.num_proj is not None else None

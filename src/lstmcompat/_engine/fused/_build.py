@@ -151,7 +151,14 @@ def _has_packed_gemm_symbols() -> bool:
     return _exports("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute")
 
 
-def _flags(native: bool, blas: bool, openmp: bool = True, packed: bool = False) -> list[str]:
+def _has_bf16_gemm_symbols() -> bool:
+    """Whether libtorch_cpu exports MKL's ``cblas_gemm_bf16bf16f32`` (the low-precision
+    products under ``torch.autocast``: AMX / AVX-512 BF16 where the CPU has them)."""
+    return _exports("cblas_gemm_bf16bf16f32")
+
+
+def _flags(native: bool, blas: bool, openmp: bool = True, packed: bool = False,
+           bf16: bool = False) -> list[str]:
     flags = ["-O3", "-std=c++17", "-fPIC", "-DNDEBUG", "-w", "-fvisibility=hidden",
              # keep a*b+c as two roundings, as PyTorch's eager ops do
              "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
@@ -164,6 +171,8 @@ def _flags(native: bool, blas: bool, openmp: bool = True, packed: bool = False) 
         flags.append("-DLSTMCOMPAT_BLAS")
     if packed:
         flags.append("-DLSTMCOMPAT_PACKED_GEMM")
+    if bf16:
+        flags.append("-DLSTMCOMPAT_BF16_GEMM")
     if openmp:
         # resolves to the libgomp.so.1 torch has already loaded (same soname)
         flags.append("-fopenmp")
@@ -270,6 +279,7 @@ def build(force: bool = False) -> Path:
         raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
     blas = _has_blas_symbols()
     packed = _has_packed_gemm_symbols()
+    bf16 = _has_bf16_gemm_symbols()
     primary, fallback = cache_dir(), _fallback_dir()
     directory: Path | None = None  # where to build; chosen on the first cache miss
     errors: list[str] = []
@@ -279,7 +289,7 @@ def build(force: bool = False) -> Path:
     if python:  # a binding that does not compile must not cost the compiled loops
         attempts.append((True, True, None))
     for native, openmp, py_inc in attempts:
-        flags = _flags(native, blas, openmp, packed) + (["-DLSTMCOMPAT_PYTHON"] if py_inc else [])
+        flags = _flags(native, blas, openmp, packed, bf16) + (["-DLSTMCOMPAT_PYTHON"] if py_inc else [])
         name = f"fused_lstm-{_key(cxx, flags)}.so"
         hit, bad = _find_cached(name, primary, fallback, force)
         if hit is not None:

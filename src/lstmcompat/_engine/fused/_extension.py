@@ -114,6 +114,10 @@ def _reset() -> None:
     clear_choice_cache()  # choose's reasons name the time loop
 
 
+#: The compiled loops' code of each ``CellSpec.matmul_dtype`` (their ``lowp``).
+_LOWP = {None: 0, torch.bfloat16: 1, torch.float16: 2}
+
+
 def _opt(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.contiguous()
 
@@ -144,10 +148,13 @@ class ExtensionBackend:
         register_backend(self.name, self)
         #: The Python binding (``Streamer``), or ``None`` when built without it.
         self.module = module
+        #: Whether low-precision products run as MKL's bfloat16 GEMMs (the loops', and
+        #: ``ops.mm_bf16``); else as float GEMMs of rounded operands.
+        self.bf16_gemm = "bf16-gemm" in self.features()
 
     def features(self) -> list[str]:
-        """What the library compiled in: ``blas``, ``mkl-packed-gemm``, ``openmp``,
-        ``avx512``/``avx2``."""
+        """What the library compiled in: ``blas``, ``mkl-packed-gemm``, ``bf16-gemm``,
+        ``openmp``, ``avx512``/``avx2``."""
         return list(self.ops.features())
 
     @staticmethod
@@ -161,7 +168,8 @@ class ExtensionBackend:
         act, ract = self._codes(spec)
         res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
-                               spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias))
+                               spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias),
+                               _LOWP[spec.matmul_dtype])
         res = ForwardResult(*res)
         if save and mask is None:  # the h states are the outputs
             res = res._replace(Hs=res.outputs)
@@ -176,7 +184,7 @@ class ExtensionBackend:
         return BackwardResult(*self.ops.backward(
             Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry"))
+            spec.mask_mode == "carry", _LOWP[spec.matmul_dtype]))
 
     def step(self, spec: CellSpec, x: torch.Tensor, W: torch.Tensor, R: torch.Tensor,
              b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ..precision import operand, products
 from ..spec import CellSpec, Dropout, Weights
 from . import _loops
 from ._ops import capturing, distinct, register_backend, run_backward, run_forward
@@ -74,19 +75,21 @@ def _effective_bias(spec: CellSpec, b: torch.Tensor | None, like: torch.Tensor
 
 def _project(spec: CellSpec, x: torch.Tensor, W: torch.Tensor, dmx: torch.Tensor | None
              ) -> torch.Tensor:
-    """``Z = (x * dmx[k]) @ W_k`` for all steps at once: ``(T, B, 4u)``, fresh memory.
+    """``Z = (x * dmx[k]) @ W_k`` for all steps at once: ``(T, B, 4u)``, fresh memory
+    (with ``spec.matmul_dtype``, low-precision products: :func:`~..precision.products`).
 
     The bias is not added here: the time loop adds it (``addmm``'s bias would cost
     a full extra pass over ``Z``; the compiled loop adds it in its pointwise pass)."""
     T, B, D = x.shape
     u = spec.units
+    md = spec.matmul_dtype
     if dmx is not None and dmx.shape[0] == 1:
         x = x * dmx[0]
         dmx = None
     if dmx is None:
-        Z = torch.mm(x.reshape(T * B, D), W)
+        Z = products(x.reshape(T * B, D), W, md)
     else:
-        Z = torch.cat([torch.mm((x * dmx[k]).reshape(T * B, D), W[:, k * u:(k + 1) * u])
+        Z = torch.cat([products((x * dmx[k]).reshape(T * B, D), W[:, k * u:(k + 1) * u], md)
                        for k in range(4)], dim=1)
     return Z.view(T, B, 4 * u)
 
@@ -113,7 +116,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         peep = _peep(spec, w_i, w_f, w_o)
         Z = _project(spec, x, W, dmx)
         res = run_forward(backend, spec, Z, R, h0, c0, dmh, peep, P, mask, True,
-                                   _effective_bias(spec, b, W))
+                          _effective_bias(spec, b, W))
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
         ctx.save_for_backward(*Saved(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, res.C,
@@ -144,36 +147,40 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
         dhT = h0.new_zeros(B, p)
     if dcT is None:
         dcT = c0.new_zeros(B, u)
+    md = spec.matmul_dtype
     res = run_backward(backend, spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
-                                dout.contiguous(), dhT.contiguous(), dcT.contiguous())
+                       dout.contiguous(), dhT.contiguous(), dcT.contiguous())
     dZ2 = res.dZ.view(T * B, 4 * u)
+    # the operand of the weight-gradient products (the loop's own copy, when it made one)
+    dZl = res.dZ_lowp.view(T * B, 4 * u) if res.dZ_lowp is not None and \
+        res.dZ_lowp.numel() else operand(dZ2, md)
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
     # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
     # each gate has its own input dropout mask.
     if dmx is None or dmx.shape[0] == 1:
         xm = x if dmx is None else x * dmx[0]
         if need.dW:
-            dW = xm.reshape(T * B, D).t() @ dZ2
+            dW = products(xm.reshape(T * B, D).t(), dZl, md)
         if need.dx:
-            dx = (dZ2 @ W.t()).view(T, B, D)
+            dx = products(dZl, W.t(), md).view(T, B, D)
             if dmx is not None:
                 dx = dx * dmx[0]
     else:
         if need.dW:
-            dW = torch.cat([(x * dmx[k]).reshape(T * B, D).t() @ dZ2[:, k * u:(k + 1) * u]
-                            for k in range(4)], dim=1)
+            dW = torch.cat([products((x * dmx[k]).reshape(T * B, D).t(),
+                                     dZl[:, k * u:(k + 1) * u], md) for k in range(4)], dim=1)
         if need.dx:
-            dx = sum(((dZ2[:, k * u:(k + 1) * u] @ W[:, k * u:(k + 1) * u].t()).view(T, B, D)
-                      * dmx[k]) for k in range(4))
+            dx = sum((products(dZl[:, k * u:(k + 1) * u], W[:, k * u:(k + 1) * u].t(),
+                               md).view(T, B, D) * dmx[k]) for k in range(4))
     if need.dR:
         Hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]]).view(T * B, p)
         if dmh is None:
-            dR = Hprev.t() @ dZ2
+            dR = products(Hprev.t(), dZl, md)
         elif dmh.shape[0] == 1:
-            dR = (Hprev.view(T, B, p) * dmh[0]).view(T * B, p).t() @ dZ2
+            dR = products((Hprev.view(T, B, p) * dmh[0]).view(T * B, p).t(), dZl, md)
         else:
-            dR = torch.cat([(Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t()
-                            @ dZ2[:, k * u:(k + 1) * u] for k in range(4)], dim=1)
+            dR = torch.cat([products((Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t(),
+                                     dZl[:, k * u:(k + 1) * u], md) for k in range(4)], dim=1)
     if need.db and has_b:
         db = dZ2.sum(0)
     if peep is not None:
@@ -270,7 +277,7 @@ def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
             peep = _peep(spec, w.w_i, w.w_f, w.w_o)
             P = w.P if spec.num_proj is not None else None
             res = run_forward(backend, spec, Z, w.R, h0, c0, dmh, peep, P, mask, False,
-                                       _effective_bias(spec, w.b, w.W))
+                              _effective_bias(spec, w.b, w.W))
             outputs, h, c = res.outputs, res.h, res.c
     if batch_first:
         outputs = outputs.transpose(0, 1)

@@ -14,7 +14,9 @@ Forward arguments (``u`` units, ``p`` output size):
 * ``bias`` ``(4u,)`` or ``None``: the bias with the forget bias folded in, added
   to every step (the compiled loop adds it in its pointwise pass, which saves a
   pass over ``Z``).
-* ``R`` ``(p, 4u)``, ``h0`` ``(B, p)``, ``c0`` ``(B, u)``;
+* ``R`` ``(p, 4u)`` (with ``spec.matmul_dtype`` both operands of each recurrent
+  product are rounded to it, see :mod:`lstmcompat._engine.precision`),
+  ``h0`` ``(B, p)``, ``c0`` ``(B, u)``;
   ``dmh`` ``(G, B, p)`` recurrent dropout masks or ``None``;
   ``peep`` ``(3, u)`` rows ``w_i, w_f, w_o`` or ``None``; ``P`` ``(u, p)`` or ``None``;
   ``mask`` bool ``(T, B)`` or ``None``.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import torch
 
+from ..precision import rounded
 from ..reference import clip_by_value
 from ..spec import CellSpec
 from . import _acts
@@ -38,15 +41,16 @@ from ._types import BackwardResult, ForwardResult
 
 
 def _recurrent_add(z: torch.Tensor, h: torch.Tensor, R: torch.Tensor,
-                   dmh: torch.Tensor | None, u: int) -> None:
-    """``z += (h * dmh[k]) @ R_k`` for each gate ``k`` (in place)."""
+                   dmh: torch.Tensor | None, u: int, md: torch.dtype | None) -> None:
+    """``z += (h * dmh[k]) @ R_k`` for each gate ``k`` (in place); with ``md``
+    (``spec.matmul_dtype``) the left operand is rounded to it (``R`` comes rounded)."""
     if dmh is None:
-        z.addmm_(h, R)
+        z.addmm_(rounded(h, md), R)
     elif dmh.shape[0] == 1:
-        z.addmm_(h * dmh[0], R)
+        z.addmm_(rounded(h * dmh[0], md), R)
     else:
         for k in range(4):
-            z[:, k * u:(k + 1) * u].addmm_(h * dmh[k], R[:, k * u:(k + 1) * u])
+            z[:, k * u:(k + 1) * u].addmm_(rounded(h * dmh[k], md), R[:, k * u:(k + 1) * u])
 
 
 def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
@@ -56,6 +60,7 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
     """Run the recurrence over ``Z`` (see the module docstring)."""
     if bias is not None:
         Z.add_(bias)
+    R = rounded(R, spec.matmul_dtype)
     T, B, _ = Z.shape
     u = spec.units
     p = R.shape[0]
@@ -72,7 +77,7 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
     seen = None
     for s in range(T):
         z = Z[s]
-        _recurrent_add(z, h, R, dmh, u)
+        _recurrent_add(z, h, R, dmh, u, spec.matmul_dtype)
         if peep is not None:
             z[:, :u].addcmul_(peep[0], c)
             z[:, u:2 * u].addcmul_(peep[1], c)
@@ -128,6 +133,7 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
     """
     T, B, _ = Z.shape
     u = spec.units
+    R = rounded(R, spec.matmul_dtype)
     act, ract = _acts.forward(spec.activation), _acts.forward(spec.recurrent_activation)
     bact, bract = _acts.backward(spec.activation), _acts.backward(spec.recurrent_activation)
     clip, pclip = spec.cell_clip, spec.proj_clip
@@ -189,12 +195,13 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
         dcp = dct * f
         if peep is not None:
             dcp = dcp + dzi * peep[0] + dzf * peep[1]
+        dzr = rounded(dz, spec.matmul_dtype)
         if dmh is None:
-            dhp = dz @ R.t()
+            dhp = dzr @ R.t()
         elif dmh.shape[0] == 1:
-            dhp = (dz @ R.t()) * dmh[0]
+            dhp = (dzr @ R.t()) * dmh[0]
         else:
-            dhp = sum((dz[:, k * u:(k + 1) * u] @ R[:, k * u:(k + 1) * u].t()) * dmh[k]
+            dhp = sum((dzr[:, k * u:(k + 1) * u] @ R[:, k * u:(k + 1) * u].t()) * dmh[k]
                       for k in range(4))
         if mask is None:
             dh, dc = dhp, dcp

@@ -62,20 +62,26 @@ def backend_key(shape: tuple, dtype: torch.dtype, device: str) -> tuple[str, str
     return _key(backend), why
 
 
+#: ``CellSpec.matmul_dtype`` as the ops carry it (a string: a schema has no dtype type).
+_MATMUL = {None: "", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+_MATMUL_DTYPE = {v: k for k, v in _MATMUL.items()}
+
+
 def _spec(activation: str, recurrent_activation: str, units: int, peepholes: bool,
           cell_clip: float | None, num_proj: int | None, proj_clip: float | None,
-          carry: bool, clip_gradient: str) -> CellSpec:
+          carry: bool, clip_gradient: str, matmul: str) -> CellSpec:
     return CellSpec(units, activation=activation, recurrent_activation=recurrent_activation,
                     use_peepholes=peepholes, cell_clip=cell_clip, num_proj=num_proj,
                     proj_clip=proj_clip, mask_mode="carry" if carry else "zero",
-                    cell_clip_gradient=clip_gradient)  # type: ignore[arg-type]
+                    cell_clip_gradient=clip_gradient,  # type: ignore[arg-type]
+                    matmul_dtype=_MATMUL_DTYPE[matmul])
 
 
 def _fields(spec: CellSpec) -> tuple:
     if not (isinstance(spec.activation, str) and isinstance(spec.recurrent_activation, str)):
         raise TypeError("graph capture needs named activations (the fused loops' table)")
     return (spec.activation, spec.recurrent_activation, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry", spec.cell_clip_gradient)
+            spec.mask_mode == "carry", spec.cell_clip_gradient, _MATMUL[spec.matmul_dtype])
 
 
 def distinct(tensors: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
@@ -119,13 +125,13 @@ def forward_loop(backend: str, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tenso
                  c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                  P: torch.Tensor | None, mask: torch.Tensor | None, bias: torch.Tensor | None,
                  activation: str, recurrent_activation: str, cell_clip: float | None,
-                 proj_clip: float | None, carry: bool, clip_gradient: str, save: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                 proj_clip: float | None, carry: bool, clip_gradient: str, matmul: str,
+                 save: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                             torch.Tensor, torch.Tensor, torch.Tensor]:
     """A backend's ``forward_loop`` (``Z`` is updated in place, as there); ``Hs`` comes
     back empty where it would be the outputs themselves (see :func:`run_forward`)."""
     spec = _spec(activation, recurrent_activation, c0.shape[1], peep is not None, cell_clip,
-                 None if P is None else P.shape[1], proj_clip, carry, clip_gradient)
+                 None if P is None else P.shape[1], proj_clip, carry, clip_gradient, matmul)
     res = backend_named(backend).forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     res = res._replace(Hs=Z.new_empty(0)) if res.Hs is res.outputs else res
     return _unaliased(res, (Z, R, h0, c0, dmh, peep, P, mask, bias))  # type: ignore
@@ -133,7 +139,7 @@ def forward_loop(backend: str, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tenso
 
 @forward_loop.register_fake
 def _(backend, Z, R, h0, c0, dmh, peep, P, mask, bias, activation, recurrent_activation,
-      cell_clip, proj_clip, carry, clip_gradient, save):
+      cell_clip, proj_clip, carry, clip_gradient, matmul, save):
     T, B, _ = Z.shape
     u, p = c0.shape[1], R.shape[0]
 
@@ -154,20 +160,21 @@ def backward_loop(backend: str, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.Te
                   mask: torch.Tensor | None, dout: torch.Tensor, dhT: torch.Tensor,
                   dcT: torch.Tensor, activation: str, recurrent_activation: str,
                   cell_clip: float | None, proj_clip: float | None, carry: bool,
-                  clip_gradient: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                  clip_gradient: str, matmul: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                              torch.Tensor, torch.Tensor]:
     """A backend's ``backward_loop``."""
     spec = _spec(activation, recurrent_activation, c0.shape[1], peep is not None, cell_clip,
-                 None if P is None else P.shape[1], proj_clip, carry, clip_gradient)
+                 None if P is None else P.shape[1], proj_clip, carry, clip_gradient, matmul)
     res = backend_named(backend).backward_loop(spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
                                           dout, dhT, dcT)
-    return _unaliased(res, (Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout, dhT,  # type: ignore
-                            dcT))
+    # (not the loop's low-precision copy of dZ: the op returns the six results)
+    return _unaliased(tuple(res)[:6], (Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout,
+                                      dhT, dcT))  # type: ignore
 
 
 @backward_loop.register_fake
 def _(backend, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout, dhT, dcT, activation,
-      recurrent_activation, cell_clip, proj_clip, carry, clip_gradient):
+      recurrent_activation, cell_clip, proj_clip, carry, clip_gradient, matmul):
     T, B, _ = Z.shape
     u = c0.shape[1]
     return (torch.empty_like(Z), dhT.new_empty(dhT.shape), c0.new_empty(B, u),
@@ -190,9 +197,9 @@ def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: t
     """``backend.forward_loop(...)``, through the custom op while a graph is captured."""
     if not _opaque():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
-    act, ract, clip, pclip, carry, cgrad = _fields(spec)
+    act, ract, clip, pclip, carry, cgrad, matmul = _fields(spec)
     res = ForwardResult(*forward_loop(_key(backend), Z, R, h0, c0, dmh, peep, P, mask, bias, act,
-                                      ract, clip, pclip, carry, cgrad, save))
+                                      ract, clip, pclip, carry, cgrad, matmul, save))
     if save and mask is None:  # the h states are the outputs
         res = res._replace(Hs=res.outputs)
     return res
@@ -207,7 +214,7 @@ def run_backward(backend, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre
     if not _opaque():
         return backend.backward_loop(spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout,
                                      dhT, dcT)
-    act, ract, clip, pclip, carry, cgrad = _fields(spec)
+    act, ract, clip, pclip, carry, cgrad, matmul = _fields(spec)
     return BackwardResult(*backward_loop(_key(backend), Z, C, Cpre, Rpre, c0, R, dmh, peep, P,
                                          mask, dout, dhT, dcT, act, ract, clip, pclip, carry,
-                                         cgrad))
+                                         cgrad, matmul))

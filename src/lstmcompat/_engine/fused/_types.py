@@ -50,6 +50,9 @@ class BackwardResult(NamedTuple):
     dRp: torch.Tensor
     #: ``(3, u)``, with peepholes: the gradients w.r.t. ``w_i, w_f, w_o``.
     dpeep: torch.Tensor
+    #: ``dZ`` in ``spec.matmul_dtype``, when the loop made it (the compiled loop's
+    #: bfloat16 copy, which its own products used); else ``None`` or empty.
+    dZ_lowp: torch.Tensor | None = None
 
 
 class Saved(NamedTuple):

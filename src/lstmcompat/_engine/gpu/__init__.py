@@ -99,6 +99,8 @@ def triton_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
         return f"device {torch.device(device).type!r} (triton runs CUDA tensors)"
     if dtype != torch.float32:
         return f"dtype {dtype} (the Triton kernels run float32)"
+    if spec.matmul_dtype is not None:
+        return "low-precision products (torch.autocast) are not in the Triton kernels yet"
     if spec.cell_clip is not None and spec.cell_clip_gradient != "clip_by_value":
         return "cell_clip_gradient='identity' (the Triton kernels differentiate clip_by_value)"
     for field in ("activation", "recurrent_activation"):

@@ -120,7 +120,7 @@ LSTMCOMPAT_INLINE T act_f(int a, T x) {
 // even where g is NaN), elu/selu take their slope from the output, and
 // keras3_hard_sigmoid multiplies by its mask as TF does.
 template <typename T>
-inline T act_g(int a, T g, T x, T y) {
+LSTMCOMPAT_INLINE T act_g(int a, T g, T x, T y) {
   switch (a) {
     case act::kLinear: return g;
     case act::kTanh: return g * (T(1) - y * y);
@@ -154,7 +154,7 @@ inline T act_g(int a, T g, T x, T y) {
 
 // Compile-time activation when A >= 0 (the switch folds away), else runtime.
 template <typename T, int A> LSTMCOMPAT_INLINE T F(int a, T x) { return act_f<T>(A >= 0 ? A : a, x); }
-template <typename T, int A> inline T Dg(int a, T g, T x, T y) {
+template <typename T, int A> LSTMCOMPAT_INLINE T Dg(int a, T g, T x, T y) {
   return act_g<T>(A >= 0 ? A : a, g, x, y);
 }
 

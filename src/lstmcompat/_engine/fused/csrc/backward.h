@@ -85,9 +85,12 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
                                   const Tensor& dhT, const Tensor& dcT) {
   const int64_t Tn = cf.T, B = cf.B, U = cf.U, Pn = cf.Pn;
   auto opts = Z.options();
-  const Mat<T> RT = mat_of<T>(R).t();  // R^T (4U x Pn), read in place
   const T* dmh = opt_ptr<T>(dmh_t);
   const int64_t G = dmh ? dmh_t->size(0) : 0;
+  // Low-precision products (cf.lowp): per-gate masks read R itself, rounded here
+  // (otherwise RightOperand rounds its operand).
+  const Tensor Rl = cf.lowp != 0 && G == 4 ? rounded_copy<T>(cf.lowp, R) : R;
+  const Mat<T> RT = mat_of<T>(Rl).t();  // R^T (4U x Pn), read in place
   const T* peep = opt_ptr<T>(peep_t);
   const T* P = opt_ptr<T>(P_t);
   const bool* mask = mask_t.has_value() && mask_t->defined() ? mask_t->data_ptr<bool>() : nullptr;
@@ -129,6 +132,16 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   T* dhu_all = P ? dhu_buf.data_ptr<T>() : nullptr;
   T* tmp_all = G == 4 ? tmp_t.data_ptr<T>() : nullptr;
   T* dh_final = dh0_ptr;
+  // Low-precision products (see forward_impl): with MKL's bfloat16 GEMM, dz is
+  // also kept as bfloat16 (returned: the weight-gradient products read it), each
+  // thread converting its units once; per-gate masks round each gate block of dz
+  // into a thread's scratch.
+  const int lowp = cf.lowp;
+  const bool share16 = bf16_gemm<T>(lowp) && (!dmh || G == 1);
+  Tensor dzb_t = share16 ? at::empty({Tn, B, 4 * U}, at::TensorOptions().dtype(at::kBFloat16))
+                         : empty;
+  uint16_t* dzb_all = share16 ? reinterpret_cast<uint16_t*>(dzb_t.data_ptr()) : nullptr;
+  Tensor dzs_t = lowp != 0 && G == 4 ? at::empty({nt, B, U}, opts) : empty;
 
   auto body = [&](const int t) {
     const Slice sl = slice_of(t, nt, U, Pn);
@@ -138,7 +151,9 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
     T* dhp = dhp0_ptr;
     T* tmp = tmp_all ? tmp_all + t * B * Pn : nullptr;
     std::optional<RightOperand<T>> rop;  // R^T's columns of this thread's features
-    if (nq > 0 && (!dmh || G == 1)) rop.emplace(B, nq, 4 * U, RT.trans(), RT.at(0, q0), RT.ld());
+    if (nq > 0 && (!dmh || G == 1))
+      rop.emplace(B, nq, 4 * U, RT.trans(), RT.at(0, q0), RT.ld(), lowp);
+    T* dzs = lowp != 0 && G == 4 ? dzs_t.data_ptr<T>() + t * B * U : nullptr;
     for (int64_t s = Tn - 1; s >= 0; --s) {
       const T* z = Zp + s * B * 4 * U;
       const T* cn_all = Cp + s * B * U;
@@ -209,12 +224,19 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
                                    cpre, dhu + o1, dcr, dzr, hu_s + o1, peep, dpp);
         if (!m)
           for (int64_t j = 0; j < nu; ++j) dc[o1 + j] = dcr[j] + dc[o1 + j];
+        if (share16)
+          for (int64_t k = 0; k < 4; ++k)
+            bf16_rows(1, nu, reinterpret_cast<const float*>(dzr) + k * U, nu,
+                      dzb_all + s * B * 4 * U + o4 + k * U, nu);
       }
       barrier(nt);  // dh_prev needs all of dz
       // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
       if (nq > 0) {
         if (!dmh || G == 1) {
-          rop->mul(dz, 4 * U, T(0), dhp + q0, Pn);
+          if (share16)
+            rop->mul_bf16(dzb_all + s * B * 4 * U, 4 * U, T(0), dhp + q0, Pn);
+          else
+            rop->mul(dz, 4 * U, T(0), dhp + q0, Pn);
           if (dmh)
             for (int64_t b = 0; b < B; ++b)
               for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] *= dmh[b * Pn + j];
@@ -222,8 +244,15 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
           for (int64_t b = 0; b < B; ++b)
             for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] = T(0);
           for (int64_t k = 0; k < 4; ++k) {
-            gemm<T>(false, RT.trans(), B, nq, U, dz + k * U, 4 * U, RT.at(k * U, q0), RT.ld(),
-                    T(0), tmp + q0, Pn);
+            const T* dzk = dz + k * U;
+            int64_t ldz = 4 * U;
+            if (dzs) {  // low-precision operands: this gate block of dz, rounded
+              round_rows<T>(lowp, B, U, dzk, ldz, dzs, U);
+              dzk = dzs;
+              ldz = U;
+            }
+            gemm<T>(false, RT.trans(), B, nq, U, dzk, ldz, RT.at(k * U, q0), RT.ld(), T(0),
+                    tmp + q0, Pn);
             const T* mk = dmh + k * B * Pn;
             for (int64_t b = 0; b < B; ++b)
               for (int64_t j = q0; j < q1; ++j) dhp[b * Pn + j] += tmp[b * Pn + j] * mk[b * Pn + j];
@@ -240,7 +269,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   };
   run_threads(nt, body);
   Tensor dh0 = dh_final == dh0_ptr ? dh_t : dhp_t;
-  return {dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep};
+  return {dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep, dzb_t};
 }
 
 }  // namespace

@@ -15,6 +15,9 @@ struct Config {
   int act, ract;
   bool has_clip, has_pclip, carry;
   double clip, pclip;
+  // Operands of the recurrent products (CellSpec.matmul_dtype): 0 the loop's type,
+  // 1 rounded to bfloat16, 2 rounded to float16 (the caller passes R rounded).
+  int lowp = 0;
 };
 
 template <typename T> const T* opt_ptr(const c10::optional<Tensor>& t) {

@@ -106,7 +106,13 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   // pass over R: it pays back over a few steps, not on one (a streaming step
   // with autograd), where four strided GEMMs read R in place.
   const int64_t cmax = chunk_of(U, nt);
-  const bool pack_r = Tn >= 4;
+  const int lowp = cf.lowp;
+  const bool pack_r = Tn >= 4 || lowp != 0;  // lowp: the packed copy is rounded
+  // Low-precision products with MKL's bfloat16 GEMM: the h state is also kept as
+  // bfloat16 (a ring of two), each thread converting its slice once.
+  const bool share16 = bf16_gemm<T>(lowp) && !dmh;
+  Tensor hb_t = share16 ? at::empty({2, B, Pn}, at::TensorOptions().dtype(at::kBFloat16)) : empty;
+  uint16_t* hb = share16 ? reinterpret_cast<uint16_t*>(hb_t.data_ptr()) : nullptr;
   Tensor Rt_t = pack_r ? at::empty({nt, Pn, 4 * cmax}, opts) : empty;
   Tensor zt_t = at::empty({nt, B, 4 * cmax}, opts);
 
@@ -150,12 +156,20 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t p = 0; p < Pn; ++p) rt[p * 4 * nu + k * nu + j] = src[p * Rm.rs];
           }
       }
+      if (lowp != 0)  // the operand's values rounded (the packed copy is this thread's)
+        for (int64_t e = 0; e < Pn * 4 * nu; ++e) rt[e] = round_lowp<T>(lowp, rt[e]);
       rk = Mat<T>{rt, 4 * nu, 1};
       kstep = nu;
       c0 = 0;
     }
     std::optional<RightOperand<T>> rop;  // all four gates' columns in one product
-    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk.p, rk.rs);
+    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk.p, rk.rs, lowp);
+    if (share16) {
+      for (int64_t b = 0; b < B; ++b)
+        bf16_rows(1, nq, reinterpret_cast<const float*>(h0p) + b * Pn + q0, nq, hb + b * Pn + q0,
+                  nq);
+      barrier(nt);
+    }
     for (int64_t s = 0; s < Tn; ++s) {
       T* z = Zp + s * B * 4 * U;
       const T* h_prev = s == 0 ? h0p : Hp + (hs_ring ? (s - 1) % 2 : s - 1) * B * Pn;
@@ -171,7 +185,9 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * dmh[e];
             hk = hin;
           }
-          if (rop)
+          if (share16)
+            rop->mul_bf16(hb + (s % 2) * B * Pn, Pn, T(0), zt, 4 * nu);
+          else if (rop)
             rop->mul(hk, Pn, T(0), zt, 4 * nu);
           else
             for (int64_t k = 0; k < 4; ++k)
@@ -180,7 +196,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
         } else {
           for (int64_t k = 0; k < 4; ++k) {
             const T* mk = dmh + k * B * Pn;
-            for (int64_t e = 0; e < B * Pn; ++e) hin[e] = h_prev[e] * mk[e];
+            for (int64_t e = 0; e < B * Pn; ++e) hin[e] = round_lowp<T>(lowp, h_prev[e] * mk[e]);
             gemm<T>(false, rk.trans(), B, nu, Pn, hin, Pn, rk.at(0, k * kstep + c0), rk.ld(),
                     T(0), zt + k * nu, 4 * nu);
           }
@@ -235,6 +251,9 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
           else
             std::memset(o, 0, sizeof(T) * nq);
         }
+        if (share16)
+          bf16_rows(1, nq, reinterpret_cast<const float*>(hr), nq,
+                    hb + ((s + 1) % 2) * B * Pn + b * Pn + q0, nq);
       }
       barrier(nt);  // the next step's GEMM reads all of h_next
     }

@@ -36,10 +36,76 @@ void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k
 }
 #endif
 
+#ifdef LSTMCOMPAT_BF16_GEMM
+// MKL's GEMM of bfloat16 operands (as uint16 bits) with a float result.
+extern "C" void cblas_gemm_bf16bf16f32(int layout, int transa, int transb, int m, int n, int k,
+                                       float alpha, const uint16_t* a, int lda,
+                                       const uint16_t* b, int ldb, float beta, float* c,
+                                       int ldc);
+#endif
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 namespace lstmcompat {
 namespace {
 
 using at::Tensor;
+
+// ----------------------------------------------------- low-precision operands
+// lowp (Config::lowp, CellSpec.matmul_dtype): 1 bfloat16, 2 float16. A product's
+// operands are rounded to that type (round to nearest even, as torch's casts) and
+// multiplied in float: the products of two such values are exact in float, so a
+// float GEMM of rounded operands and MKL's bfloat16 GEMM give the same numbers up
+// to the order of the sums.
+inline uint16_t bf16_bits(float v) { return c10::BFloat16(v).x; }
+
+template <typename T>
+inline T round_lowp(int lowp, T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (lowp == 1) return static_cast<float>(c10::BFloat16(v));
+    if (lowp == 2) return static_cast<float>(c10::Half(v));
+  }
+  return v;
+}
+
+// dst (rows x cols, leading dimension ldd) = src (leading dimension lds) rounded.
+template <typename T>
+void round_rows(int lowp, int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst,
+                int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) dst[r * ldd + j] = round_lowp<T>(lowp, src[r * lds + j]);
+}
+
+// dst = the bfloat16 bits of src (rows x cols).
+inline void bf16_rows(int64_t rows, int64_t cols, const float* src, int64_t lds, uint16_t* dst,
+                      int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) dst[r * ldd + j] = bf16_bits(src[r * lds + j]);
+}
+
+// A contiguous copy of the matrix t with its values rounded.
+template <typename T>
+Tensor rounded_copy(int lowp, const Tensor& t) {
+  Tensor r = at::empty({t.size(0), t.size(1)}, t.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t rows = t.size(0), cols = t.size(1), rs = t.stride(0), cs = t.stride(1);
+  const T* src = t.data_ptr<T>();
+  T* dst = r.data_ptr<T>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[i * cols + j] = round_lowp<T>(lowp, src[i * rs + j * cs]);
+  return r;
+}
+
+// Whether lowp products run as MKL bfloat16 GEMMs in this build (else as float
+// GEMMs of rounded operands).
+template <typename T>
+constexpr bool bf16_gemm(int lowp) {
+#ifdef LSTMCOMPAT_BF16_GEMM
+  return std::is_same_v<T, float> && lowp == 1;
+#else
+  return false;
+#endif
+}
 
 // Row-major C (M x N) = op(A) op(B) + beta C, op(A) (M x K), op(B) (K x N).
 template <typename T>
@@ -94,11 +160,40 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
 // (a recurrent kernel over the steps of a sequence). With MKL (float) it is
 // packed once into MKL's internal layout, which makes each product 1.2-2x
 // faster at batch 16-64 than a plain sgemm; otherwise it is read in place.
+//
+// With lowp the left operand of each product is rounded first (op(B) must hold
+// rounded values already): with MKL's bfloat16 GEMM, op(B) is kept as bfloat16
+// (converted once) and A converted on each product (mul), or given converted
+// (mul_bf16, when the caller shares one conversion among threads).
 template <typename T>
 class RightOperand {
  public:
-  RightOperand(int64_t M, int64_t N, int64_t K, bool tb, const T* B, int64_t ldb)
-      : M_(M), N_(N), K_(K), tb_(tb), B_(B), ldb_(ldb) {
+  RightOperand(int64_t M, int64_t N, int64_t K, bool tb, const T* B, int64_t ldb, int lowp = 0)
+      : M_(M), N_(N), K_(K), tb_(tb), B_(B), ldb_(ldb), lowp_(lowp) {
+    if (lowp_ != 0 && M > 0 && N > 0 && K > 0) {
+      if (bf16_gemm<T>(lowp_)) {
+        b16_ = at::empty({K * N}, at::TensorOptions().dtype(at::kShort));
+        a16_ = at::empty({M * K}, at::TensorOptions().dtype(at::kShort));
+        uint16_t* b = reinterpret_cast<uint16_t*>(b16_.data_ptr());
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t n = 0; n < N; ++n)
+            b[k * N + n] = bf16_bits(static_cast<float>(tb ? B[n * ldb + k] : B[k * ldb + n]));
+        return;
+      }
+      // float GEMMs of rounded operands: op(B) rounded once (row-major K x N), A on
+      // each product
+      auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+      scratch_ = at::empty({M * K}, opts);
+      bround_ = at::empty({K * N}, opts);
+      T* b = bround_.data_ptr<T>();
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n)
+          b[k * N + n] = round_lowp<T>(lowp, tb ? B[n * ldb + k] : B[k * ldb + n]);
+      B_ = b;
+      B = b;
+      tb_ = tb = false;
+      ldb_ = ldb = N;
+    }
 #ifdef LSTMCOMPAT_PACKED_GEMM
     if constexpr (std::is_same_v<T, float>) {
       if (M >= 2 && N > 0 && K > 0) {  // one row: BLAS gemv is faster
@@ -110,7 +205,32 @@ class RightOperand {
     }
 #endif
   }
+  // True when products run as bfloat16 GEMMs (mul_bf16 may be called).
+  bool bf16() const { return b16_.defined(); }
+  void mul_bf16(const uint16_t* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+#ifdef LSTMCOMPAT_BF16_GEMM
+    if constexpr (std::is_same_v<T, float>) {
+      cblas_gemm_bf16bf16f32(kRowMajor, kNoTrans, kNoTrans, M_, N_, K_, 1.0f, A, lda,
+                             reinterpret_cast<const uint16_t*>(b16_.data_ptr()), N_, beta, C,
+                             ldc);
+    }
+#endif
+  }
   void mul(const T* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+    if (lowp_ != 0 && M_ > 0 && N_ > 0 && K_ > 0) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (bf16()) {
+          uint16_t* a = reinterpret_cast<uint16_t*>(a16_.data_ptr());
+          bf16_rows(M_, K_, A, lda, a, K_);
+          mul_bf16(a, K_, beta, C, ldc);
+          return;
+        }
+      }
+      T* a = scratch_.data_ptr<T>();
+      round_rows<T>(lowp_, M_, K_, A, lda, a, K_);
+      A = a;
+      lda = K_;
+    }
 #ifdef LSTMCOMPAT_PACKED_GEMM
     if constexpr (std::is_same_v<T, float>) {
       if (packed_.defined()) {
@@ -130,7 +250,8 @@ class RightOperand {
   bool tb_;
   const T* B_;
   int64_t ldb_;
-  Tensor packed_;
+  int lowp_;
+  Tensor packed_, b16_, a16_, scratch_, bround_;
 };
 
 }  // namespace

@@ -135,6 +135,14 @@ void check_shapes(const Tensor& Z, const Tensor& R, const Tensor& h, const Tenso
   }
 }
 
+// Low-precision products (Config::lowp): 0, or 1 (bfloat16) / 2 (float16) for float.
+int check_lowp(int64_t lowp, at::ScalarType st) {
+  TORCH_CHECK(lowp >= 0 && lowp <= 2, "lstmcompat fused: lowp must be 0, 1 or 2");
+  TORCH_CHECK(lowp == 0 || st == at::kFloat,
+              "lstmcompat fused: low-precision products need float32 tensors");
+  return static_cast<int>(lowp);
+}
+
 // The optional inputs both loops share: dropout masks, peepholes, projection, step mask.
 void check_options(const c10::optional<Tensor>& dmh, const c10::optional<Tensor>& peep,
                    const c10::optional<Tensor>& P, const c10::optional<Tensor>& mask,
@@ -152,7 +160,8 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
                                   const c10::optional<Tensor>& P,
                                   const c10::optional<Tensor>& mask, int64_t act, int64_t ract,
                                   c10::optional<double> clip, c10::optional<double> pclip,
-                                  bool carry, bool save, const c10::optional<Tensor>& bias) {
+                                  bool carry, bool save, const c10::optional<Tensor>& bias,
+                                  int64_t lowp) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &h0, &c0}, st);
   check_weight(R, st, "R");
@@ -162,6 +171,7 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
   check_options(dmh, peep, P, mask, st);
   check_shapes(Z, R, h0, c0, peep, P);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
+  cf.lowp = check_lowp(lowp, st);
   if (st == at::kFloat)
     return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
                                bias);
@@ -178,13 +188,14 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
                                    const c10::optional<Tensor>& mask, const Tensor& dout,
                                    const Tensor& dhT, const Tensor& dcT, int64_t act,
                                    int64_t ract, c10::optional<double> clip,
-                                   c10::optional<double> pclip, bool carry) {
+                                   c10::optional<double> pclip, bool carry, int64_t lowp) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &dout, &dhT, &dcT}, st);
   check_weight(R, st, "R");
   check_options(dmh, peep, P, mask, st);
   check_shapes(Z, R, dhT, c0, peep, P);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
+  cf.lowp = check_lowp(lowp, st);
   if (st == at::kFloat)
     return by_acts<Bwd, float>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
                                dout, dhT, dcT);
@@ -201,6 +212,9 @@ std::vector<std::string> features() {
 #endif
 #ifdef LSTMCOMPAT_PACKED_GEMM
   f.emplace_back("mkl-packed-gemm");
+#endif
+#ifdef LSTMCOMPAT_BF16_GEMM
+  f.emplace_back("bf16-gemm");
 #endif
 #ifdef _OPENMP
   f.emplace_back("openmp");
@@ -239,6 +253,45 @@ std::vector<Tensor> activation_op(const Tensor& x, const Tensor& g, int64_t code
   if (st == at::kFloat) return activation_impl<float>(x, g, a);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
   return activation_impl<double>(x, g, a);
+}
+
+// a @ b for float or bfloat16 matrices a (M, K) and b (K, N) of any layout with one
+// unit stride, the operands rounded to bfloat16: float (M, N), by MKL's
+// gemm_bf16bf16f32 (AMX / AVX-512 BF16). The low-precision products of
+// lstmcompat._engine.precision.products.
+Tensor mm_bf16(const Tensor& a, const Tensor& b) {
+  TORCH_CHECK(a.device().is_cpu() && b.device().is_cpu(), "mm_bf16: CPU tensors expected");
+  for (const Tensor* t : {&a, &b})
+    TORCH_CHECK(t->scalar_type() == at::kFloat || t->scalar_type() == at::kBFloat16,
+                "mm_bf16: float32 or bfloat16 tensors expected");
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
+              "mm_bf16: (M, K) @ (K, N) expected");
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  Tensor c = at::empty({M, N}, a.options().dtype(at::kFloat));
+  if (M == 0 || N == 0) return c;
+  if (K == 0) return c.zero_();
+#ifdef LSTMCOMPAT_BF16_GEMM
+  auto bf16 = [](const Tensor& t) {
+    Tensor r = t.scalar_type() == at::kBFloat16 ? t : t.to(at::kBFloat16);
+    return unit_strided(r) ? r : r.contiguous();
+  };
+  // MKL's bfloat16 GEMM is several times slower with a transposed right operand: a
+  // row-major copy of it (the smaller operand here: a weight)
+  const Tensor ab = bf16(a);
+  Tensor bb = bf16(b);
+  if (bb.size(0) > 1 && bb.size(1) > 1 && bb.stride(1) != 1) bb = bb.contiguous();
+  const Mat<at::BFloat16> am = mat_of<at::BFloat16>(ab), bm = mat_of<at::BFloat16>(bb);
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+  cblas_gemm_bf16bf16f32(kRowMajor, am.trans() ? kTrans : kNoTrans,
+                         bm.trans() ? kTrans : kNoTrans, static_cast<int>(M),
+                         static_cast<int>(N), static_cast<int>(K), 1.0f,
+                         reinterpret_cast<const uint16_t*>(am.p), static_cast<int>(am.ld()),
+                         reinterpret_cast<const uint16_t*>(bm.p), static_cast<int>(bm.ld()),
+                         0.0f, c.data_ptr<float>(), static_cast<int>(N));
+  return c;
+#else
+  TORCH_CHECK(false, "mm_bf16: this build has no bfloat16 GEMM (see features())");
+#endif
 }
 
 std::array<int64_t, 4> gate_map(const c10::optional<at::IntArrayRef>& gates) {
@@ -322,16 +375,17 @@ std::vector<Tensor> step_op(const Tensor& x, const Tensor& W, const Tensor& R,
 TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
         "Tensor? P, Tensor? mask, int act, int ract, float? cell_clip, float? proj_clip, "
-        "bool carry, bool save, Tensor? bias=None) -> Tensor[]");
+        "bool carry, bool save, Tensor? bias=None, int lowp=0) -> Tensor[]");
   m.def("backward(Tensor Z, Tensor C, Tensor Cpre, Tensor Rpre, Tensor c0, Tensor R, "
         "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
-        "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry) "
-        "-> Tensor[]");
+        "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry, "
+        "int lowp=0) -> Tensor[]");
   m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
         "int[]? gates=None, bool save=False) -> Tensor[]");
   m.def("features() -> str[]", &lstmcompat::features);
   m.def("activation(Tensor x, Tensor g, int code) -> Tensor[]");
+  m.def("mm_bf16(Tensor a, Tensor b) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
@@ -339,4 +393,5 @@ TORCH_LIBRARY_IMPL(lstmcompat_fused, CPU, m) {
   m.impl("backward", &lstmcompat::fused_backward);
   m.impl("step", &lstmcompat::step_op);
   m.impl("activation", &lstmcompat::activation_op);
+  m.impl("mm_bf16", &lstmcompat::mm_bf16);
 }

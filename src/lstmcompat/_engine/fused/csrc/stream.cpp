@@ -19,7 +19,9 @@
 //
 // Python binding only (pybind11, Python headers); built into the same library
 // as ops.cpp when the headers are available.
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/python_variable.h>
+#include <torch/version.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -42,6 +44,16 @@ namespace {
 // subclass, so that __torch_function__ overrides keep their general path).
 inline const Tensor* exact_tensor(PyObject* o) {
   return THPVariable_CheckExact(o) ? &THPVariable_Unpack(o) : nullptr;
+}
+
+// Under torch.autocast the module's general path runs (low-precision products,
+// lstmcompat._engine.precision); this step computes in the weights' type.
+inline bool autocasting() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
 }
 
 inline py::object wrap(Tensor t) {
@@ -92,6 +104,7 @@ class Streamer {
   // time axis 1 / 0 -- with state h (batch, out), c (batch, units): (h', c'), or
   // None when the compiled step does not apply.
   py::object step(py::handle x, py::handle h, py::handle c) {
+    if (autocasting()) return py::none();
     const Tensor* xt = exact_tensor(x.ptr());
     const Tensor* ht = exact_tensor(h.ptr());
     const Tensor* ct = exact_tensor(c.ptr());
@@ -109,6 +122,7 @@ class Streamer {
   // `buffers` (entries hname = h, cname = c) as fresh tensors, so that the
   // returned (h', c') never alias the stored state.
   py::object step_stateful(py::handle x, py::dict buffers, py::str hname, py::str cname) {
+    if (autocasting()) return py::none();
     const Tensor* xt = exact_tensor(x.ptr());
     if (!xt) return py::none();
     // owned references: the entries may be replaced while Python code runs
