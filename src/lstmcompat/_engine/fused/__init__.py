@@ -110,8 +110,8 @@ def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
     Builds or loads the extension on first use (a real run; ``choose`` uses
     :func:`compiled_loop` instead)."""
     if capturing():  # found once, when the graph is captured
-        if torch.onnx.is_in_onnx_export():  # traced step by step (see ``_ops._opaque``)
-            return TORCH_BACKEND, "pure-PyTorch loop (traced by torch.onnx.export)"
+        if torch.onnx.is_in_onnx_export():  # a scan (see ``_ops.run_forward``)
+            return TORCH_BACKEND, "a scan of the pure-PyTorch step (an ONNX Scan in torch.onnx.export)"
         key, why = _ops.backend_key(spec_shape(spec), dtype, str(device))
         return _ops.backend_named(key), why
     return _backend_for(spec, dtype, device)

@@ -178,8 +178,8 @@ def _(backend, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout, dhT, dcT, acti
 
 def _opaque() -> bool:
     """Whether the loops run as the custom ops: while a graph is captured, except under
-    ``torch.onnx.export``, which has no translation for them: there the pure-PyTorch
-    loops are traced step by step (a graph for the example's sequence length)."""
+    ``torch.onnx.export``, which has no translation for them: there the forward runs as
+    one ``scan`` (:mod:`._scan`, an ONNX ``Scan`` of any batch and length)."""
     return capturing() and not torch.onnx.is_in_onnx_export()
 
 
@@ -187,9 +187,14 @@ def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: t
                 c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
                 bias: torch.Tensor | None = None) -> ForwardResult:
-    """``backend.forward_loop(...)``, through the custom op while a graph is captured."""
-    if not _opaque():
+    """``backend.forward_loop(...)``, through the custom op while a graph is captured
+    (under ``torch.onnx.export``: as a ``scan``, see :mod:`._scan`)."""
+    if not capturing():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
+    if torch.onnx.is_in_onnx_export():
+        from . import _scan
+
+        return _scan.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     act, ract, clip, pclip, carry, cgrad = _fields(spec)
     res = ForwardResult(*forward_loop(_key(backend), Z, R, h0, c0, dmh, peep, P, mask, bias, act,
                                       ract, clip, pclip, carry, cgrad, save))
