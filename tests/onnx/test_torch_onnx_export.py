@@ -64,6 +64,25 @@ class _TF1(nn.Module):
         return self.head(out), state
 
 
+class _KerasInitialState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = L.LSTM(6, return_sequences=True, return_state=True, input_shape=(None, 4))
+
+    def forward(self, x, h, c):
+        return self.lstm(x, initial_state=[h, c])
+
+
+class _TF1InitialState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = L.LSTMCell(5, num_proj=3, use_peepholes=True, cell_clip=0.8)
+
+    def forward(self, x, c, h, lengths):
+        return L.dynamic_rnn(self.cell, x, initial_state=L.LSTMStateTuple(c, h),
+                             sequence_length=lengths)
+
+
 class _Bidirectional(nn.Module):
     def __init__(self, **kw):
         super().__init__()
@@ -99,6 +118,8 @@ CASES = {
         lambda: _TF1(L.LSTMCell(5, num_proj=3), bidirectional=True), "lengths"),
     "bidirectional_concat": (lambda: _Bidirectional(), None),
     "bidirectional_sum_mask": (lambda: _Bidirectional(merge_mode="sum"), "mask"),
+    "keras_initial_state": (_KerasInitialState, "keras_state"),
+    "tf1_initial_state_lengths": (_TF1InitialState, "tf1_state"),
     "cudnn_lstm": (lambda: L.CuDNNLSTM(5, return_sequences=True, return_state=True,
                                        input_shape=(None, 4)), None),
 }
@@ -110,6 +131,11 @@ def _inputs(kind, b, t, g):
         return x, _mask(b, t, g)
     if kind == "lengths":
         return x, _lengths(b, t, g)
+    if kind == "keras_state":
+        return x, torch.randn(b, 6, generator=g), torch.randn(b, 6, generator=g)
+    if kind == "tf1_state":
+        return (x, torch.randn(b, 5, generator=g), torch.randn(b, 3, generator=g),
+                _lengths(b, t, g))
     return (x,)
 
 
@@ -121,8 +147,9 @@ def _export_and_compare(tmp_path, model, kind, export=None):
     model.eval()
     with torch.no_grad():
         model(*example)  # built (a TF1 cell builds on its first call)
-    shapes = ({0: BATCH, 1: TIME},) + (({0: BATCH, 1: TIME},) if kind == "mask" else
-                                       ({0: BATCH},) if kind == "lengths" else ())
+    shapes = ({0: BATCH, 1: TIME},) + tuple(
+        {0: BATCH, 1: TIME} if t.dim() == 2 and kind == "mask" else {0: BATCH}
+        for t in example[1:])
     program = (export or (lambda: torch.onnx.export(model, example, dynamo=True,
                                                     dynamic_shapes=shapes)))()
     path = tmp_path / "m.onnx"
