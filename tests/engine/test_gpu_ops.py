@@ -186,3 +186,27 @@ def test_compiled_step_sees_the_kernels_and_matches_eager():
     got = torch.compile(_ops.triton_forward_step, fullgraph=True, backend="inductor")(*args)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
+
+
+def test_torch_export_keeps_the_step_as_an_operator_for_any_batch():
+    spec = SPECS["tf1_everything"]
+
+    class Step(torch.nn.Module):
+        def forward(self, z, R, h, c, peep, P, mask, bounds):
+            return _ops.triton_forward_step(z, R, h, c, None, peep, P, mask, mask, bounds,
+                                            _acts.code("tanh"), _acts.code("sigmoid"), True,
+                                            True)
+
+    def inputs(B):
+        a = _case(spec, B, True, False, dtype=torch.float32)
+        m8 = a["mask"].to(torch.uint8)
+        return a["z"], a["R"], a["h"], a["c"], a["peep"], a["P"], m8, _bounds(spec, a["z"])
+
+    batch = torch.export.Dim("batch")
+    shapes = ({0: batch}, None, {0: batch}, {0: batch}, None, None, {0: batch}, None)
+    ep = torch.export.export(Step(), inputs(3), dynamic_shapes=shapes)
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert "lstmcompat.triton_forward_step.default" in targets, targets
+    for B in (2, 5):
+        for a, b in zip(ep.module()(*inputs(B)), Step()(*inputs(B)), strict=True):
+            torch.testing.assert_close(a, b)
