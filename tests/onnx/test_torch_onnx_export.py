@@ -186,11 +186,14 @@ def test_the_time_loop_is_one_scan_whatever_the_example_length(tmp_path):
     ops = [n.op_type for n in program.model.graph]
     assert ops.count("Scan") == 1
     assert ops.count("MatMul") <= 3  # the input projection and the head: no step unrolled
+    scan = next(n for n in program.model.graph if n.op_type == "Scan")
+    assert len(scan.outputs) == 3  # h, c, the outputs: nothing saved for a backward
 
 
-def test_exported_under_no_grad_too(tmp_path):
+@pytest.mark.parametrize("recurrent_activation", ["hard_sigmoid", "sigmoid"])
+def test_exported_under_no_grad_too(tmp_path, recurrent_activation):
     torch.manual_seed(0)
-    model = _Keras(return_sequences=True, recurrent_activation="sigmoid").eval()
+    model = _Keras(return_sequences=True, recurrent_activation=recurrent_activation).eval()
     x = torch.randn(3, 7, 4)
     with torch.no_grad():  # sigmoid/tanh without gradients: PyTorch's own LSTM runs
         program = torch.onnx.export(model, (x,), dynamo=True,
@@ -219,3 +222,31 @@ def test_torch_onnx_export_at_a_fixed_length(tmp_path):
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     for a, w in zip(got, torch.utils._pytree.tree_leaves(want), strict=True):
         np.testing.assert_allclose(a, w.numpy(), rtol=1e-5, atol=1e-5)
+
+
+_FRESH_EXPORT = """
+import warnings
+import numpy as np
+import onnxruntime as ort
+import torch
+import lstmcompat as L
+warnings.simplefilter("error", RuntimeWarning)
+model = L.LSTM(5, return_sequences=True, input_shape=(None, 4)).eval()
+dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("time")},)
+program = torch.onnx.export(model, (torch.randn(3, 6, 4),), dynamo=True, dynamic_shapes=dims)
+session = ort.InferenceSession(program.model_proto.SerializeToString(),
+                               providers=["CPUExecutionProvider"])
+x = torch.randn(2, 9, 4)
+got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+print("ok")
+"""
+
+
+def test_torch_onnx_export_as_the_first_call_of_a_process():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _FRESH_EXPORT], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

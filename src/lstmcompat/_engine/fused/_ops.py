@@ -192,9 +192,12 @@ def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: t
     if not capturing():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     if torch.onnx.is_in_onnx_export():
+        # An ONNX graph runs no backward: nothing is saved (the saved tensors would be
+        # more outputs of the ONNX Scan, computed at every step and never read).
         from . import _scan
 
-        return _scan.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
+        res = _scan.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, False, bias)
+        return res._replace(Hs=res.outputs) if save and mask is None else res
     act, ract, clip, pclip, carry, cgrad = _fields(spec)
     res = ForwardResult(*forward_loop(_key(backend), Z, R, h0, c0, dmh, peep, P, mask, bias, act,
                                       ract, clip, pclip, carry, cgrad, save))

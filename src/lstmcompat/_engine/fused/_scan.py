@@ -91,7 +91,7 @@ def forward_loop(spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Ten
             ys += (r.clone(),) if pclip is not None else ()
         return new, ys
 
-    init: tuple = (h0, c0 if c0 is not h0 else c0.clone())  # nor may its inputs alias
+    init: tuple = (h0.clone(), c0.clone())  # nor may its inputs alias (one zero state)
     if carry:
         init += (torch.zeros_like(h0[:, :1], dtype=torch.bool),)
     xs = (Zb,) if mask is None else (Zb, mask)
