@@ -250,3 +250,22 @@ def test_torch_onnx_export_as_the_first_call_of_a_process():
     done = subprocess.run([sys.executable, "-c", _FRESH_EXPORT], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["keras_sequences_mask", "tf1_peepholes_proj_clips_lengths",
+                                  "bidirectional_concat"])
+def test_the_torchscript_exporter_at_the_example_sizes(tmp_path, name):
+    # dynamo=False traces the reference kernel's loop: right numbers, fixed sizes
+    make, kind = CASES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    inputs = _inputs(kind, 3, 7, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = torch.utils._pytree.tree_leaves(model(*inputs))
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, inputs, str(path), dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: v.numpy() for i, v in zip(session.get_inputs(), inputs)})
+    assert len(got) == len(want)
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a, w.numpy(), rtol=1e-5, atol=1e-5)

@@ -195,6 +195,14 @@ def run_fused(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     without mask or dropout runs through the low-overhead step path
     (:func:`fused_step`), same numbers.
     """
+    if torch._C._get_tracing_state() is not None and torch.onnx.is_in_onnx_export():
+        # The TorchScript-based exporter (dynamo=False) converts the loops' in-place
+        # updates of slices wrongly: it traces the reference's loop instead (the same
+        # numbers, a graph for the example's sequence length).
+        from ..reference import run_reference
+
+        return run_reference(spec, x, w, h0, c0, mask=mask, reverse=reverse, dropout=dropout,
+                             batch_first=batch_first)
     backend, _ = backend_for(spec, x.dtype, x.device)
     time_dim = 1 if batch_first else 0
     if x.shape[time_dim] == 1 and mask is None and (
