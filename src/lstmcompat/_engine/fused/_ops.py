@@ -8,7 +8,9 @@ run as two opaque custom ops, ``lstmcompat::forward_loop`` and
 captured graph holds one node per loop and any batch or time length. Their real
 implementations call the very same backend functions as eager mode: the numbers
 are those of eager. In eager mode the backends are called directly (a custom
-op's dispatch would add tens of microseconds to every call).
+op's dispatch would add tens of microseconds to every call). Under
+``torch.onnx.export``, whose exporter has no translation for these ops, the forward
+loop runs as a ``scan`` instead (:mod:`._scan`), which it writes as an ONNX ``Scan``.
 
 The ops take no :class:`~lstmcompat._engine.spec.CellSpec` (not a tensor
 type): its fields travel as plain arguments and the spec is rebuilt inside.
