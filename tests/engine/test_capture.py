@@ -268,3 +268,30 @@ def test_export_bidirectional_with_dynamic_batch_and_time():
         for B, T in [(3, 6), (5, 2), (2, 11)]:
             x = torch.randn(B, T, 4)
             torch.testing.assert_close(ep.module()(x), layer(x), rtol=1e-5, atol=1e-6)
+
+
+_FRESH_EXPORT = """
+import warnings
+import torch
+import lstmcompat as L
+warnings.simplefilter("error", RuntimeWarning)
+layer = L.LSTM(5, return_sequences=True, input_shape=(None, 4)).eval()
+x = torch.randn(3, 6, 4)
+dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("time")},)
+ep = torch.export.export(layer, (x,), dynamic_shapes=dims)
+assert any("lstmcompat.forward_loop" in str(n.target) for n in ep.graph.nodes)
+x = torch.randn(2, 9, 4)
+torch.testing.assert_close(ep.module()(x), layer(x), rtol=1e-5, atol=1e-6)
+print("ok")
+"""
+
+
+def test_export_as_the_first_call_of_a_process():
+    # non-strict torch.export runs the capture-time decisions inside its trace (fake
+    # tensors): the fused kernel's first use (loading the compiled loop) must not see them
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _FRESH_EXPORT], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

@@ -11,6 +11,7 @@ cannot run the call exactly raises ``ValueError`` (never a silent fallback).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -54,7 +55,8 @@ def at_capture_time(fn: Callable[..., Any]) -> Callable[..., Any]:
         global _constant_depth
         _constant_depth += 1
         try:
-            return fn(*args)
+            with _outside_the_trace():
+                return fn(*args)
         finally:
             _constant_depth -= 1
 
@@ -63,6 +65,18 @@ def at_capture_time(fn: Callable[..., Any]) -> Callable[..., Any]:
     # imported; tests/engine/test_capture.py fails if Dynamo stops honouring it.
     run._dynamo_marked_constant = True  # type: ignore[attr-defined]
     return run
+
+
+def _outside_the_trace() -> Any:
+    """A context in which tensors are real again: outside the fake and proxy modes of
+    a non-strict ``torch.export`` (and so of ``torch.onnx.export``), which, unlike
+    Dynamo, runs a capture-time function inside the trace (a first-use check would
+    compute on fake tensors and fail). Nothing to leave in eager mode or under Dynamo."""
+    if not torch.compiler.is_compiling():
+        return contextlib.nullcontext()
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    return _disable_current_modes()
 
 
 @dataclass(frozen=True)

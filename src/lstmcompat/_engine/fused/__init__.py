@@ -110,8 +110,8 @@ def backend_for(spec: CellSpec, dtype: torch.dtype = torch.float32,
     Builds or loads the extension on first use (a real run; ``choose`` uses
     :func:`compiled_loop` instead)."""
     if capturing():  # found once, when the graph is captured
-        if torch.onnx.is_in_onnx_export():  # traced step by step (see ``_ops._opaque``)
-            return TORCH_BACKEND, "pure-PyTorch loop (traced by torch.onnx.export)"
+        if torch.onnx.is_in_onnx_export():  # a scan (see ``_ops.run_forward``)
+            return TORCH_BACKEND, "a scan of the pure-PyTorch step (an ONNX Scan in torch.onnx.export)"
         key, why = _ops.backend_key(spec_shape(spec), dtype, str(device))
         return _ops.backend_named(key), why
     return _backend_for(spec, dtype, device)
@@ -200,6 +200,14 @@ def run_fused(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     without mask or dropout runs through the low-overhead step path
     (:func:`fused_step`), same numbers.
     """
+    if torch._C._get_tracing_state() is not None and torch.onnx.is_in_onnx_export():
+        # The TorchScript-based exporter (dynamo=False) converts the loops' in-place
+        # updates of slices wrongly: it traces the reference's loop instead (the same
+        # numbers, a graph for the example's sequence length).
+        from ..reference import run_reference
+
+        return run_reference(spec, x, w, h0, c0, mask=mask, reverse=reverse, dropout=dropout,
+                             batch_first=batch_first)
     backend, _ = backend_for(spec, x.dtype, x.device)
     time_dim = 1 if batch_first else 0
     if x.shape[time_dim] == 1 and mask is None and (

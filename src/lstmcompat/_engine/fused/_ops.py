@@ -8,7 +8,9 @@ run as two opaque custom ops, ``lstmcompat::forward_loop`` and
 captured graph holds one node per loop and any batch or time length. Their real
 implementations call the very same backend functions as eager mode: the numbers
 are those of eager. In eager mode the backends are called directly (a custom
-op's dispatch would add tens of microseconds to every call).
+op's dispatch would add tens of microseconds to every call). Under
+``torch.onnx.export``, whose exporter has no translation for these ops, the forward
+loop runs as a ``scan`` instead (:mod:`._scan`), which it writes as an ONNX ``Scan``.
 
 The ops take no :class:`~lstmcompat._engine.spec.CellSpec` (not a tensor
 type): its fields travel as plain arguments and the spec is rebuilt inside.
@@ -185,8 +187,8 @@ def _(backend, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask, dout, dhT, dcT, acti
 
 def _opaque() -> bool:
     """Whether the loops run as the custom ops: while a graph is captured, except under
-    ``torch.onnx.export``, which has no translation for them: there the pure-PyTorch
-    loops are traced step by step (a graph for the example's sequence length)."""
+    ``torch.onnx.export``, which has no translation for them: there the forward runs as
+    one ``scan`` (:mod:`._scan`, an ONNX ``Scan`` of any batch and length)."""
     return capturing() and not torch.onnx.is_in_onnx_export()
 
 
@@ -194,9 +196,17 @@ def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: t
                 c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
                 bias: torch.Tensor | None = None) -> ForwardResult:
-    """``backend.forward_loop(...)``, through the custom op while a graph is captured."""
-    if not _opaque():
+    """``backend.forward_loop(...)``, through the custom op while a graph is captured
+    (under ``torch.onnx.export``: as a ``scan``, see :mod:`._scan`)."""
+    if not capturing():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
+    if torch.onnx.is_in_onnx_export():
+        # An ONNX graph runs no backward: nothing is saved (the saved tensors would be
+        # more outputs of the ONNX Scan, computed at every step and never read).
+        from . import _scan
+
+        res = _scan.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, False, bias)
+        return res._replace(Hs=res.outputs) if save and mask is None else res
     act, ract, clip, pclip, carry, cgrad, matmul = _fields(spec)
     res = ForwardResult(*forward_loop(_key(backend), Z, R, h0, c0, dmh, peep, P, mask, bias, act,
                                       ract, clip, pclip, carry, cgrad, matmul, save))

@@ -71,6 +71,12 @@ def interpreted_backend() -> TritonBackend:
     it when a kernel is defined), leaving Triton itself and the compiled kernels of
     this process alone.
     """
+    return TritonBackend(interpreted_kernels())
+
+
+def interpreted_kernels() -> ModuleType:
+    """The private copy of :mod:`._kernels` defined under Triton's interpreter (see
+    :func:`interpreted_backend`), loaded on first use."""
     import triton.language  # noqa: F401 - imported normally, before the variable is set
 
     name = f"{__name__}._kernels_interpreted"
@@ -89,7 +95,7 @@ def interpreted_backend() -> TritonBackend:
             else:
                 os.environ["TRITON_INTERPRET"] = before
         sys.modules[name] = module
-    return TritonBackend(module)
+    return module
 
 
 def triton_cannot(spec: CellSpec, *, device: torch.device, dtype: torch.dtype,
@@ -236,15 +242,9 @@ class TritonBackend:
         RP = Z.new_empty(B, p) if P is not None else Z
         m8, om8 = self._masks(spec, mask)
         bounds = self._bounds(spec, Z)
-        flags = dict(ACT=_acts.code(spec.activation), RACT=_acts.code(spec.recurrent_activation),
-                     G=0 if dmh is None else dmh.shape[0], PEEPHOLES=peep is not None,
-                     CLIP=clip, PCLIP=pclip, HAS_P=P is not None, HAS_MASK=mask is not None,
-                     SAVE_CPRE=bool(save and clip), SAVE_RPRE=bool(save and pclip),
-                     BB=BLOCK_B, BU=BLOCK_U, BK=BLOCK_K)
-        tail = dict(PCLIP=pclip, HAS_MASK=mask is not None, SAVE_RPRE=bool(save and pclip),
-                    BB=BLOCK_B, BP=BLOCK_U)
-        grid = (_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))
-        grid_p = (_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))
+        flags, tail = forward_flags(_acts.code(spec.activation),  # type: ignore[arg-type]
+                                    _acts.code(spec.recurrent_activation),  # type: ignore
+                                    dmh, peep, P, mask, clip, pclip, save)
         hs_ring = ring and mask is not None
         for s in range(T):
             h_prev = h0 if s == 0 else Hs[(s - 1) % 2 if hs_ring else s - 1]
@@ -254,14 +254,9 @@ class TritonBackend:
             ms = Z if m8 is None else m8[s]
             oms = Z if om8 is None else om8[s]
             rpre = Rpre[s] if save and pclip else Z
-            k.fwd_step[grid](
-                Z[s], R, h_prev, c_prev, Z if dmh is None else dmh, Z if peep is None else peep,
-                c_next, Cpre[s] if save and clip else Z, HU, h_next, outputs[s], ms, oms, rpre,
-                B, u, p, bounds, **flags)
-            if P is not None:
-                torch.mm(HU, P, out=RP)
-                k.fwd_proj[grid_p](RP, h_prev, h_next, outputs[s], ms, oms, rpre, B, p, bounds,
-                                   **tail)
+            forward_step(k, _direct, Z[s], R, h_prev, c_prev, dmh, peep, P, ms, oms, bounds,
+                         c_next, Cpre[s] if save and clip else Z, HU, RP, h_next, outputs[s],
+                         rpre, flags, tail)
         last = T - 1
         h = Hs[last % 2 if hs_ring else last].clone()
         c = C[last % 2 if ring else last].clone()
@@ -290,26 +285,96 @@ class TritonBackend:
         Cn = torch.empty_like(C) if mask is not None and peep is not None else C
         m8, _ = self._masks(spec, mask)
         bounds = self._bounds(spec, Z)
-        out_flags = dict(HAS_MASK=mask is not None, CARRY=carry, PCLIP=pclip)
-        step_flags = dict(ACT=_acts.code(spec.activation),
-                          RACT=_acts.code(spec.recurrent_activation), PEEPHOLES=peep is not None,
-                          CLIP=clip, HAS_P=P is not None, BB=BLOCK_B, BU=BLOCK_U, **out_flags)
-        grid = (_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))
-        grid_p = (_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))
+        step_flags = backward_flags(_acts.code(spec.activation),  # type: ignore[arg-type]
+                                    _acts.code(spec.recurrent_activation),  # type: ignore
+                                    peep, P, mask, clip, pclip, carry)
         for s in range(T - 1, -1, -1):
             ms = Z if m8 is None else m8[s]
             rpre = Rpre[s] if pclip else Z
-            if P is not None:
-                k.bwd_out[grid_p](dh, dout[s], acc, ms, rpre, dRp[s], B, p, bounds,
-                                  BB=BLOCK_B, BP=BLOCK_U, **out_flags)
-                torch.mm(dRp[s], P.t(), out=dhu)
-            k.bwd_step[grid](Z[s], C[s], c0 if s == 0 else C[s - 1], Cpre[s] if clip else Z, dhu,
-                             dh, dout[s], acc, rpre, dc, dZ[s], HU[s] if P is not None else Z,
-                             Z if peep is None else peep, ms, Cn[s], B, u, bounds,
-                             **step_flags)
-            k.bwd_dh[grid_p](dZ[s], R, Z if dmh is None else dmh, dh, dhp, ms, B, u, p,
-                             G=0 if dmh is None else dmh.shape[0], HAS_MASK=mask is not None,
-                             BB=BLOCK_B, BP=BLOCK_U, BK=BLOCK_K)
+            backward_step(k, _direct, Z[s], C[s], c0 if s == 0 else C[s - 1],
+                          Cpre[s] if clip else Z, rpre, R, dmh, peep, P, ms, dout[s], dh, dc,
+                          acc, bounds, dZ[s], dhp, HU[s] if P is not None else Z,
+                          dRp[s] if P is not None else Z, dhu, Cn[s], step_flags)
             dh, dhp = dhp, dh
         dpeep = _loops.peephole_grads(dZ, C, c0, u, Cn) if peep is not None else empty
         return BackwardResult(dZ, dh, dc, HU, dRp, dpeep)
+
+
+# ------------------------------------------------------------------ one step's launches
+# The time loops above and the ``triton_op`` steps of :mod:`._ops` launch the kernels
+# of a step through these functions: ``wrap`` is the identity in the loops (direct
+# launches) and ``torch.library.wrap_triton`` in the ops. A placeholder tensor (any
+# tensor: the kernel does not read it) stands for an absent optional one.
+
+
+def _direct(kernel: object) -> object:
+    return kernel
+
+
+def forward_flags(act: int, ract: int, dmh: torch.Tensor | None, peep: torch.Tensor | None,
+                  P: torch.Tensor | None, mask: torch.Tensor | None, clip: bool, pclip: bool,
+                  save: bool) -> tuple[dict, dict]:
+    """The constexpr arguments of ``fwd_step`` and ``fwd_proj``."""
+    flags = dict(ACT=act, RACT=ract, G=0 if dmh is None else dmh.shape[0],
+                 PEEPHOLES=peep is not None, CLIP=clip, PCLIP=pclip, HAS_P=P is not None,
+                 HAS_MASK=mask is not None, SAVE_CPRE=bool(save and clip),
+                 SAVE_RPRE=bool(save and pclip), BB=BLOCK_B, BU=BLOCK_U, BK=BLOCK_K)
+    tail = dict(PCLIP=pclip, HAS_MASK=mask is not None, SAVE_RPRE=bool(save and pclip),
+                BB=BLOCK_B, BP=BLOCK_U)
+    return flags, tail
+
+
+def forward_step(k: ModuleType, wrap: object, z: torch.Tensor, R: torch.Tensor,
+                 h: torch.Tensor, c: torch.Tensor, dmh: torch.Tensor | None,
+                 peep: torch.Tensor | None, P: torch.Tensor | None, m8: torch.Tensor,
+                 om8: torch.Tensor, bounds: torch.Tensor, c_next: torch.Tensor,
+                 cpre: torch.Tensor, hu: torch.Tensor, rp: torch.Tensor, h_next: torch.Tensor,
+                 out: torch.Tensor, rpre: torch.Tensor, flags: dict, tail: dict) -> None:
+    """Launch one forward step: ``z`` (B, 4u, the step's input projection plus bias)
+    becomes its gate pre-activations; writes ``c_next``, ``h_next`` (with a mask),
+    ``out`` and, as ``flags`` say, ``cpre`` and ``rpre``; ``hu`` and ``rp`` (B, u) and
+    (B, p) are the projection's scratch buffers."""
+    B, u, p = z.shape[0], c.shape[1], R.shape[0]
+    grid = (_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))
+    wrap(k.fwd_step)[grid](  # type: ignore[operator]
+        z, R, h, c, z if dmh is None else dmh, z if peep is None else peep, c_next, cpre, hu,
+        h_next, out, m8, om8, rpre, B, u, p, bounds, **flags)
+    if P is not None:
+        torch.mm(hu, P, out=rp)
+        wrap(k.fwd_proj)[(_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))](  # type: ignore[operator]
+            rp, h, h_next, out, m8, om8, rpre, B, p, bounds, **tail)
+
+
+def backward_flags(act: int, ract: int, peep: torch.Tensor | None, P: torch.Tensor | None,
+                   mask: torch.Tensor | None, clip: bool, pclip: bool, carry: bool) -> dict:
+    """The constexpr arguments of ``bwd_step`` (``bwd_out`` takes the last three)."""
+    return dict(ACT=act, RACT=ract, PEEPHOLES=peep is not None, CLIP=clip, HAS_P=P is not None,
+                BB=BLOCK_B, BU=BLOCK_U, HAS_MASK=mask is not None, CARRY=carry, PCLIP=pclip)
+
+
+def backward_step(k: ModuleType, wrap: object, z: torch.Tensor, cn: torch.Tensor,
+                  cprev: torch.Tensor, cpre: torch.Tensor, rpre: torch.Tensor, R: torch.Tensor,
+                  dmh: torch.Tensor | None, peep: torch.Tensor | None, P: torch.Tensor | None,
+                  m8: torch.Tensor, dout: torch.Tensor, dh: torch.Tensor, dc: torch.Tensor,
+                  acc: torch.Tensor, bounds: torch.Tensor, dz: torch.Tensor, dhp: torch.Tensor,
+                  hu: torch.Tensor, drp: torch.Tensor, dhu: torch.Tensor, cnh: torch.Tensor,
+                  flags: dict) -> None:
+    """Launch one backward step: from the gradients ``dh``, ``dc`` after the step (and
+    ``dout``, the step's output gradient; ``acc``, a Keras mask's carried one) writes
+    ``dz`` and ``dhp`` (the ``h`` gradient before the step) and updates ``dc`` and
+    ``acc`` in place; with a projection also ``hu`` and ``drp`` (``dhu`` is scratch);
+    with a mask and peepholes ``cnh`` (the held rows' new cells)."""
+    B, u, p = z.shape[0], cn.shape[1], R.shape[0]
+    grid_p = (_cdiv(B, BLOCK_B), _cdiv(p, BLOCK_U))
+    if P is not None:
+        wrap(k.bwd_out)[grid_p](dh, dout, acc, m8, rpre, drp, B, p, bounds,  # type: ignore
+                                BB=BLOCK_B, BP=BLOCK_U, HAS_MASK=flags["HAS_MASK"],
+                                CARRY=flags["CARRY"], PCLIP=flags["PCLIP"])
+        torch.mm(drp, P.t(), out=dhu)
+    wrap(k.bwd_step)[(_cdiv(B, BLOCK_B), _cdiv(u, BLOCK_U))](  # type: ignore[operator]
+        z, cn, cprev, cpre, dhu, dh, dout, acc, rpre, dc, dz, hu,
+        z if peep is None else peep, m8, cnh, B, u, bounds, **flags)
+    wrap(k.bwd_dh)[grid_p](  # type: ignore[operator]
+        dz, R, z if dmh is None else dmh, dh, dhp, m8, B, u, p,
+        G=0 if dmh is None else dmh.shape[0], HAS_MASK=flags["HAS_MASK"],
+        BB=BLOCK_B, BP=BLOCK_U, BK=BLOCK_K)
