@@ -80,10 +80,21 @@ def test_the_run_leaves_the_global_rng_alone(tmp_path, capsys):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_threads_are_set_for_the_run_only(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    assert _demo(tmp_path, "--threads", "1")[0] == 0
+    assert ", CPU threads: 1\n" in capsys.readouterr().out
+    assert torch.get_num_threads() == before
+
+
 def test_without_matplotlib_it_says_how_to_get_the_chart(tmp_path, capsys, monkeypatch):
+    assert _demo(tmp_path)[0] == 0
+    assert (tmp_path / "out" / "loss.png").exists()
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    rc, out = _demo(tmp_path)
+    capsys.readouterr()
+    rc, out = _demo(tmp_path)  # the same folder: the previous chart is removed
     text = capsys.readouterr().out
     assert rc == 0
     assert "no loss curve: matplotlib is not installed (pip install matplotlib" in text
@@ -160,6 +171,7 @@ def test_missing_or_short_text_is_an_error_on_stderr(tmp_path, capsys):
     (["--steps", "-1"], "`--steps` must be at least 0, got -1"),
     (["--hidden", "0"], "`--hidden` must be at least 1, got 0"),
     (["--lr", "0"], "`--lr` must be positive, got 0.0"),
+    (["--threads", "0"], "`--threads` must be at least 1, got 0"),
     (["--device", "nonsense"], "`--device` 'nonsense' is not a torch device"),
     (["--prompt", "\u2603"], "`--prompt` has characters the training text does not"),
 ])
@@ -168,7 +180,7 @@ def test_bad_values_are_errors_naming_the_option(tmp_path, capsys, argv, message
     err = capsys.readouterr().err
     assert rc == 1
     assert err.startswith("lstmcompat demo: error: ") and message in err
-    assert not (out / "model").exists()  # nothing trained or written
+    assert not out.exists()  # nothing trained or written
 
 
 def test_cuda_without_cuda_is_an_error(tmp_path, capsys, monkeypatch):

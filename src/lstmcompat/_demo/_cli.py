@@ -62,6 +62,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="Adam learning rate (default: 0.004)")
     p.add_argument("--sample-length", type=int, default=300,
                    help="characters generated per sample (default: 300)")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for the run (torch.set_num_threads; default: "
+                        "PyTorch's, one per core). On a machine other jobs keep busy, 1 can "
+                        "be many times faster")
     p.add_argument("--prompt", help="text the samples start from (default: 'The ', or "
                                     "the text's first character if it lacks those)")
     p.set_defaults(func=run)
@@ -74,6 +78,8 @@ def _check(args: argparse.Namespace) -> None:
         if value < low:
             raise ValueError(f"`--{name.replace('_', '-')}` must be at least {low}, "
                              f"got {value}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"`--threads` must be at least 1, got {args.threads}")
     if not args.lr > 0:
         raise ValueError(f"`--lr` must be positive, got {args.lr}")
 
@@ -140,6 +146,7 @@ def _summary(losses: list[float]) -> str:
 def plot_losses(losses: list[float], path: Path) -> bool:
     """Draw the loss curve to ``path`` (PNG); ``False`` when matplotlib is missing."""
     try:
+        import matplotlib  # noqa: F401  (first: None in sys.modules means "not installed")
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
@@ -175,11 +182,17 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     text = read_text(args.text, args.seq_len + 1)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     forked = [device.index or 0] if device.type == "cuda" else []
-    # The global RNG (weights, dropout) is seeded for the run and restored after it.
-    with torch.random.fork_rng(devices=forked):
-        return _run(args, device, text, out)
+    threads = torch.get_num_threads()
+    # The global RNG (weights, dropout) is seeded for the run and restored after it, as
+    # is the thread count.
+    try:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        with torch.random.fork_rng(devices=forked):
+            return _run(args, device, text, out)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run(args: argparse.Namespace, device: torch.device, text: str, out: Path) -> int:
@@ -187,6 +200,7 @@ def _run(args: argparse.Namespace, device: torch.device, text: str, out: Path) -
     vocab = Vocabulary.of(text)
     prompt = default_prompt(vocab, text) if args.prompt is None else args.prompt
     vocab.encode(prompt, "`--prompt`")  # fail before training, not after
+    out.mkdir(parents=True, exist_ok=True)
     ids = vocab.encode(text)
     source = args.text or "the bundled text (Genesis, Ecclesiastes, sonnets, Alice)"
     print(f"text: {source}, {len(text):,} characters, {len(vocab)} distinct")
@@ -196,7 +210,8 @@ def _run(args: argparse.Namespace, device: torch.device, text: str, out: Path) -
           f"-> lstmcompat.LSTM({args.hidden}) -> Linear({args.hidden}, {len(vocab)}); "
           f"{n_params:,} parameters, on {device}")
     print(f"training: {args.steps} steps of {args.batch} x {args.seq_len} characters, "
-          f"Adam lr {args.lr}, seed {args.seed}")
+          f"Adam lr {args.lr}, seed {args.seed}"
+          + (f", CPU threads: {torch.get_num_threads()}" if device.type == "cpu" else ""))
     before = generate(model, vocab, prompt, args.sample_length, args.seed)
     _print_sample("sample before training", before)
 
@@ -249,6 +264,7 @@ def _run(args: argparse.Namespace, device: torch.device, text: str, out: Path) -
     if plot_losses(losses, out / "loss.png"):
         print(f"loss curve: {out / 'loss.png'}")
     else:
+        (out / "loss.png").unlink(missing_ok=True)  # not a previous run's
         print("no loss curve: matplotlib is not installed (pip install matplotlib, or "
               "pip install 'lstmcompat[demo]')")
     print(f"samples: {out / 'samples.txt'}; losses: {out / 'losses.csv'}")
