@@ -118,7 +118,7 @@ class _Progress:
         if sys.stdout.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=steps, file=sys.stdout, unit="step", dynamic_ncols=True,
+            self.bar = tqdm(total=steps, file=sys.stdout, unit="step",
                             desc="training")
         self.every = max(1, steps // 10)
 
