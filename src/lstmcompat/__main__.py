@@ -10,8 +10,9 @@ imports. To add one, add a row.
 Exit codes: 0 success, 1 failure (an expected error, :data:`ERRORS`, printed as
 ``lstmcompat <command>: error: ...`` on stderr, without a traceback), 2 bad usage
 (argparse), 130 interrupted (Ctrl-C). Options that mean the same thing are spelled
-the same in every subcommand: ``-o``/``--out`` for what a command writes,
-``--device``, ``--seed``.
+the same in every subcommand: ``-o``/``--out`` for what a command writes (``OUT``
+after ``PATH`` still works for ``convert`` and ``export-onnx``), ``--device`` and
+``--seed`` where a command has them (``demo``).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 #: The bundled text (package data): public-domain English, typed for this package
-#: from the King James Bible (Genesis 1-4, 6-8 and 11, Ecclesiastes 1 and 3,
-#: Psalm 23), Shakespeare's sonnets (seventeen of them) and chapter I of Lewis
-#: Carroll's *Alice's Adventures in Wonderland* (1865).
+#: from the King James Bible (Genesis 1-4, 6-8 and 11:1-9, Ecclesiastes 1:1-11 and
+#: 3:1-9, Psalm 23), Shakespeare's sonnets (seventeen of them) and chapter I of Lewis
+#: Carroll's *Alice's Adventures in Wonderland* (1865). Typed without a copy at hand:
+#: a word or a comma may differ from the printed editions (it is training data).
 CORPUS = "corpus.txt"
 
 #: The prompt samples start from when ``--prompt`` is not given (when the text has
