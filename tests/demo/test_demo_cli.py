@@ -197,6 +197,18 @@ def test_zero_steps_still_saves_and_checks(tmp_path, capsys):
     assert "reloaded it: it generates the same text" in text
 
 
+def test_plain_lines_come_at_least_every_few_seconds(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_cli, "_PLAIN_SECONDS", 0.0)
+    rc, _ = _demo(tmp_path, "--steps", "25")
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert [f"step {k}/25:" in text for k in (1, 2, 3, 24, 25)] == [True] * 5
+    monkeypatch.setattr(_cli, "_PLAIN_SECONDS", 1e9)
+    rc, _ = _demo(tmp_path, "--steps", "25")
+    text = capsys.readouterr().out
+    assert "step 2/25:" in text and "step 1/25:" not in text and "step 3/25:" not in text
+
+
 def test_a_terminal_gets_a_tqdm_bar(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     rc, _ = _demo(tmp_path)
@@ -217,3 +229,36 @@ def test_defaults_are_the_documented_run():
         1200, "cpu", 0, "lstmcompat-demo", None)
     assert (args.hidden, args.embedding, args.seq_len, args.batch) == (128, 32, 100, 32)
     assert p.parse_args(["-o", "x"]).out == "x"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_a_real_ctrl_c_saves_and_exits_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lstmcompat", "demo", *TINY, "--steps", "1000000", "-o",
+         str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        while not (lines and lines[-1] == "---\n"):  # the first sample is printed
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        time.sleep(1.5)  # training
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted (Ctrl-C) after " in rest and " of 1000000 steps" in rest
+    assert "reloaded it: it generates the same text" in rest
+    assert (out / "model" / HEAD_FILE).exists() and (out / "losses.csv").exists()

@@ -24,6 +24,9 @@ from ._text import Vocabulary, batch, default_prompt, read_text
 #: The exit code after Ctrl-C (the model saved first).
 INTERRUPTED = 130
 
+#: The longest time between two plain progress lines (stdout not a terminal).
+_PLAIN_SECONDS = 10.0
+
 #: Losses averaged for the summary's final figure.
 _SUMMARY_STEPS = 20
 
@@ -108,7 +111,8 @@ def train_step(model: CharModel, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 
 class _Progress:
-    """A tqdm bar on a terminal; else a plain line every tenth of the run."""
+    """A tqdm bar on a terminal; else a plain line every tenth of the run (and at least
+    every :data:`_PLAIN_SECONDS`)."""
 
     def __init__(self, steps: int, chars_per_step: int) -> None:
         self.steps = steps
@@ -121,6 +125,7 @@ class _Progress:
             self.bar = tqdm(total=steps, file=sys.stdout, unit="step",
                             desc="training")
         self.every = max(1, steps // 10)
+        self.last = self.start
 
     def update(self, step: int, loss: float, kernel: str) -> None:
         rate = step * self.chars_per_step / max(time.perf_counter() - self.start, 1e-9)
@@ -128,7 +133,9 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(1)
-        elif step % self.every == 0 or step == self.steps:
+        elif (step % self.every == 0 or step == self.steps
+              or time.perf_counter() - self.last > _PLAIN_SECONDS):
+            self.last = time.perf_counter()
             print(f"step {step}/{self.steps}: {text}", flush=True)
 
     def close(self) -> None:
@@ -212,10 +219,11 @@ def _run(args: argparse.Namespace, device: torch.device, text: str, out: Path) -
     print(f"training: {args.steps} steps of {args.batch} x {args.seq_len} characters, "
           f"Adam lr {args.lr}, seed {args.seed}"
           + (f", CPU threads: {torch.get_num_threads()}" if device.type == "cpu" else ""))
+    # (made first: its first use imports torch._dynamo, a second or two before training)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     before = generate(model, vocab, prompt, args.sample_length, args.seed)
     _print_sample("sample before training", before)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     g = torch.Generator().manual_seed(args.seed)
     losses: list[float] = []
     interrupted = False
