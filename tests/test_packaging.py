@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
+import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "lstmcompat"
@@ -45,6 +46,12 @@ def test_outside_pattern_catches_what_it_should():
         assert not _OUTSIDE.search(fine), fine
 
 
+def lstmcompat_version() -> str:
+    """The version in pyproject.toml (what the installed package reports)."""
+    return re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(),
+                     re.M).group(1)
+
+
 def _wheel(tmp: Path) -> Path:
     """A wheel built from a copy of the sources (the checkout is left as it is)."""
     copy = tmp / "tree"
@@ -67,9 +74,10 @@ def test_plain_install_runs_the_command_line(tmp_path):
     assert "lstmcompat/bench/suite.py" in names and "lstmcompat/bench/tf_worker.py" in names
     assert any(n.startswith("lstmcompat/_engine/fused/csrc/") and n.endswith(".cpp")
                for n in names)
+    assert "lstmcompat/_demo/corpus.txt" in names  # the demo's text is package data
     assert not [n for n in names if n.endswith((".md", ".png")) or n.startswith("bench/")]
 
-    # A fresh venv; torch and numpy are this interpreter's (a .pth names their folder:
+    # A fresh venv; torch, numpy and tqdm (the dependencies) are this interpreter's (a .pth names their folder:
     # Python reads the .pth files of a venv's own site-packages only, so the checkout's
     # editable install there is not seen).
     venv = tmp_path / "venv"
@@ -79,7 +87,7 @@ def test_plain_install_runs_the_command_line(tmp_path):
     python = bin_dir / "python"
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           check=True, capture_output=True, text=True).stdout.strip()
-    deps = {str(Path(m.__file__).resolve().parents[1]) for m in (torch, numpy)}
+    deps = {str(Path(m.__file__).resolve().parents[1]) for m in (torch, numpy, tqdm)}
     Path(site, "_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                     "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True,
@@ -99,8 +107,19 @@ def test_plain_install_runs_the_command_line(tmp_path):
     where = subprocess.run([python, "-c", "import lstmcompat; print(lstmcompat.__file__)"],
                            cwd=home, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).resolve().is_relative_to(Path(site).resolve())
-    assert "bench" in run("--help")
+    from lstmcompat.__main__ import SUBCOMMANDS
+
+    listed = run("--help")
+    for name in SUBCOMMANDS:
+        assert name in listed
+        assert run(name, "--help").startswith(f"usage: lstmcompat {name}")
     assert "--rounds" in run("bench", "--help")
+    assert run("--version") == f"lstmcompat {lstmcompat_version()}\n"
+    # the main job, cheaply: the bundled text is found in the installed package
+    out = run("demo", "--steps", "2", "--sample-length", "20", "--out", str(tmp_path / "demo"))
+    assert "reloaded it: it generates the same text" in out
+    assert (tmp_path / "demo" / "model" / "lstm_1.safetensors").exists()
+    run("inspect", str(tmp_path / "demo" / "model" / "lstm_1.safetensors"))
     # the installed sources build and load as the checkout's do (same cache key: a
     # missing source file would fail here)
     from lstmcompat._engine.fused import extension_status

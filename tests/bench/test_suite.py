@@ -39,7 +39,11 @@ def test_chart_needs_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     tg = [dict(what="x", shape=[1, 1, 1, 1], ratio=1.0, limit=1.0, better="lower", met=True)]
     assert suite.chart(tg, tmp_path / "c.png") is False
+    assert not (tmp_path / "c.png").exists()
+    monkeypatch.undo()  # matplotlib importable again (the test extra installs it)
     pytest.importorskip("matplotlib", reason="matplotlib draws the chart when installed")
+    assert suite.chart(tg, tmp_path / "c.png") is True
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_tf_worker_is_not_imported_and_imports_nothing_heavy(python_json):

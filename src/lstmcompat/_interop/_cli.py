@@ -181,9 +181,30 @@ def configure_convert(p: argparse.ArgumentParser) -> None:
     p.description = ("Restore one LSTM weight set of PATH into an lstmcompat module and "
                      "save it (safetensors + config).")
     p.add_argument("path", help="checkpoint prefix or directory, or a Keras/lstmcompat file")
-    p.add_argument("out", help="the .safetensors file to write (atomically)")
+    add_out_argument(p, "the .safetensors file to write (atomically)")
     add_module_arguments(p)
-    p.set_defaults(func=guard(_convert))
+    p.set_defaults(func=guard(with_out(p, _convert)))
+
+
+def add_out_argument(p: argparse.ArgumentParser, help_text: str) -> None:
+    """The file a command writes: ``OUT`` after ``PATH`` (as documented first) or
+    ``-o``/``--out`` (every command's spelling); :func:`with_out` requires one."""
+    p.add_argument("out_positional", nargs="?", metavar="OUT", help=help_text)
+    p.add_argument("-o", "--out", help="the same as OUT")
+
+
+def with_out(p: argparse.ArgumentParser, fn):
+    """``fn`` with ``args.out`` set from ``OUT`` or ``-o``/``--out`` (a usage error,
+    exit code 2, when neither or two different ones are given)."""
+    def run(args: argparse.Namespace) -> int:
+        positional = args.out_positional
+        if positional is not None and args.out is not None and positional != args.out:
+            p.error(f"OUT {positional!r} and -o/--out {args.out!r} differ: give one")
+        if positional is None and args.out is None:
+            p.error("the file to write is required: OUT or -o/--out")
+        args.out = args.out if args.out is not None else positional
+        return fn(args)
+    return run
 
 
 def module_from(args: argparse.Namespace) -> Any:

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from .._interop._cli import add_module_arguments, guard, module_from
+from .._interop._cli import add_module_arguments, add_out_argument, guard, module_from, with_out
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                      "Scan loop) and why.")
     p.add_argument("path", help="an lstmcompat .safetensors file, a checkpoint prefix or "
                                 "directory, or a Keras file")
-    p.add_argument("out", help="the .onnx file to write")
+    add_out_argument(p, "the .onnx file to write")
     add_module_arguments(p)
     p.add_argument("--opset", type=int, help="the ONNX opset (default 17, at least 14)")
     p.add_argument("--form", choices=("auto", "node", "loop"), default="auto",
@@ -55,4 +55,4 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--initial-state", action="store_true", help="add the initial state inputs")
     p.add_argument("--time-major", action="store_true",
                    help="TF1 cells: inputs and outputs (time, batch, ...)")
-    p.set_defaults(func=guard(_export))
+    p.set_defaults(func=guard(with_out(p, _export)))

@@ -439,7 +439,7 @@ def add_arguments(p: argparse.ArgumentParser, out: str = ".") -> None:
                    help="semicolon-separated B,T,D,U shapes (default: the four standard ones)")
     p.add_argument("--stream-steps", type=int, default=2000,
                    help="steps per streaming round (default: 2000)")
-    p.add_argument("--out", default=out,
+    p.add_argument("-o", "--out", default=out,
                    help=f"folder for RESULTS.md and results.png (default: {out})")
     p.add_argument("--json", default=None, help="also write the raw results to this file")
     p.add_argument("--no-deploy", action="store_true",
