@@ -14,7 +14,7 @@ callable, e.g. the LSTM layer built with ``kernel_constraint="max_norm"`` has
 ``None``, or whose parameter is not there yet (layer not built) or is ``None``, are
 skipped.
 
-Example:
+Examples:
     >>> import torch
     >>> from lstmcompat._keras import constraints
     >>> lin = torch.nn.Linear(3, 2)
