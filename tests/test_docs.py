@@ -20,11 +20,13 @@ A page holding ``<!-- docs-test: slow -->`` is marked ``slow`` (``torch.compile`
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,11 @@ FIXTURES = {
     "multi_dir": "restore/tf1_multi",
     # compat.v1 Keras LSTM(4) -> LSTM(3) under a TF1 Saver (lstm/lstm_cell/...)
     "keras_ckpt": "restore/keras_v1_saver",
+    # TF1 Saver: BasicLSTMCell(4) on depth 3 (rnn/basic_lstm_cell/...)
+    "basic_dir": "restore/tf1_basic",
+    # TF1 Saver of a CudnnLSTM's canonical weights: two CudnnCompatibleLSTMCell(5) under
+    # cudnn_lstm/rnn/multi_rnn_cell, depth 4 (a prefix: no `checkpoint` file)
+    "cudnn_train": "tf1_family/ckpt_cudnn",
     # tf_keras model (LSTM(4) -> LSTM(3, use_bias=False) -> Dense) saved with
     # tf.train.Checkpoint(model=m)
     "tf2_ckpt": "restore/tf2_object",
@@ -65,7 +72,7 @@ _FENCE = re.compile(
     re.M | re.S)
 _NO_RUN = re.compile(r"<!--\s*no-run:\s*\S.*?-->\s*$")
 _SKIP_TITLES = ("TensorFlow", "Signature")
-_USES_TF = re.compile(r"\bimport tensorflow\b|\btf\.(compat|keras|nn|contrib|train)\b")
+_USES_TF = re.compile(r"\b(import|from) tensorflow\b|\btf\s*\.\s*\w")
 
 
 @dataclass
@@ -103,6 +110,15 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
+def _code_only(code: str) -> str:
+    """``code`` without its comments and strings (which may name TensorFlow calls)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return code
+    return " ".join(t.string for t in tokens if t.type not in (tokenize.COMMENT, tokenize.STRING))
+
+
 def pages() -> list[Path]:
     return sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
 
@@ -127,23 +143,28 @@ def test_examples_run(page, tmp_path, monkeypatch):
     runnable = [b for b in blocks(page) if b.runs]
     _prepare(tmp_path)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LSTMCOMPAT_KERNEL", raising=False)  # the pages show the defaults
     torch.manual_seed(0)
     namespace: dict = {"__name__": "__docs__"}
-    for b in runnable:
-        code = compile(b.code, f"{page.relative_to(ROOT)}:{b.line}", "exec")
-        try:
-            exec(code, namespace)
-        except Exception as e:  # name the block: the traceback's file is the page
-            raise AssertionError(
-                f"{page.relative_to(ROOT)}, the block at line {b.line} failed: "
-                f"{type(e).__name__}: {e}") from e
+    try:
+        for b in runnable:
+            code = compile(b.code, f"{page.relative_to(ROOT)}:{b.line}", "exec")
+            try:
+                exec(code, namespace)
+            except Exception as e:  # name the block: the traceback's file is the page
+                raise AssertionError(
+                    f"{page.relative_to(ROOT)}, the block at line {b.line} failed: "
+                    f"{type(e).__name__}: {e}") from e
+    finally:  # a page may start a (one-process) process group: training.md
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
 def test_no_runnable_block_uses_tensorflow(page):
     """TensorFlow snippets are marked (``title="TensorFlow"``), so the runner skips
     them: TensorFlow is never installed where the tests run."""
-    bad = [b.line for b in blocks(page) if b.runs and _USES_TF.search(b.code)]
+    bad = [b.line for b in blocks(page) if b.runs and _USES_TF.search(_code_only(b.code))]
     assert bad == [], f"{page.name}: unmarked TensorFlow blocks at lines {bad}"
 
 
@@ -162,6 +183,14 @@ def test_block_rules(tmp_path):
                    (False, "LSTM(units)\n"), (False, "y = 2\n"),
                    (True, "z = 3\n"),  # a no-run mark without a reason is not one
                    (False, "$ lstmcompat --help\n"), (True, "w = 4\n")]
+
+
+def test_tensorflow_check():
+    def uses(code):
+        return bool(_USES_TF.search(_code_only(code)))
+    assert uses("import tensorflow as tf\n") and uses("y = tf.nn.dynamic_rnn(c, x)\n")
+    assert not uses("layer = L.LSTM(4)  # tf.compat.v1.keras.layers.LSTM(4)\n")
+    assert not uses('print("tf.nn.dynamic_rnn")\n')
 
 
 def test_every_page_has_examples_that_run():
