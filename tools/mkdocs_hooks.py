@@ -5,6 +5,10 @@ time it is replaced by that file (its title dropped, its headings one level down
 the chart ``bench/results.png`` that the file shows is added to the site as
 ``results.png``. So the site always shows the latest ``lstmcompat bench`` run,
 without a copy in ``docs/``.
+
+The docstrings use Sphinx roles (``:func:`lstmcompat.choose```), which Markdown
+renders as the role's text before the code: the rendered pages drop the role, and
+``~a.b.C`` (Sphinx's "show the last name") becomes ``C``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
+_ROLE = re.compile(r":(?:func|class|meth|attr|data|mod|exc|obj):(?=<code>)")
+_TILDE = re.compile(r"<code>~(?:\w+\.)*(\w+)</code>")
 _INCLUDE = re.compile(r"^<!-- include: (?P<path>[\w./-]+) -->$", re.M)
 
 
@@ -35,3 +41,7 @@ def _included(path: str) -> str:
 
 def on_page_markdown(markdown, page, config, files):
     return _INCLUDE.sub(lambda m: _included(m.group("path")), markdown)
+
+
+def on_page_content(html, page, config, files):
+    return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))
