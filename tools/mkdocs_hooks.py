@@ -7,8 +7,9 @@ the chart ``bench/results.png`` that the file shows is added to the site as
 without a copy in ``docs/``.
 
 The docstrings use Sphinx roles (``:func:`lstmcompat.choose```), which Markdown
-renders as the role's text before the code: the rendered pages drop the role, and
-``~a.b.C`` (Sphinx's "show the last name") becomes ``C``.
+renders as the role's text before the code: the rendered pages drop the role,
+``~a.b.C`` (Sphinx's "show the last name") becomes ``C``, and the ``::`` that opens
+a reST literal block (rendered as a code block anyway) becomes ``:``.
 """
 
 from __future__ import annotations
@@ -44,4 +45,5 @@ def on_page_markdown(markdown, page, config, files):
 
 
 def on_page_content(html, page, config, files):
-    return _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))
+    html = _TILDE.sub(r"<code>\1</code>", _ROLE.sub("", html))
+    return html.replace("::</p>\n<div class=\"highlight\">", ":</p>\n<div class=\"highlight\">")
