@@ -11,10 +11,16 @@ Which fenced blocks run:
   (TensorFlow is not installed) and ``title="Signature"`` a signature listing: neither
   runs, and a block that runs may not use TensorFlow (a forgotten title fails here);
 * a block right after a line ``<!-- no-run: why -->`` does not run (the reason is
-  required; use it only for what the tests cannot provide, e.g. a process group);
+  required; use it only for what the tests cannot provide, e.g. a GPU; no page needs
+  it today);
 * other languages (``console``, ``bash``, ``text``) never run.
 
 A page holding ``<!-- docs-test: slow -->`` is marked ``slow`` (``torch.compile``).
+
+Also: the docstring examples of the public names (shown by the API reference page)
+run as doctests; the reference page documents every name of ``lstmcompat.__all__``;
+the migration guide runs every public class and function; every page is in the
+``mkdocs.yml`` nav.
 """
 
 from __future__ import annotations
@@ -272,7 +278,15 @@ def test_every_page_is_in_the_nav():
 
 
 def _have(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    except ModuleNotFoundError:  # the parent of a dotted name is missing
+        return False
+
+
+def test_have():
+    assert _have("pytest") and not _have("no_such_module_here")
+    assert not _have("no_such_package_here.python")
 
 
 @pytest.mark.skipif(not _have("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python",
