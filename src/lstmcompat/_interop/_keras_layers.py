@@ -353,7 +353,7 @@ def load_keras_layers(path: Any) -> dict[str, LSTM | Bidirectional]:
             :func:`layer_from_config`), or stored weights that do not fit the layer.
         FileNotFoundError, TypeError: as :func:`lstmcompat.load_variables`.
 
-    Example:
+    Examples:
         >>> layers = lstmcompat.load_keras_layers("model.keras")  # doctest: +SKIP
         >>> layers["lstm"](torch.zeros(1, 5, 3))  # doctest: +SKIP
     """

@@ -463,7 +463,7 @@ def restore(module: Any, path: Any, prefix: str | None = None) -> Any:
             ``None`` (listing every candidate prefix); a corrupt file.
         FileNotFoundError: nothing at ``path``.
 
-    Example:
+    Examples:
         >>> import lstmcompat
         >>> cell = lstmcompat.LSTMCell(16, use_peepholes=True)
         >>> lstmcompat.restore(cell, "train_dir/model.ckpt-20000")  # doctest: +SKIP

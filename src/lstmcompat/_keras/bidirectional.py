@@ -88,15 +88,17 @@ class Bidirectional(torch.nn.Module):
             are cast to it first, as Keras's autocast does, then the copies compute
             in the dtype of ``layer`` (so a float64 ``layer`` sees float32-rounded
             inputs unless ``dtype`` is float64 too, as in TensorFlow).
-        input_shape, batch_input_shape, batch_size: as Keras (the copies are built
-            when they give the feature size).
+        input_shape: as Keras (the copies are built when it, or
+            ``batch_input_shape``, gives the feature size).
+        batch_input_shape: as Keras.
+        batch_size: as Keras.
 
     Raises:
         ValueError: ``layer`` or ``backward_layer`` is not such a layer, an unknown
             ``merge_mode``, or a ``backward_layer`` that does not match (TensorFlow's
             messages); at call time an odd number of initial states.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> bi = lstmcompat.Bidirectional(lstmcompat.LSTM(4, return_sequences=True))
         >>> bi(torch.zeros(2, 5, 3)).shape

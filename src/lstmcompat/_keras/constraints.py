@@ -14,7 +14,7 @@ callable, e.g. the LSTM layer built with ``kernel_constraint="max_norm"`` has
 ``None``, or whose parameter is not there yet (layer not built) or is ``None``, are
 skipped.
 
-Example:
+Examples:
     >>> import torch
     >>> from lstmcompat._keras import constraints
     >>> lin = torch.nn.Linear(3, 2)
@@ -325,6 +325,15 @@ def apply_constraints(module: torch.nn.Module) -> None:
         TypeError: ``_constraints`` names an attribute that is not a tensor, or maps
             to something that is not callable.
         ValueError: A constraint returned a tensor of another shape.
+
+    Examples:
+        >>> import torch, lstmcompat
+        >>> layer = lstmcompat.LSTM(4, kernel_constraint="non_neg", input_shape=(None, 3))
+        >>> with torch.no_grad():
+        ...     _ = layer.kernel.fill_(-1.0)
+        >>> lstmcompat.apply_constraints(layer)
+        >>> bool((layer.kernel == 0).all())
+        True
     """
     done: set[int] = set()
     with torch.no_grad():
@@ -371,5 +380,16 @@ def attach_constraints(optimizer: torch.optim.Optimizer, module: torch.nn.Module
 
     Returns:
         The hook handle; ``handle.remove()`` detaches it.
+
+    Examples:
+        >>> import torch, lstmcompat
+        >>> layer = lstmcompat.LSTM(4, kernel_constraint="non_neg", input_shape=(None, 3))
+        >>> opt = torch.optim.SGD(layer.parameters(), lr=10.0)
+        >>> handle = lstmcompat.attach_constraints(opt, layer)
+        >>> layer(torch.randn(2, 5, 3)).sum().backward()
+        >>> opt.step()
+        >>> bool((layer.kernel >= 0).all())
+        True
+        >>> handle.remove()
     """
     return optimizer.register_step_post_hook(lambda *a, **k: apply_constraints(module))

@@ -99,18 +99,28 @@ class CuDNNLSTM(LSTM):
 
     Args:
         units: positive integer, the size of ``h`` and ``c``.
-        kernel_initializer, recurrent_initializer, bias_initializer: Keras
-            initializers (name, config dict or callable).
+        kernel_initializer: Keras initializer (name, config dict or callable).
+        recurrent_initializer: as ``kernel_initializer``.
+        bias_initializer: as ``kernel_initializer``.
         unit_forget_bias: the built bias has ones at ``[5u:6u]`` (the recurrent
             forget bias) and ``bias_initializer``'s values elsewhere (TensorFlow's
             rule).
-        kernel_regularizer, recurrent_regularizer, bias_regularizer,
-            activity_regularizer, kernel_constraint, recurrent_constraint,
-            bias_constraint: as :class:`lstmcompat.LSTM`.
-        return_sequences, return_state, go_backwards, stateful, time_major: as
-            :class:`lstmcompat.LSTM`.
-        input_shape, batch_input_shape, batch_size: as Keras; the weights are
-            built at construction when they give the feature size.
+        kernel_regularizer: as :class:`lstmcompat.LSTM`.
+        recurrent_regularizer: as :class:`lstmcompat.LSTM`.
+        bias_regularizer: as :class:`lstmcompat.LSTM`.
+        activity_regularizer: as :class:`lstmcompat.LSTM`.
+        kernel_constraint: as :class:`lstmcompat.LSTM`.
+        recurrent_constraint: as :class:`lstmcompat.LSTM`.
+        bias_constraint: as :class:`lstmcompat.LSTM`.
+        return_sequences: as :class:`lstmcompat.LSTM`.
+        return_state: as :class:`lstmcompat.LSTM`.
+        go_backwards: as :class:`lstmcompat.LSTM`.
+        stateful: as :class:`lstmcompat.LSTM`.
+        time_major: as :class:`lstmcompat.LSTM`.
+        input_shape: as Keras; the weights are built at construction when it
+            (or ``batch_input_shape``) gives the feature size.
+        batch_input_shape: as Keras.
+        batch_size: as Keras.
         input_dim: as TensorFlow's base layer (``batch_input_shape`` becomes
             ``(batch_size, input_dim)``: no time axis, nothing is built).
         name: layer name (default ``cu_dnnlstm``, ``cu_dnnlstm_1``, ...).
@@ -126,7 +136,7 @@ class CuDNNLSTM(LSTM):
         ValueError: a mask is passed (``"Masking is not supported for CuDNN
             RNNs."``); otherwise as :class:`lstmcompat.LSTM`.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> layer = lstmcompat.CuDNNLSTM(4, return_sequences=True, input_shape=(None, 3))
         >>> [tuple(w.shape) for w in layer.weights]

@@ -17,7 +17,7 @@ Differences from TensorFlow, by design:
 * ``TruncatedNormal`` samples by the inverse CDF instead of TF's rejection; both give
   the normal distribution restricted to ``[mean - 2 stddev, mean + 2 stddev]``.
 
-Example:
+Examples:
     >>> import torch
     >>> from lstmcompat._keras import initializers
     >>> _ = torch.manual_seed(0)
@@ -676,7 +676,7 @@ def get(identifier: Any) -> InitializerLike | None:
             initializer identifier: 3"``), as tf_keras.
         TypeError: A config with arguments the class does not take.
 
-    Example:
+    Examples:
         >>> get("orthogonal")((8, 32), dtype=torch.float64).shape
         torch.Size([8, 32])
     """

@@ -132,19 +132,26 @@ class LSTM(StreamingModule, torch.nn.Module):
     Args:
         units: positive integer (``int``, NumPy integer or 0-d integer tensor),
             the size of ``h`` and ``c``.
-        activation, recurrent_activation: Keras name, callable, or ``None`` (linear).
+        activation: Keras name, callable, or ``None`` (linear).
+        recurrent_activation: the gates' activation, as ``activation``.
         use_bias: whether the layer has ``bias``.
-        kernel_initializer, recurrent_initializer, bias_initializer: Keras name,
-            ``{"class_name", "config"}`` dict, or callable ``(shape, dtype) -> Tensor``;
-            drawn from torch's global RNG.
+        kernel_initializer: Keras name, ``{"class_name", "config"}`` dict, or
+            callable ``(shape, dtype) -> Tensor``; drawn from torch's global RNG.
+        recurrent_initializer: as ``kernel_initializer``.
+        bias_initializer: as ``kernel_initializer``.
         unit_forget_bias: initialise the forget slice of ``bias`` to ones.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer,
-            activity_regularizer: Keras regularizers (their penalties are in ``losses``).
-        kernel_constraint, recurrent_constraint, bias_constraint: Keras
-            constraints, applied by :func:`lstmcompat.apply_constraints` after an
-            optimizer step (never in forward or ``set_weights``).
-        dropout, recurrent_dropout: variational dropout rates (real numbers),
-            clamped to ``[0, 1]``.
+        kernel_regularizer: Keras regularizer (its penalty is in ``losses``).
+        recurrent_regularizer: as ``kernel_regularizer``.
+        bias_regularizer: as ``kernel_regularizer``.
+        activity_regularizer: as ``kernel_regularizer``, on the outputs.
+        kernel_constraint: Keras constraint, applied by
+            :func:`lstmcompat.apply_constraints` after an optimizer step (never in
+            forward or ``set_weights``).
+        recurrent_constraint: as ``kernel_constraint``.
+        bias_constraint: as ``kernel_constraint``.
+        dropout: variational dropout rate of the inputs (a real number), clamped
+            to ``[0, 1]``.
+        recurrent_dropout: the same, for the recurrent state.
         return_sequences: return the whole output sequence instead of the last output.
         return_state: also return the final ``h`` and ``c`` (a list ``[output, h, c]``).
         go_backwards: process the sequence backwards; the output sequence is in
@@ -153,9 +160,13 @@ class LSTM(StreamingModule, torch.nn.Module):
         unroll: accepted for compatibility; the numerics are identical.
         time_major: inputs (and masks) are ``(time, batch, ...)``.
         implementation: 1 (per-gate dropout masks) or 2 (one shared input mask).
-        input_shape, input_dim, input_length, batch_input_shape, batch_size: as
-            Keras (each dimension ``None`` or a non-negative integer-like); when
-            they give the feature size the weights are built at construction.
+        input_shape: as Keras (each dimension ``None`` or a non-negative
+            integer-like); when it (or ``input_dim``, ``batch_input_shape``)
+            gives the feature size the weights are built at construction.
+        input_dim: as Keras.
+        input_length: as Keras (the time size, with ``input_dim``).
+        batch_input_shape: as Keras.
+        batch_size: as Keras.
         name: layer name (default ``lstm``, ``lstm_1``, ...).
         dtype: ``torch.dtype`` or its name; default float32. Inputs (and
             ``initial_state``) are converted to it. ``torch.nn.Module``'s
@@ -189,7 +200,7 @@ class LSTM(StreamingModule, torch.nn.Module):
             features, no time steps (TF's ``InvalidArgumentError``), states of
             the wrong count, shape or dtype, tensors on the meta device.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> layer = lstmcompat.LSTM(8, return_sequences=True, input_shape=(None, 3))
         >>> layer(torch.zeros(2, 5, 3)).shape

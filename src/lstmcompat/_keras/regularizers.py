@@ -6,7 +6,7 @@ loss (``layer.losses``). As tf_keras, the factors are stored rounded to float32
 0.009999999776482582}`` and the penalty of a float64 weight uses that rounded
 factor too.
 
-Example:
+Examples:
     >>> import torch
     >>> from lstmcompat._keras import regularizers
     >>> float(regularizers.get("l1_l2")(torch.tensor([1.0, -2.0])))  # 0.01*3 + 0.01*5

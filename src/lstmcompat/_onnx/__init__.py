@@ -146,7 +146,7 @@ def export_onnx(module: torch.nn.Module, path: str | Path, example_input: torch.
             masks).
         ImportError: the ``onnx`` package is missing.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat, tempfile, os
         >>> layer = lstmcompat.LSTM(4, input_shape=(None, 3))
         >>> path = os.path.join(tempfile.mkdtemp(), "lstm.onnx")

@@ -60,7 +60,7 @@ class RNNCell(nn.Module):
         reuse: TF's reuse flag for the cell's scope (``True``, ``AUTO_REUSE``).
         **kwargs: ``_reuse`` (TF's spelling of ``reuse``) is accepted.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> class MinimalRNNCell(lstmcompat.RNNCell):
         ...     def __init__(self, units):

@@ -46,7 +46,7 @@ class BasicLSTMCell(LSTMCell):
         kernel: ``(depth + u, 4u)``, gate blocks ``i, j, f, o`` (TF ``kernel``).
         bias: ``(4u,)`` (TF ``bias``), zeros at first.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.BasicLSTMCell(4)
         >>> with lstmcompat.Graph() as g:

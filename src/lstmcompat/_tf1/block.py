@@ -75,7 +75,7 @@ class LSTMBlockCell(LSTMCell):
         bias: ``(4u,)``, zeros at first.
         w_i_diag, w_f_diag, w_o_diag: ``(u,)`` peepholes (``use_peephole``).
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.LSTMBlockCell(4, use_peephole=True, cell_clip=3.0)
         >>> with lstmcompat.Graph() as g:
@@ -138,7 +138,7 @@ class CudnnCompatibleLSTMCell(LSTMBlockCell):
         num_units: number of units ``u``.
         reuse: TF reuse flag for the cell's scope inside a ``Graph``.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cells = lstmcompat.MultiRNNCell([lstmcompat.CudnnCompatibleLSTMCell(4)])
         >>> with lstmcompat.Graph() as g, lstmcompat.variable_scope("cudnn_lstm"):
@@ -184,7 +184,7 @@ class LSTMBlockFusedCell(LSTMBlockCell):
         dtype: weight dtype; ``None``: the first input's dtype.
         name: the layer's name and variable scope (default ``"lstm_fused_cell"``).
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> fused = lstmcompat.LSTMBlockFusedCell(4)
         >>> out, st = fused(torch.randn(6, 2, 3), dtype=torch.float32, sequence_length=[6, 2])

@@ -62,8 +62,9 @@ class LSTMCell(StreamingModule, RNNCellBase):
         proj_clip: clip the projected output to ``[-proj_clip, proj_clip]``
             (any float, as ``cell_clip``). As in TF it applies only together with
             ``num_proj``.
-        num_unit_shards, num_proj_shards: accepted with a ``DeprecationWarning``;
-            they do not change the math (TF partitions the variables).
+        num_unit_shards: accepted with a ``DeprecationWarning``; it does not
+            change the math (TF partitions the variables).
+        num_proj_shards: as ``num_unit_shards``.
         forget_bias: added to the forget gate pre-activation at run time.
         state_is_tuple: states are ``LSTMStateTuple(c, h)``; ``False``: one
             tensor ``[c, h]`` concatenated on axis 1 (``DeprecationWarning``).
@@ -97,7 +98,7 @@ class LSTMCell(StreamingModule, RNNCellBase):
             forward; memory of about one segment for about one more forward pass of
             time; same numbers). Set it on each cell of a ``MultiRNNCell``.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.LSTMCell(4, num_proj=2, use_peepholes=True)
         >>> x = torch.randn(3, 5)

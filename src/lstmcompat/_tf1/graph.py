@@ -87,7 +87,7 @@ class Graph:
     names (``rnn/lstm_cell/kernel``) and follow TF1 reuse rules (see
     :func:`variable_scope`).
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> with lstmcompat.Graph() as g:
         ...     cell = lstmcompat.LSTMCell(4)
@@ -221,7 +221,7 @@ class variable_scope:  # noqa: N801 - TF spelling
         ValueError: an invalid ``reuse`` value, or ``reuse=True`` with only a
             ``default_name``.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> x = torch.zeros(2, 3, 5)
         >>> with lstmcompat.Graph() as g:

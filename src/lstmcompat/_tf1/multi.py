@@ -41,7 +41,7 @@ class MultiRNNCell(RNNCellBase):
             whose state is a tuple.
         TypeError: ``cells`` is not a list or tuple.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> stack = lstmcompat.MultiRNNCell([lstmcompat.LSTMCell(4), lstmcompat.LSTMCell(3)])
         >>> out, states = lstmcompat.dynamic_rnn(stack, torch.randn(2, 5, 6), dtype="float32")

@@ -146,7 +146,8 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
         initial_state: the cell's state structure (``LSTMStateTuple``, a tuple
             for ``MultiRNNCell``, or a concatenated tensor).
         dtype: required when ``initial_state`` is ``None`` (dtype of the zero state).
-        parallel_iterations, swap_memory: accepted for compatibility; no effect.
+        parallel_iterations: accepted for compatibility; no effect.
+        swap_memory: accepted for compatibility; no effect.
         time_major: layout of ``inputs`` and of the returned outputs.
         scope: variable scope (name or captured scope) inside a ``Graph``;
             default ``"rnn"``.
@@ -161,7 +162,7 @@ def dynamic_rnn(cell: RNNCellBase, inputs: Any, sequence_length: Any = None,
             below 3; ``sequence_length`` not a vector of ``batch`` entries (TF's
             ``InvalidArgumentError`` for the size).
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.LSTMCell(4)
         >>> out, st = lstmcompat.dynamic_rnn(cell, torch.randn(2, 5, 3), sequence_length=[5, 2],
@@ -208,7 +209,7 @@ def static_rnn(cell: RNNCellBase, inputs: Sequence[Any], initial_state: State | 
             ``initial_state``, or ``sequence_length`` is not a vector of
             ``batch`` entries.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.LSTMCell(4)
         >>> outs, st = lstmcompat.static_rnn(cell, [torch.randn(2, 3)] * 5, dtype="float32")
@@ -291,7 +292,7 @@ def bidirectional_dynamic_rnn(cell_fw: RNNCellBase, cell_bw: RNNCellBase, inputs
         ValueError: as :func:`dynamic_rnn`, and a length above the number of
             steps (TF's ``reverse_sequence`` ``InvalidArgumentError``).
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> fw, bw = lstmcompat.LSTMCell(3), lstmcompat.LSTMCell(2)
         >>> (of, ob), (sf, sb) = lstmcompat.bidirectional_dynamic_rnn(

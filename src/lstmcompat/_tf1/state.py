@@ -14,7 +14,7 @@ class LSTMStateTuple(NamedTuple):
     ``LSTMStateTuple`` of ints and its states are ``LSTMStateTuple`` s of
     tensors ``(batch, num_units)`` and ``(batch, num_proj or num_units)``.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> s = lstmcompat.LSTMStateTuple(torch.zeros(2, 3), torch.zeros(2, 3))
         >>> s.dtype

@@ -202,10 +202,11 @@ class DropoutWrapper(_Wrapper):
 
     Args:
         cell: the :class:`~lstmcompat.RNNCell` to wrap.
-        input_keep_prob, output_keep_prob, state_keep_prob: keep
-            probabilities: floats in ``(0, 1]`` or scalar tensors (read at each
-            call, so a tensor can be changed in place like a fed placeholder;
-            a tensor always runs the dropout path, as in TF).
+        input_keep_prob: keep probability: a float in ``(0, 1]`` or a scalar
+            tensor (read at each call, so a tensor can be changed in place like a
+            fed placeholder; a tensor always runs the dropout path, as in TF).
+        output_keep_prob: as ``input_keep_prob``, for the outputs.
+        state_keep_prob: as ``input_keep_prob``, for the state.
         variational_recurrent: one mask per sequence (Gal & Ghahramani).
         input_size: the input depth (an int or nested ints); required with
             ``variational_recurrent`` when ``input_keep_prob`` is below 1 or a
@@ -222,7 +223,7 @@ class DropoutWrapper(_Wrapper):
             ``< 0`` or ``> 1``), ``variational_recurrent`` without ``dtype``, or
             without ``input_size`` when the input is dropped.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.DropoutWrapper(lstmcompat.LSTMCell(4), output_keep_prob=0.5)
         >>> out, st = lstmcompat.dynamic_rnn(cell, torch.randn(2, 5, 3), dtype="float32")
@@ -468,7 +469,7 @@ class ResidualWrapper(_Wrapper):
         cell: the :class:`~lstmcompat.RNNCell` to wrap.
         residual_fn: ``(inputs, outputs) -> outputs``; ``None``: their sum.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.ResidualWrapper(lstmcompat.LSTMCell(3))
         >>> out, st = lstmcompat.dynamic_rnn(cell, torch.randn(2, 5, 3), sequence_length=[5, 2],
@@ -564,7 +565,7 @@ class DeviceWrapper(_Wrapper):
             functions are not supported).
         ValueError: the string names no device.
 
-    Example:
+    Examples:
         >>> import torch, lstmcompat
         >>> cell = lstmcompat.DeviceWrapper(lstmcompat.LSTMCell(4), "/cpu:0")
         >>> out, st = lstmcompat.dynamic_rnn(cell, torch.randn(2, 5, 3), dtype="float32")
