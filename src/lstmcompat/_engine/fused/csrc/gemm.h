@@ -5,7 +5,10 @@
 
 #include <ATen/ATen.h>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
+
+#include "activations.h"
 
 #ifdef LSTMCOMPAT_BLAS
 extern "C" {
@@ -58,12 +61,25 @@ using at::Tensor;
 // multiplied in float: the products of two such values are exact in float, so a
 // float GEMM of rounded operands and MKL's bfloat16 GEMM give the same numbers up
 // to the order of the sums.
-inline uint16_t bf16_bits(float v) { return c10::BFloat16(v).x; }
+// The bfloat16 bits of v, rounded to nearest even, NaN kept quiet: what
+// c10::BFloat16(v) (torch's casts) gives, written without a branch so that the
+// conversion loops vectorise.
+LSTMCOMPAT_INLINE uint16_t bf16_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const uint32_t rounded = (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
+  return static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : rounded);
+}
 
 template <typename T>
 inline T round_lowp(int lowp, T v) {
   if constexpr (std::is_same_v<T, float>) {
-    if (lowp == 1) return static_cast<float>(c10::BFloat16(v));
+    if (lowp == 1) {
+      const uint32_t u = static_cast<uint32_t>(bf16_bits(v)) << 16;
+      float r;
+      std::memcpy(&r, &u, 4);
+      return r;
+    }
     if (lowp == 2) return static_cast<float>(c10::Half(v));
   }
   return v;
