@@ -226,6 +226,7 @@ def test_autocast_dtype():
         assert autocast_dtype("cpu", torch.float32) == BF16
         assert autocast_dtype("cpu", torch.float64) is None  # autocast leaves float64 alone
         assert autocast_dtype("cuda", torch.float32) is None
+        assert autocast_dtype("meta", torch.float32) is None  # no autocast there
     with torch.autocast("cpu", dtype=torch.float16):
         assert autocast_dtype("cpu", torch.float32) == torch.float16
 

@@ -35,10 +35,12 @@ def autocast_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype | None:
     ``dtype`` on a ``device_type`` device: the autocast type while ``torch.autocast``
     is enabled for that device type and ``dtype`` is float32 (autocast leaves
     float64 alone, as it does for ``torch.mm``), else ``None``."""
-    if dtype != torch.float32:
+    if dtype != torch.float32 or device_type == "meta":  # autocast has no meta type
         return None
     try:
         enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know
+        return None
     except TypeError:  # torch < 2.4: per-device functions
         enabled = (torch.is_autocast_cpu_enabled() if device_type == "cpu"
                    else torch.is_autocast_enabled() if device_type == "cuda" else False)
