@@ -300,8 +300,6 @@ def test_the_compiled_loop_rounds_as_torch_does():
     ext = _extension.backend()
     if ext is None or not ext.bf16_gemm:
         pytest.skip("no compiled bfloat16 GEMM here")
-    from lstmcompat._engine.fused import _function  # noqa: F401
-
     spec = CellSpec(16, matmul_dtype=BF16)
     g = torch.Generator().manual_seed(0)
     T, B, u = 5, 3, 16

@@ -105,10 +105,11 @@ def run_explained(spec: CellSpec, x: torch.Tensor, w: Weights, h0: torch.Tensor,
     so what is kept for backward is one segment's tensors plus each segment's inputs
     and final state, for about one more forward pass of time (:func:`_segmented`).
     """
-    if checkpoint_steps is not None and (isinstance(checkpoint_steps, bool) or not isinstance(
-            checkpoint_steps, int) or checkpoint_steps <= 0):
-        raise ValueError("`checkpoint_steps` must be a positive int or None, got "
-                         f"{checkpoint_steps!r}.")
+    if checkpoint_steps is not None:
+        if isinstance(checkpoint_steps, bool) or not isinstance(checkpoint_steps, int) \
+                or checkpoint_steps <= 0:
+            raise ValueError("`checkpoint_steps` must be a positive int or None, got "
+                             f"{checkpoint_steps!r}.")
     if checkpoint_steps is not None and not torch.compiler.is_compiling():
         steps = x.shape[1 if batch_first else 0]
         if steps > checkpoint_steps and torch.is_grad_enabled() and any(

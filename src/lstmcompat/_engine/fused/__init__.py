@@ -232,12 +232,11 @@ def fused_step(spec: CellSpec, x: torch.Tensor, w: Weights, h: torch.Tensor,
 
 def _step(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights, h: torch.Tensor,
           c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad
-        for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))
     # the compiled step computes in the weights' type: not for low-precision products
     if backend is not TORCH_BACKEND and spec.matmul_dtype is None and not capturing() \
-            and not grad:
+            and not (torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad
+                for t in (x, w.W, w.R, w.b, h, c, w.w_i, w.w_f, w.w_o, w.P))):
         peep = (torch.stack([w.w_i, w.w_f, w.w_o]) if spec.use_peepholes  # type: ignore
                 else None)
         P = w.P if spec.num_proj is not None else None
