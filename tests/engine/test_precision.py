@@ -202,15 +202,77 @@ def test_products_of_any_layout(layout):
         assert torch.equal(products(a, b, None), a @ b)
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def test_the_compiled_bf16_gemm_is_used_when_built():
     ext = _extension.backend()
     if ext is None:
         pytest.skip("no compiled extension here")
-    # MKL's bfloat16 GEMM is what makes bfloat16 faster on CPU: it is built in
-    # whenever torch exports it.
     from lstmcompat._engine.fused import _build
 
-    assert ext.bf16_gemm == _build._has_bf16_gemm_symbols()
+    # A bfloat16 GEMM is what makes bfloat16 faster on CPU: the build's own on a CPU
+    # with AVX-512 BF16 and no AMX (there MKL's is no faster than its float GEMM),
+    # else MKL's whenever torch exports it.
+    flags = _cpu_flags()
+    own = "avx512_bf16" in flags and "amx_bf16" not in flags
+    assert ("avx512-bf16-gemm" in ext.features()) == own
+    assert ext.bf16_gemm == (own or _build._has_bf16_gemm_symbols())
+
+
+# sizes about the compiled GEMM's edges: tiles of 6 rows and 64 columns (vectors of 16),
+# row blocks of 96, k in pairs and passes of 1024
+GEMM_SIZES = [(1, 1, 1), (2, 3, 5), (6, 2, 16), (7, 17, 33), (13, 64, 65), (97, 31, 129),
+              (5, 1025, 70), (3, 2050, 17), (200, 1, 80)]
+
+
+@pytest.mark.parametrize("M,K,N", GEMM_SIZES)
+@pytest.mark.parametrize("a_layout", ["rows", "transposed", "bf16"])
+@pytest.mark.parametrize("b_layout", ["rows", "transposed", "bf16"])
+def test_the_compiled_bf16_gemm_at_its_edges(M, K, N, a_layout, b_layout):
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        pytest.skip("no compiled bfloat16 GEMM here")
+    g = torch.Generator().manual_seed(M * 1000 + K + N)
+    a = torch.randn(M, K, generator=g)
+    b = torch.randn(K, N, generator=g)
+    # values that round differently in bfloat16, and exact zeros next to large ones
+    a[0, 0] = 1 + 2 ** -8
+    b[-1, -1] = 0.0
+    for name, t in (("a", a_layout), ("b", b_layout)):
+        v = a if name == "a" else b
+        v = v.t().contiguous().t() if t == "transposed" else v.to(BF16) if t == "bf16" else v
+        if name == "a":
+            a = v
+        else:
+            b = v
+    got = ext.ops.mm_bf16(a, b)
+    want = a.to(BF16).double() @ b.to(BF16).double()
+    assert got.dtype == torch.float32 and got.shape == (M, N)
+    scale = want.abs().max().item() + 1e-30
+    assert (got.double() - want).abs().max().item() <= 1e-6 * scale * max(1, K) ** 0.5
+
+
+def test_the_compiled_bf16_gemm_propagates_nan_and_inf():
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        pytest.skip("no compiled bfloat16 GEMM here")
+    a = torch.ones(7, 5)
+    b = torch.ones(5, 20)
+    a[1, 2] = float("nan")
+    a[3, 0] = float("inf")
+    got = ext.ops.mm_bf16(a, b)
+    want = a.to(BF16).float() @ b.to(BF16).float()
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+    assert torch.equal(got[~want.isnan() & ~want.isinf()], want[~want.isnan() & ~want.isinf()])
 
 
 def test_rounding_is_round_to_nearest_even():

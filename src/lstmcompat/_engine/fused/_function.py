@@ -155,9 +155,23 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
     dZl = res.dZ_lowp.view(T * B, 4 * u) if res.dZ_lowp is not None and \
         res.dZ_lowp.numel() else operand(dZ2, md)
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
+    shared_x = dmx is None or dmx.shape[0] == 1
+    shared_h = dmh is None or dmh.shape[0] == 1
+    if md is not None and need.dW and need.dR and shared_x and shared_h:
+        # Low-precision products: dW and dR as one product [x, h_prev]^T dZ (dZ's
+        # operand prepared once; each element's sum is the same as apart)
+        XH = x.new_empty(T, B, D + p)
+        torch.mul(x, dmx[0], out=XH[..., :D]) if dmx is not None else XH[..., :D].copy_(x)
+        XH[0, :, D:] = h0
+        XH[1:, :, D:] = Hs[:-1]
+        if dmh is not None:
+            XH[..., D:] *= dmh[0]
+        dWR = products(XH.view(T * B, D + p).t(), dZl, md)
+        dW, dR = dWR[:D], dWR[D:]
+        need = need._replace(dW=False, dR=False)
     # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
     # each gate has its own input dropout mask.
-    if dmx is None or dmx.shape[0] == 1:
+    if shared_x:
         xm = x if dmx is None else x * dmx[0]
         if need.dW:
             dW = products(xm.reshape(T * B, D).t(), dZl, md)

@@ -100,6 +100,14 @@ inline void bf16_rows(int64_t rows, int64_t cols, const float* src, int64_t lds,
     for (int64_t j = 0; j < cols; ++j) dst[r * ldd + j] = bf16_bits(src[r * lds + j]);
 }
 
+}  // namespace
+}  // namespace lstmcompat
+
+#include "dpbf16.h"
+
+namespace lstmcompat {
+namespace {
+
 // A contiguous copy of the matrix t with its values rounded.
 template <typename T>
 Tensor rounded_copy(int lowp, const Tensor& t) {
@@ -112,11 +120,11 @@ Tensor rounded_copy(int lowp, const Tensor& t) {
   return r;
 }
 
-// Whether lowp products run as MKL bfloat16 GEMMs in this build (else as float
-// GEMMs of rounded operands).
+// Whether lowp products run as bfloat16 GEMMs in this build (AVX-512 BF16's, see
+// dpbf16.h, or MKL's; else as float GEMMs of rounded operands).
 template <typename T>
 constexpr bool bf16_gemm(int lowp) {
-#ifdef LSTMCOMPAT_BF16_GEMM
+#if defined(LSTMCOMPAT_BF16_GEMM) || defined(LSTMCOMPAT_DPBF16)
   return std::is_same_v<T, float> && lowp == 1;
 #else
   return false;
@@ -188,8 +196,15 @@ class RightOperand {
       : M_(M), N_(N), K_(K), tb_(tb), B_(B), ldb_(ldb), lowp_(lowp) {
     if (lowp_ != 0 && M > 0 && N > 0 && K > 0) {
       if (bf16_gemm<T>(lowp_)) {
-        b16_ = at::empty({K * N}, at::TensorOptions().dtype(at::kShort));
         a16_ = at::empty({M * K}, at::TensorOptions().dtype(at::kShort));
+#ifdef LSTMCOMPAT_DPBF16
+        if constexpr (std::is_same_v<T, float>) {
+          dp_ = pack_b16_strided<T>(K, N, B, tb ? 1 : ldb, tb ? ldb : 1);
+          b16_ = dp_.buf;
+          return;
+        }
+#endif
+        b16_ = at::empty({K * N}, at::TensorOptions().dtype(at::kShort));
         uint16_t* b = reinterpret_cast<uint16_t*>(b16_.data_ptr());
         for (int64_t k = 0; k < K; ++k)
           for (int64_t n = 0; n < N; ++n)
@@ -224,7 +239,9 @@ class RightOperand {
   // True when products run as bfloat16 GEMMs (mul_bf16 may be called).
   bool bf16() const { return b16_.defined(); }
   void mul_bf16(const uint16_t* A, int64_t lda, T beta, T* C, int64_t ldc) const {
-#ifdef LSTMCOMPAT_BF16_GEMM
+#ifdef LSTMCOMPAT_DPBF16
+    if constexpr (std::is_same_v<T, float>) dp_gemm(M_, LeftOperand16::rows(A, lda), dp_, beta, C, ldc);
+#elif defined(LSTMCOMPAT_BF16_GEMM)
     if constexpr (std::is_same_v<T, float>) {
       cblas_gemm_bf16bf16f32(kRowMajor, kNoTrans, kNoTrans, M_, N_, K_, 1.0f, A, lda,
                              reinterpret_cast<const uint16_t*>(b16_.data_ptr()), N_, beta, C,
@@ -268,6 +285,9 @@ class RightOperand {
   int64_t ldb_;
   int lowp_;
   Tensor packed_, b16_, a16_, scratch_, bround_;
+#ifdef LSTMCOMPAT_DPBF16
+  PackedB16 dp_;  // op(B) for dp_gemm (b16_ is its storage)
+#endif
 };
 
 }  // namespace

@@ -213,8 +213,11 @@ std::vector<std::string> features() {
 #ifdef LSTMCOMPAT_PACKED_GEMM
   f.emplace_back("mkl-packed-gemm");
 #endif
-#ifdef LSTMCOMPAT_BF16_GEMM
+#if defined(LSTMCOMPAT_BF16_GEMM) || defined(LSTMCOMPAT_DPBF16)
   f.emplace_back("bf16-gemm");
+#endif
+#ifdef LSTMCOMPAT_DPBF16
+  f.emplace_back("avx512-bf16-gemm");
 #endif
 #ifdef _OPENMP
   f.emplace_back("openmp");
@@ -256,8 +259,8 @@ std::vector<Tensor> activation_op(const Tensor& x, const Tensor& g, int64_t code
 }
 
 // a @ b for float or bfloat16 matrices a (M, K) and b (K, N) of any layout with one
-// unit stride, the operands rounded to bfloat16: float (M, N), by MKL's
-// gemm_bf16bf16f32 (AMX / AVX-512 BF16). The low-precision products of
+// unit stride, the operands rounded to bfloat16: float (M, N), by dp_gemm (AVX-512
+// BF16 without AMX) or MKL's gemm_bf16bf16f32 (AMX). The low-precision products of
 // lstmcompat._engine.precision.products.
 Tensor mm_bf16(const Tensor& a, const Tensor& b) {
   TORCH_CHECK(a.device().is_cpu() && b.device().is_cpu(), "mm_bf16: CPU tensors expected");
@@ -270,7 +273,30 @@ Tensor mm_bf16(const Tensor& a, const Tensor& b) {
   Tensor c = at::empty({M, N}, a.options().dtype(at::kFloat));
   if (M == 0 || N == 0) return c;
   if (K == 0) return c.zero_();
-#ifdef LSTMCOMPAT_BF16_GEMM
+#ifdef LSTMCOMPAT_DPBF16
+  {
+    // b packed; a as bfloat16 rows, or packed too when it is a transposed view
+    // (the weight gradients' x^T and h^T: read without a transposed copy)
+    auto pack = [](const Tensor& t, bool transpose, int64_t pw) {
+      const int64_t r = transpose ? t.size(1) : t.size(0), cl = transpose ? t.size(0) : t.size(1);
+      const int64_t rs = transpose ? t.stride(1) : t.stride(0);
+      const int64_t cs = transpose ? t.stride(0) : t.stride(1);
+      if (t.scalar_type() == at::kBFloat16)
+        return pack_b16_strided(r, cl, reinterpret_cast<const uint16_t*>(t.data_ptr()), rs, cs, pw);
+      return pack_b16_strided(r, cl, t.data_ptr<float>(), rs, cs, pw);
+    };
+    const PackedB16 pb = pack(b, false, kDpCols);
+    if (M > 1 && a.stride(0) == 1 && a.stride(1) != 1) {
+      const PackedB16 pa = pack(a, true, kDpRowBlock);
+      dp_gemm_parallel(M, LeftOperand16::packed(pa), pb, c.data_ptr<float>(), N);
+    } else {
+      const Tensor ab = a.to(at::kBFloat16).contiguous();
+      dp_gemm_parallel(M, LeftOperand16::rows(reinterpret_cast<const uint16_t*>(ab.data_ptr()), K),
+                       pb, c.data_ptr<float>(), N);
+    }
+    return c;
+  }
+#elif defined(LSTMCOMPAT_BF16_GEMM)
   auto bf16 = [](const Tensor& t) {
     Tensor r = t.scalar_type() == at::kBFloat16 ? t : t.to(at::kBFloat16);
     return unit_strided(r) ? r : r.contiguous();
