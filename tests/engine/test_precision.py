@@ -378,3 +378,30 @@ def test_the_compiled_loop_rounds_as_torch_does():
     assert got.dtype == BF16 and got.shape == want.shape
     same = (got.view(torch.int16) == want.view(torch.int16)) | (got.isnan() & want.isnan())
     assert bool(same.all())
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_the_lean_compiled_backward_keeps_only_the_bfloat16_dz(mask):
+    # lean (the engine's own calls): no float dZ, db summed by the loop; everything else
+    # exactly as without it
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        pytest.skip("no compiled bfloat16 GEMM here")
+    spec = CellSpec(24, matmul_dtype=BF16)
+    g = torch.Generator().manual_seed(2)
+    T, B, u = 6, 5, 24
+    Z = torch.randn(T, B, 4 * u, generator=g)
+    R = torch.randn(u, 4 * u, generator=g) * 0.3
+    h0, c0 = torch.randn(B, u, generator=g), torch.randn(B, u, generator=g)
+    m = torch.rand(T, B, generator=g) > 0.3 if mask else None
+    fwd = ext.forward_loop(spec, Z, R, h0, c0, None, None, None, m, True)
+    dout = torch.randn(T, B, u, generator=g)
+    args = (spec, Z, fwd.C, fwd.Cpre, fwd.Rpre, c0, R, None, None, None, m, dout,
+            torch.randn(B, u, generator=g), torch.randn(B, u, generator=g))
+    full, lean = ext.backward_loop(*args), ext.backward_loop(*args, lean=True)
+    assert full.dZ.shape == (T, B, 4 * u) and lean.dZ.numel() == 0
+    assert torch.equal(lean.dZ_lowp.view(torch.int16), full.dZ_lowp.view(torch.int16))
+    assert torch.equal(lean.dh0, full.dh0) and torch.equal(lean.dc0, full.dc0)
+    want = full.dZ.double().sum((0, 1))
+    assert lean.db.shape == (4 * u,)
+    assert (lean.db.double() - want).abs().max().item() <= 1e-5 * want.abs().max().item()

@@ -30,6 +30,19 @@ def cpu_bf16_units() -> str:
     return ""
 
 
+def products_by() -> str:
+    """How this build computes the bfloat16 products on CPU, in words."""
+    from .._engine.fused import _extension
+
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        return "float32 GEMMs of the rounded operands (no bfloat16 GEMM in this build)"
+    if "avx512-bf16-gemm" in ext.features():
+        return ("the library's AVX-512 BF16 GEMM (`vdpbf16ps`; on a CPU without AMX, "
+                "MKL's bfloat16 GEMM is no faster than its float32 one)")
+    return "MKL's `gemm_bf16bf16f32` (AMX / AVX-512 BF16)"
+
+
 def bench_precision(rounds: int, log: Callable[[str], None],
                     shapes: list[tuple[int, int, int, int]] | None = None) -> list[dict]:
     """Rows ``{shape, float32, bfloat16, speedup, kernel, max_diff}`` (times: the min over
@@ -80,8 +93,9 @@ def markdown(rows: list[dict]) -> list[str]:
     units = cpu_bf16_units()
     lines = ["", "## Mixed precision (bfloat16 autocast on CPU, Keras default LSTM, "
              "forward + backward)", "",
-             f"CPU bfloat16 units: {units or 'none (no AMX / AVX-512 BF16: no speed-up expected)'}."
-             " Products in bfloat16 (MKL's `gemm_bf16bf16f32`), cell state and pointwise "
+             f"CPU bfloat16 units: {units or 'none (no AMX / AVX-512 BF16: no speed-up expected)'}"
+             f"{'' if 'amx_bf16' in units or not units else ' (this CPU has no AMX)'}."
+             f" Products in bfloat16 by {products_by()}; cell state and pointwise "
              "work in float32; largest output difference relative to float32 in the last "
              "column.", "",
              "| shape (B,T,D,U) | kernel | float32 ms | bfloat16 ms | speed-up | target | met "

@@ -179,12 +179,13 @@ class ExtensionBackend:
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
+                      dhT: torch.Tensor, dcT: torch.Tensor, lean: bool = False
+                      ) -> BackwardResult:
         act, ract = self._codes(spec)
         return BackwardResult(*self.ops.backward(
             Z, C, Cpre, Rpre, c0.contiguous(), _in_place(R), _opt(dmh), _opt(peep), _opt(P),
             mask, dout, dhT, dcT, act, ract, spec.cell_clip, spec.proj_clip,
-            spec.mask_mode == "carry", _LOWP[spec.matmul_dtype]))
+            spec.mask_mode == "carry", _LOWP[spec.matmul_dtype], lean))
 
     def step(self, spec: CellSpec, x: torch.Tensor, W: torch.Tensor, R: torch.Tensor,
              b: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor,

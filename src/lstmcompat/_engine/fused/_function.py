@@ -45,7 +45,8 @@ class Backend(Protocol):
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult: ...
+                      dhT: torch.Tensor, dcT: torch.Tensor, lean: bool = False
+                      ) -> BackwardResult: ...
 
 
 class TorchBackend:
@@ -150,10 +151,14 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
     md = spec.matmul_dtype
     res = run_backward(backend, spec, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
                        dout.contiguous(), dhT.contiguous(), dcT.contiguous())
-    dZ2 = res.dZ.view(T * B, 4 * u)
-    # the operand of the weight-gradient products (the loop's own copy, when it made one)
-    dZl = res.dZ_lowp.view(T * B, 4 * u) if res.dZ_lowp is not None and \
-        res.dZ_lowp.numel() else operand(dZ2, md)
+    # the operand of the weight-gradient products (the loop's own copy, when it made one:
+    # then from a lean backward there is no float dZ, and db comes with it)
+    if res.dZ_lowp is not None and res.dZ_lowp.numel():
+        dZl = res.dZ_lowp.view(T * B, 4 * u)
+        dZ2 = res.dZ.view(T * B, 4 * u) if res.dZ.numel() else None
+    else:
+        dZ2 = res.dZ.view(T * B, 4 * u)
+        dZl = operand(dZ2, md)
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
     shared_x = dmx is None or dmx.shape[0] == 1
     shared_h = dmh is None or dmh.shape[0] == 1
@@ -196,7 +201,7 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
             dR = torch.cat([products((Hprev.view(T, B, p) * dmh[k]).view(T * B, p).t(),
                                      dZl[:, k * u:(k + 1) * u], md) for k in range(4)], dim=1)
     if need.db and has_b:
-        db = dZ2.sum(0)
+        db = dZ2.sum(0) if dZ2 is not None else res.db
     if peep is not None:
         dwi, dwf, dwo = res.dpeep.unbind(0)
     if P is not None and need.dP:

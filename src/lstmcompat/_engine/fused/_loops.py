@@ -122,8 +122,9 @@ def backward_loop(spec: CellSpec, Z: torch.Tensor, C: torch.Tensor, Cpre: torch.
                   Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                   dmh: torch.Tensor | None, peep: torch.Tensor | None, P: torch.Tensor | None,
                   mask: torch.Tensor | None, dout: torch.Tensor, dhT: torch.Tensor,
-                  dcT: torch.Tensor) -> BackwardResult:
-    """Gradients of the recurrence, last step first.
+                  dcT: torch.Tensor, lean: bool = False) -> BackwardResult:
+    """Gradients of the recurrence, last step first (``lean`` is the compiled loop's
+    option; these loops always give ``dZ``).
 
     Returns ``dZ (T, B, 4u)`` (gradient w.r.t. the gate pre-activations; on masked
     steps 0, or NaN where the step is not finite, as in the reference), ``dh0``,

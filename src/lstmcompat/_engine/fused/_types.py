@@ -38,7 +38,8 @@ class ForwardResult(NamedTuple):
 class BackwardResult(NamedTuple):
     """A backward time loop's results (absent tensors are empty)."""
 
-    #: ``(T, B, 4u)``: the gradient w.r.t. the gate pre-activations ``Z``.
+    #: ``(T, B, 4u)``: the gradient w.r.t. the gate pre-activations ``Z`` (empty from a
+    #: ``lean`` backward, which gives ``dZ_lowp`` and ``db`` instead).
     dZ: torch.Tensor
     #: ``(B, p)``, ``(B, u)``: the gradients w.r.t. the initial state.
     dh0: torch.Tensor
@@ -53,6 +54,10 @@ class BackwardResult(NamedTuple):
     #: ``dZ`` in ``spec.matmul_dtype``, when the loop made it (the compiled loop's
     #: bfloat16 copy, which its own products used); else ``None`` or empty.
     dZ_lowp: torch.Tensor | None = None
+    #: ``(4u,)``: the bias gradient, summed by the loop when it kept no float ``dZ``
+    #: (the compiled loop's ``lean`` backward: ``dZ`` is then empty); else ``None`` or
+    #: empty.
+    db: torch.Tensor | None = None
 
 
 class Saved(NamedTuple):

@@ -268,7 +268,9 @@ class TritonBackend:
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,
                       dmh: torch.Tensor | None, peep: torch.Tensor | None,
                       P: torch.Tensor | None, mask: torch.Tensor | None, dout: torch.Tensor,
-                      dhT: torch.Tensor, dcT: torch.Tensor) -> BackwardResult:
+                      dhT: torch.Tensor, dcT: torch.Tensor, lean: bool = False
+                      ) -> BackwardResult:
+        # (lean is the compiled CPU loop's option: dZ is always given here)
         k = self.k
         T, B, u, p, R, dmh, peep, clip, pclip = self._shapes(spec, Z, R, dmh, peep)
         c0, dout = c0.contiguous(), dout.contiguous()

@@ -100,7 +100,13 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   const bool has_pclip = cf.has_pclip, carry = cf.carry, has_clip = cf.has_clip;
   const int nt = threads_for(B, U, Pn);
 
-  Tensor dZ = at::empty({Tn, B, 4 * U}, opts);
+  // lean (with bfloat16 products): dz of each step only in a scratch row block (its
+  // bfloat16 copy is the result) and db summed here, which saves a pass over a
+  // float (T, B, 4U) tensor and the memory of it.
+  const bool lean = cf.lean && bf16_gemm<T>(cf.lowp) && (!dmh || G == 1);
+  Tensor dZ = at::empty({lean ? 1 : Tn, B, 4 * U}, opts);
+  Tensor db_t = lean ? at::zeros({4 * U}, opts) : at::empty({0}, opts);
+  T* dbp = lean ? db_t.data_ptr<T>() : nullptr;
   Tensor empty = at::empty({0}, opts);
   Tensor HU = P ? at::empty({Tn, B, U}, opts) : at::empty({B, U}, opts);
   Tensor dRp = P ? at::empty({Tn, B, Pn}, opts) : empty;
@@ -159,7 +165,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
       const T* cn_all = Cp + s * B * U;
       const T* cprev_all = s == 0 ? c0p : Cp + (s - 1) * B * U;
       const T* dout_s = Dp + s * B * Pn;
-      T* dz = dZp + s * B * 4 * U;
+      T* dz = dZp + (lean ? 0 : s * B * 4 * U);
       // Gradient w.r.t. this step's new h, then w.r.t. it before the clip,
       // for this thread's output features.
       T* dhn = P ? dRpp + s * B * Pn : dhn_all;
@@ -228,6 +234,12 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
           for (int64_t k = 0; k < 4; ++k)
             bf16_rows(1, nu, reinterpret_cast<const float*>(dzr) + k * U, nu,
                       dzb_all + s * B * 4 * U + o4 + k * U, nu);
+        if (lean)
+          for (int64_t k = 0; k < 4; ++k) {
+            T* dbk = dbp + k * U + sl.u0;
+            const T* dzk = dzr + k * U;
+            for (int64_t j = 0; j < nu; ++j) dbk[j] += dzk[j];
+          }
       }
       barrier(nt);  // dh_prev needs all of dz
       // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
@@ -269,7 +281,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   };
   run_threads(nt, body);
   Tensor dh0 = dh_final == dh0_ptr ? dh_t : dhp_t;
-  return {dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep, dzb_t};
+  return {lean ? empty : dZ, dh0, dc_t, P ? HU : empty, dRp, dpeep, dzb_t, db_t};
 }
 
 }  // namespace

@@ -18,6 +18,9 @@ struct Config {
   // Operands of the recurrent products (CellSpec.matmul_dtype): 0 the loop's type,
   // 1 rounded to bfloat16, 2 rounded to float16 (the caller passes R rounded).
   int lowp = 0;
+  // Backward with bfloat16 products (see backward_impl): keep dz only as the
+  // bfloat16 copy the weight gradients read, and sum db in the loop.
+  bool lean = false;
 };
 
 template <typename T> const T* opt_ptr(const c10::optional<Tensor>& t) {

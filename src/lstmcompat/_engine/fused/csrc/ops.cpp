@@ -188,7 +188,8 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
                                    const c10::optional<Tensor>& mask, const Tensor& dout,
                                    const Tensor& dhT, const Tensor& dcT, int64_t act,
                                    int64_t ract, c10::optional<double> clip,
-                                   c10::optional<double> pclip, bool carry, int64_t lowp) {
+                                   c10::optional<double> pclip, bool carry, int64_t lowp,
+                                   bool lean) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &C, &Cpre, &Rpre, &c0, &dout, &dhT, &dcT}, st);
   check_weight(R, st, "R");
@@ -196,6 +197,7 @@ std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tenso
   check_shapes(Z, R, dhT, c0, peep, P);
   Config cf = make_config(Z, R, act, ract, clip, pclip, carry);
   cf.lowp = check_lowp(lowp, st);
+  cf.lean = lean;
   if (st == at::kFloat)
     return by_acts<Bwd, float>(cf.act, cf.ract, cf, Z, C, Cpre, Rpre, c0, R, dmh, peep, P, mask,
                                dout, dhT, dcT);
@@ -405,7 +407,7 @@ TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("backward(Tensor Z, Tensor C, Tensor Cpre, Tensor Rpre, Tensor c0, Tensor R, "
         "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
         "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry, "
-        "int lowp=0) -> Tensor[]");
+        "int lowp=0, bool lean=False) -> Tensor[]");
   m.def("step(Tensor x, Tensor W, Tensor R, Tensor? b, float forget_bias, Tensor h, Tensor c, "
         "Tensor? peep, Tensor? P, int act, int ract, float? cell_clip, float? proj_clip, "
         "int[]? gates=None, bool save=False) -> Tensor[]");
