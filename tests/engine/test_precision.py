@@ -405,3 +405,45 @@ def test_the_lean_compiled_backward_keeps_only_the_bfloat16_dz(mask):
     want = full.dZ.double().sum((0, 1))
     assert lean.db.shape == (4 * u,)
     assert (lean.db.double() - want).abs().max().item() <= 1e-5 * want.abs().max().item()
+
+
+@pytest.mark.parametrize("spec", [
+    CellSpec(20, matmul_dtype=BF16),
+    CellSpec(20, recurrent_activation="hard_sigmoid", forget_bias=1.0, matmul_dtype=BF16),
+    CellSpec(20, use_peepholes=True, cell_clip=0.5, num_proj=12, proj_clip=0.3,
+             mask_mode="zero", matmul_dtype=BF16),
+], ids=["keras", "hard_sigmoid", "tf1_all"])
+@pytest.mark.parametrize("mask", [False, True])
+@pytest.mark.parametrize("save", [False, True])
+def test_the_input_product_in_the_compiled_loop(spec, mask, save):
+    # input_in_loop: each step multiplies [x_s, h] by [W; R] at once; the same numbers as
+    # the separate input product up to the order of the float sums
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        pytest.skip("no compiled bfloat16 GEMM here")
+    assert ext.input_in_loop(spec, torch.float32, None)
+    assert not ext.input_in_loop(spec, torch.float64, None)
+    assert not ext.input_in_loop(spec, torch.float32, torch.ones(1, 2, 3))
+    assert not ext.input_in_loop(CellSpec(20), torch.float32, None)
+    g = torch.Generator().manual_seed(4)
+    T, B, D, u = 7, 5, 9, spec.units
+    p = spec.output_size
+    x = torch.randn(T, B, D, generator=g)
+    W = torch.randn(D, 4 * u, generator=g) * 0.4
+    R = torch.randn(p, 4 * u, generator=g) * 0.4
+    b = torch.randn(4 * u, generator=g)
+    h0, c0 = torch.randn(B, p, generator=g), torch.randn(B, u, generator=g)
+    peep = torch.randn(3, u, generator=g) if spec.use_peepholes else None
+    P = torch.randn(u, p, generator=g) * 0.5 if spec.num_proj else None
+    m = torch.rand(T, B, generator=g) > 0.3 if mask else None
+    Z = products(x.view(T * B, D), W, BF16).view(T, B, 4 * u)
+    Zg = torch.full_like(Z, float("nan"))  # the loop writes every pre-activation
+    want = ext.forward_loop(spec, Z, R, h0, c0, None, peep, P, m, save, b)
+    got = ext.forward_loop(spec, Zg, R, h0, c0, None, peep, P, m, save, b, xw=(x, W))
+    for name, a, w in zip(("Z", *want._fields), (Zg, *got), (Z, *want)):
+        assert a.shape == w.shape, name
+        if w.numel():
+            assert (a - w).abs().max().item() <= 1e-5 * (1 + w.abs().max().item()), name
+    with pytest.raises(RuntimeError, match="x and W"):
+        ext.ops.forward(Z, R, h0, c0, None, None, None, None, 1, 3, None, None, True, False,
+                        None, 1, x, None)

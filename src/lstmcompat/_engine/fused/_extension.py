@@ -164,16 +164,30 @@ class ExtensionBackend:
     def forward_loop(self, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                      c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                      P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                     bias: torch.Tensor | None = None) -> ForwardResult:
+                     bias: torch.Tensor | None = None,
+                     xw: tuple[torch.Tensor, torch.Tensor] | None = None) -> ForwardResult:
+        """The loop; with ``xw = (x, W)`` (where :meth:`input_in_loop`) it also computes
+        the input product, and ``Z`` need hold nothing (it receives the
+        pre-activations)."""
         act, ract = self._codes(spec)
+        x, W = (None, None) if xw is None else (xw[0].contiguous(), _in_place(xw[1]))
         res = self.ops.forward(Z, _in_place(R), h0.contiguous(), c0.contiguous(), _opt(dmh),
                                _opt(peep), _opt(P), mask, act, ract, spec.cell_clip,
                                spec.proj_clip, spec.mask_mode == "carry", save, _opt(bias),
-                               _LOWP[spec.matmul_dtype])
+                               _LOWP[spec.matmul_dtype], x, W)
         res = ForwardResult(*res)
         if save and mask is None:  # the h states are the outputs
             res = res._replace(Hs=res.outputs)
         return res
+
+    def input_in_loop(self, spec: CellSpec, dtype: torch.dtype, dmh: torch.Tensor | None
+                      ) -> bool:
+        """Whether :meth:`forward_loop` takes ``xw``: bfloat16 products with a bfloat16
+        GEMM in this build, float32, no recurrent dropout. Each step then multiplies
+        ``[x_s, h]`` by ``[W; R]`` at once: no separate pass writes the input product
+        of all steps and none reads it back."""
+        return (self.bf16_gemm and spec.matmul_dtype == torch.bfloat16
+                and dtype == torch.float32 and dmh is None)
 
     def backward_loop(self, spec: CellSpec, Z: torch.Tensor, C: torch.Tensor,
                       Cpre: torch.Tensor, Rpre: torch.Tensor, c0: torch.Tensor, R: torch.Tensor,

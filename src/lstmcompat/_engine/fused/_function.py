@@ -95,6 +95,20 @@ def _project(spec: CellSpec, x: torch.Tensor, W: torch.Tensor, dmx: torch.Tensor
     return Z.view(T, B, 4 * u)
 
 
+def _inputs(spec: CellSpec, backend: Backend, x: torch.Tensor, W: torch.Tensor,
+            dmx: torch.Tensor | None, dmh: torch.Tensor | None
+            ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """``(Z, xw)`` for :func:`run_forward`: the input product of all steps, or, where
+    the backend computes it in its loop (``input_in_loop``), fresh memory for the
+    pre-activations and ``(x, W)`` (a shared input dropout mask applied to ``x``)."""
+    fuse = getattr(backend, "input_in_loop", None)
+    if fuse is not None and (dmx is None or dmx.shape[0] == 1) and not capturing() \
+            and fuse(spec, x.dtype, dmh):
+        T, B, _ = x.shape
+        return x.new_empty(T, B, 4 * spec.units), (x if dmx is None else x * dmx[0], W)
+    return _project(spec, x, W, dmx), None
+
+
 def _peep(spec: CellSpec, w_i: Any, w_f: Any, w_o: Any) -> torch.Tensor | None:
     if not spec.use_peepholes:
         return None
@@ -115,9 +129,9 @@ class FusedLSTMFunction(torch.autograd.Function):
                 mask: torch.Tensor | None, spec: CellSpec, backend: Backend
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         peep = _peep(spec, w_i, w_f, w_o)
-        Z = _project(spec, x, W, dmx)
+        Z, xw = _inputs(spec, backend, x, W, dmx, dmh)
         res = run_forward(backend, spec, Z, R, h0, c0, dmh, peep, P, mask, True,
-                          _effective_bias(spec, b, W))
+                          _effective_bias(spec, b, W), xw)
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
         ctx.save_for_backward(*Saved(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, res.C,
@@ -162,15 +176,17 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
     dx = dW = dR = db = dwi = dwf = dwo = dP = None
     shared_x = dmx is None or dmx.shape[0] == 1
     shared_h = dmh is None or dmh.shape[0] == 1
-    if md is not None and need.dW and need.dR and shared_x and shared_h:
+    if md is not None and need.dW and need.dR and shared_x and shared_h \
+            and x.dtype == torch.float32:
         # Low-precision products: dW and dR as one product [x, h_prev]^T dZ (dZ's
-        # operand prepared once; each element's sum is the same as apart)
-        XH = x.new_empty(T, B, D + p)
-        torch.mul(x, dmx[0], out=XH[..., :D]) if dmx is not None else XH[..., :D].copy_(x)
-        XH[0, :, D:] = h0
-        XH[1:, :, D:] = Hs[:-1]
-        if dmh is not None:
-            XH[..., D:] *= dmh[0]
+        # operand prepared once; each element's sum is the same as apart), its left
+        # operand assembled in the low-precision type (each value rounded once, as the
+        # product would round it)
+        XH = x.new_empty(T, B, D + p, dtype=md)
+        XH[..., :D] = x if dmx is None else x * dmx[0]
+        h = Hs[:-1] if dmh is None else Hs[:-1] * dmh[0]
+        XH[0, :, D:] = h0 if dmh is None else h0 * dmh[0]
+        XH[1:, :, D:] = h
         dWR = products(XH.view(T * B, D + p).t(), dZl, md)
         dW, dR = dWR[:D], dWR[D:]
         need = need._replace(dW=False, dR=False)
@@ -292,11 +308,11 @@ def run_sequence(spec: CellSpec, backend: Backend, x: torch.Tensor, w: Weights,
         outputs, h, c = FusedLSTMFunction.apply(*args, spec, backend)
     else:
         with torch.no_grad():
-            Z = _project(spec, x, w.W, dmx)
+            Z, xw = _inputs(spec, backend, x, w.W, dmx, dmh)
             peep = _peep(spec, w.w_i, w.w_f, w.w_o)
             P = w.P if spec.num_proj is not None else None
             res = run_forward(backend, spec, Z, w.R, h0, c0, dmh, peep, P, mask, False,
-                              _effective_bias(spec, w.b, w.W))
+                              _effective_bias(spec, w.b, w.W), xw)
             outputs, h, c = res.outputs, res.h, res.c
     if batch_first:
         outputs = outputs.transpose(0, 1)

@@ -195,9 +195,14 @@ def _opaque() -> bool:
 def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tensor,
                 c0: torch.Tensor, dmh: torch.Tensor | None, peep: torch.Tensor | None,
                 P: torch.Tensor | None, mask: torch.Tensor | None, save: bool,
-                bias: torch.Tensor | None = None) -> ForwardResult:
+                bias: torch.Tensor | None = None,
+                xw: tuple[torch.Tensor, torch.Tensor] | None = None) -> ForwardResult:
     """``backend.forward_loop(...)``, through the custom op while a graph is captured
-    (under ``torch.onnx.export``: as a ``scan``, see :mod:`._scan`)."""
+    (under ``torch.onnx.export``: as a ``scan``, see :mod:`._scan`). ``xw``: the input
+    product in the loop (the compiled backend's option, never while capturing)."""
+    if xw is not None:
+        assert not capturing()
+        return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias, xw=xw)
     if not capturing():
         return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     if torch.onnx.is_in_onnx_export():

@@ -24,16 +24,18 @@ using at::Tensor;
 // and c_prev, writes the pre-activations back into z (peepholes added), the
 // pre-clip cell into cpr, the new cell (post-clip) into cn and o * act(c') into
 // hr. Branch-free so that gcc vectorises it (no clip: bounds are +-inf).
-template <typename T, int A, int RA, bool PEEP, bool ADD = false, bool BIAS = false>
+template <typename T, int A, int RA, bool PEEP, bool ADD = false, bool BIAS = false,
+          bool ZIN = true>
 void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
              const T* __restrict cp, T* __restrict cn, T* __restrict cpr, T* __restrict hr,
              const T* __restrict peep, const T* __restrict zt = nullptr,
              const T* __restrict zb = nullptr) {
   // With ADD, zt holds this step's recurrent term for the n units (gate blocks
   // n apart) and is added to zr first (with BIAS after the bias zb, gate blocks U
-  // apart); the sums are stored back into zr.
+  // apart); the sums are stored back into zr. Without ZIN zr holds nothing yet (the
+  // loop's product includes the input's): zt (+ the bias) is the pre-activation.
   for (int64_t j = 0; j < n; ++j) {
-    T zi = zr[j], zf = zr[U + j], zg = zr[2 * U + j];
+    T zi = ZIN ? zr[j] : T(0), zf = ZIN ? zr[U + j] : T(0), zg = ZIN ? zr[2 * U + j] : T(0);
     if constexpr (ADD) {
       if constexpr (BIAS) {  // (x W + b) + h R, the reference's order
         zi = zi + zb[j];
@@ -58,7 +60,7 @@ void row_fwd(int64_t n, int64_t U, int a, int ra, T lo, T hi, T* __restrict zr,
     const T c2 = clampv(c1, lo, hi);
     cpr[j] = c1;
     cn[j] = c2;
-    T zo = zr[3 * U + j];
+    T zo = ZIN ? zr[3 * U + j] : T(0);
     if constexpr (ADD && BIAS) zo = zo + zb[3 * U + j];
     if constexpr (ADD) zo = zo + zt[3 * n + j];
     if constexpr (PEEP) zo = zo + peep[2 * U + j] * c2;
@@ -73,7 +75,9 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
                                  const c10::optional<Tensor>& peep_t,
                                  const c10::optional<Tensor>& P_t,
                                  const c10::optional<Tensor>& mask_t, bool save,
-                                 const c10::optional<Tensor>& bias_t) {
+                                 const c10::optional<Tensor>& bias_t,
+                                 const c10::optional<Tensor>& x_t = c10::nullopt,
+                                 const c10::optional<Tensor>& W_t = c10::nullopt) {
   const int64_t Tn = cf.T, B = cf.B, U = cf.U, Pn = cf.Pn;
   auto opts = Z.options();
   const Mat<T> Rm = mat_of<T>(R);  // read in place, row-major or transposed
@@ -111,9 +115,16 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   // Low-precision products with MKL's bfloat16 GEMM: the h state is also kept as
   // bfloat16 (a ring of two), each thread converting its slice once.
   const bool share16 = bf16_gemm<T>(lowp) && !dmh;
-  Tensor hb_t = share16 ? at::empty({2, B, Pn}, at::TensorOptions().dtype(at::kBFloat16)) : empty;
+  // With x and W (the caller's choice, with share16 only): the input product in the
+  // loop too, one product [x_s, h] [W; R] per step into zt (Z is only written: the
+  // pre-activations, (x W + h R) + b), and the ring holds [x_s, h] as bfloat16 rows.
+  const bool input = x_t.has_value() && x_t->defined();
+  const int64_t Dn = input ? x_t->size(2) : 0, Kc = Dn + Pn;
+  const T* xp = input ? x_t->data_ptr<T>() : nullptr;
+  const Mat<T> Wm = input ? mat_of<T>(*W_t) : Mat<T>{nullptr, 0, 0};
+  Tensor hb_t = share16 ? at::empty({2, B, Kc}, at::TensorOptions().dtype(at::kBFloat16)) : empty;
   uint16_t* hb = share16 ? reinterpret_cast<uint16_t*>(hb_t.data_ptr()) : nullptr;
-  Tensor Rt_t = pack_r ? at::empty({nt, Pn, 4 * cmax}, opts) : empty;
+  Tensor Rt_t = pack_r ? at::empty({nt, Kc, 4 * cmax}, opts) : empty;
   Tensor zt_t = at::empty({nt, B, 4 * cmax}, opts);
 
   T* Zp = Z.data_ptr<T>();
@@ -144,7 +155,13 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     Mat<T> rk = Rm;
     int64_t kstep = U, c0 = sl.u0;
     if (pack_r) {
-      T* rt = Rt_t.data_ptr<T>() + t * Pn * 4 * cmax;
+      T* rt = Rt_t.data_ptr<T>() + t * Kc * 4 * cmax;
+      if (input)  // W's rows first (this thread's columns of each gate block)
+        for (int64_t d = 0; d < Dn; ++d)
+          for (int64_t k = 0; k < 4; ++k)
+            for (int64_t j = 0; j < nu; ++j)
+              rt[d * 4 * nu + k * nu + j] = *Wm.at(d, k * U + sl.u0 + j);
+      rt += Dn * 4 * nu;
       if (Rm.cs == 1) {
         for (int64_t p = 0; p < Pn; ++p)
           for (int64_t k = 0; k < 4; ++k)
@@ -156,18 +173,28 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t p = 0; p < Pn; ++p) rt[p * 4 * nu + k * nu + j] = src[p * Rm.rs];
           }
       }
+      rt -= Dn * 4 * nu;
       if (lowp != 0)  // the operand's values rounded (the packed copy is this thread's)
-        for (int64_t e = 0; e < Pn * 4 * nu; ++e) rt[e] = round_lowp<T>(lowp, rt[e]);
-      rk = Mat<T>{rt, 4 * nu, 1};
+        for (int64_t e = 0; e < Kc * 4 * nu; ++e) rt[e] = round_lowp<T>(lowp, rt[e]);
+      rk = Mat<T>{rt + Dn * 4 * nu, 4 * nu, 1};
       kstep = nu;
       c0 = 0;
     }
     std::optional<RightOperand<T>> rop;  // all four gates' columns in one product
-    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Pn, false, rk.p, rk.rs, lowp);
+    if (pack_r && (!dmh || G == 1))
+      rop.emplace(B, 4 * nu, Kc, false, rk.p - Dn * 4 * nu, rk.rs, lowp);
+    // this thread's rows of each x_s in the ring
+    const int64_t xr0 = t * B / nt, xr1 = (t + 1) * B / nt;
+    auto put_x = [&](int64_t s) {
+      for (int64_t b = xr0; b < xr1; ++b)
+        bf16_rows(1, Dn, reinterpret_cast<const float*>(xp) + (s * B + b) * Dn, Dn,
+                  hb + (s % 2) * B * Kc + b * Kc, Dn);
+    };
     if (share16) {
       for (int64_t b = 0; b < B; ++b)
-        bf16_rows(1, nq, reinterpret_cast<const float*>(h0p) + b * Pn + q0, nq, hb + b * Pn + q0,
-                  nq);
+        bf16_rows(1, nq, reinterpret_cast<const float*>(h0p) + b * Pn + q0, nq,
+                  hb + b * Kc + Dn + q0, nq);
+      if (input && Tn > 0) put_x(0);
       barrier(nt);
     }
     for (int64_t s = 0; s < Tn; ++s) {
@@ -186,7 +213,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             hk = hin;
           }
           if (share16)
-            rop->mul_bf16(hb + (s % 2) * B * Pn, Pn, T(0), zt, 4 * nu);
+            rop->mul_bf16(hb + (s % 2) * B * Kc, Kc, T(0), zt, 4 * nu);
           else if (rop)
             rop->mul(hk, Pn, T(0), zt, 4 * nu);
           else
@@ -207,18 +234,21 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
           const T* ztb = zt + b * 4 * nu;
           T* zr = z + o4;
           const T* pe = peep ? peep + sl.u0 : nullptr;
+          // (with input, Z holds nothing yet: ZIN false)
+#define LSTMCOMPAT_ROW_FWD(PEEP, BIAS)                                                       \
+  (input ? row_fwd<T, A, RA, PEEP, true, BIAS, false>                                        \
+         : row_fwd<T, A, RA, PEEP, true, BIAS, true>)(nu, U, cf.act, cf.ract, lo, hi, zr,    \
+                                                      c_prev + o1, c_next + o1, cpre + o1,   \
+                                                      hu + o1, pe, ztb, zb)
           if (peep && bias)
-            row_fwd<T, A, RA, true, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
-                                                c_next + o1, cpre + o1, hu + o1, pe, ztb, zb);
+            LSTMCOMPAT_ROW_FWD(true, true);
           else if (peep)
-            row_fwd<T, A, RA, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
-                                          c_next + o1, cpre + o1, hu + o1, pe, ztb);
+            LSTMCOMPAT_ROW_FWD(true, false);
           else if (bias)
-            row_fwd<T, A, RA, false, true, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
-                                                 c_next + o1, cpre + o1, hu + o1, pe, ztb, zb);
+            LSTMCOMPAT_ROW_FWD(false, true);
           else
-            row_fwd<T, A, RA, false, true>(nu, U, cf.act, cf.ract, lo, hi, zr, c_prev + o1,
-                                           c_next + o1, cpre + o1, hu + o1, pe, ztb);
+            LSTMCOMPAT_ROW_FWD(false, false);
+#undef LSTMCOMPAT_ROW_FWD
         }
       }
       const T* r = hu;
@@ -253,8 +283,9 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
         }
         if (share16)
           bf16_rows(1, nq, reinterpret_cast<const float*>(hr), nq,
-                    hb + ((s + 1) % 2) * B * Pn + b * Pn + q0, nq);
+                    hb + ((s + 1) % 2) * B * Kc + b * Kc + Dn + q0, nq);
       }
+      if (input && s + 1 < Tn) put_x(s + 1);
       barrier(nt);  // the next step's GEMM reads all of h_next
     }
   };

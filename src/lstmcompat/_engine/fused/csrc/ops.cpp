@@ -161,9 +161,23 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
                                   const c10::optional<Tensor>& mask, int64_t act, int64_t ract,
                                   c10::optional<double> clip, c10::optional<double> pclip,
                                   bool carry, bool save, const c10::optional<Tensor>& bias,
-                                  int64_t lowp) {
+                                  int64_t lowp, const c10::optional<Tensor>& x,
+                                  const c10::optional<Tensor>& W) {
   const auto st = Z.scalar_type();
   check_inputs({&Z, &h0, &c0}, st);
+  // x and W: the input product is computed in the loop (Z is then only written)
+  const bool input = x.has_value() && x->defined();
+  TORCH_CHECK(input == (W.has_value() && W->defined()), "forward: x and W go together");
+  if (input) {
+    TORCH_CHECK(lowp == 1 && bf16_gemm<float>(1) && st == at::kFloat && !dmh.has_value(),
+                "forward: x and W (the input product in the loop) need bfloat16 products "
+                "and no recurrent dropout");
+    check_inputs({&*x}, st);
+    check_weight(*W, st, "W");
+    TORCH_CHECK(x->dim() == 3 && x->size(0) == Z.size(0) && x->size(1) == Z.size(1) &&
+                    W->size(0) == x->size(2) && W->size(1) == Z.size(2),
+                "forward: x (T, B, D) and W (D, 4u) expected");
+  }
   check_weight(R, st, "R");
   check_opt(bias, st);
   if (bias.has_value() && bias->defined())
@@ -174,10 +188,10 @@ std::vector<Tensor> fused_forward(Tensor Z, const Tensor& R, const Tensor& h0, c
   cf.lowp = check_lowp(lowp, st);
   if (st == at::kFloat)
     return by_acts<Fwd, float>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
-                               bias);
+                               bias, x, W);
   TORCH_CHECK(st == at::kDouble, "lstmcompat fused: float32 or float64 expected");
   return by_acts<Fwd, double>(cf.act, cf.ract, cf, Z, R, h0, c0, dmh, peep, P, mask, save,
-                              bias);
+                              bias, x, W);
 }
 
 std::vector<Tensor> fused_backward(const Tensor& Z, const Tensor& C, const Tensor& Cpre,
@@ -403,7 +417,8 @@ std::vector<Tensor> step_op(const Tensor& x, const Tensor& W, const Tensor& R,
 TORCH_LIBRARY(lstmcompat_fused, m) {
   m.def("forward(Tensor(a!) Z, Tensor R, Tensor h0, Tensor c0, Tensor? dmh, Tensor? peep, "
         "Tensor? P, Tensor? mask, int act, int ract, float? cell_clip, float? proj_clip, "
-        "bool carry, bool save, Tensor? bias=None, int lowp=0) -> Tensor[]");
+        "bool carry, bool save, Tensor? bias=None, int lowp=0, Tensor? x=None, Tensor? W=None) "
+        "-> Tensor[]");
   m.def("backward(Tensor Z, Tensor C, Tensor Cpre, Tensor Rpre, Tensor c0, Tensor R, "
         "Tensor? dmh, Tensor? peep, Tensor? P, Tensor? mask, Tensor dout, Tensor dhT, "
         "Tensor dcT, int act, int ract, float? cell_clip, float? proj_clip, bool carry, "
