@@ -440,10 +440,17 @@ def test_the_input_product_in_the_compiled_loop(spec, mask, save):
     Zg = torch.full_like(Z, float("nan"))  # the loop writes every pre-activation
     want = ext.forward_loop(spec, Z, R, h0, c0, None, peep, P, m, save, b)
     got = ext.forward_loop(spec, Zg, R, h0, c0, None, peep, P, m, save, b, xw=(x, W))
-    for name, a, w in zip(("Z", *want._fields), (Zg, *got), (Z, *want)):
+    assert want.XH is None
+    for name, a, w in zip(("Z", *want._fields[:7]), (Zg, *got[:7]), (Z, *want[:7])):
         assert a.shape == w.shape, name
         if w.numel():
             assert (a - w).abs().max().item() <= 1e-5 * (1 + w.abs().max().item()), name
+    if not save:
+        assert got.XH is None
+    else:  # the kept left operands: [x_s, h_{s-1}] in bfloat16, as torch casts them
+        Hs = got.Hs if got.Hs.numel() else got.outputs
+        hprev = torch.cat([h0.unsqueeze(0), Hs[:-1]])
+        assert torch.equal(got.XH, torch.cat([x, hprev], dim=2).to(BF16))
     with pytest.raises(RuntimeError, match="x and W"):
         ext.ops.forward(Z, R, h0, c0, None, None, None, None, 1, 3, None, None, True, False,
                         None, 1, x, None)

@@ -135,7 +135,8 @@ class FusedLSTMFunction(torch.autograd.Function):
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
         ctx.save_for_backward(*Saved(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, res.C,
-                                     res.Cpre, res.Hs, res.Rpre))
+                                     res.Cpre, res.Hs, res.Rpre,
+                                     res.XH if res.XH is not None and res.XH.numel() else None))
         return res.outputs, res.h, res.c
 
     @staticmethod
@@ -152,7 +153,7 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
            ) -> Grads:
     """The backward of the recurrence from what the forward ``saved`` and the gradients
     w.r.t. its outputs (``None``: zero); ``need`` says which gradients are wanted."""
-    x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre = saved
+    x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, C, Cpre, Hs, Rpre, XH = saved
     u = spec.units
     T, B, D = x.shape
     p = R.shape[0]
@@ -180,13 +181,14 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
             and x.dtype == torch.float32:
         # Low-precision products: dW and dR as one product [x, h_prev]^T dZ (dZ's
         # operand prepared once; each element's sum is the same as apart), its left
-        # operand assembled in the low-precision type (each value rounded once, as the
-        # product would round it)
-        XH = x.new_empty(T, B, D + p, dtype=md)
-        XH[..., :D] = x if dmx is None else x * dmx[0]
-        h = Hs[:-1] if dmh is None else Hs[:-1] * dmh[0]
-        XH[0, :, D:] = h0 if dmh is None else h0 * dmh[0]
-        XH[1:, :, D:] = h
+        # operand in the low-precision type (each value rounded once, as the product
+        # would round it): the forward loop's own when it kept it
+        if XH is None or XH.dtype != md:
+            XH = x.new_empty(T, B, D + p, dtype=md)
+            XH[..., :D] = x if dmx is None else x * dmx[0]
+            h = Hs[:-1] if dmh is None else Hs[:-1] * dmh[0]
+            XH[0, :, D:] = h0 if dmh is None else h0 * dmh[0]
+            XH[1:, :, D:] = h
         dWR = products(XH.view(T * B, D + p).t(), dZl, md)
         dW, dR = dWR[:D], dWR[D:]
         need = need._replace(dW=False, dR=False)

@@ -136,7 +136,8 @@ def forward_loop(backend: str, Z: torch.Tensor, R: torch.Tensor, h0: torch.Tenso
                  None if P is None else P.shape[1], proj_clip, carry, clip_gradient, matmul)
     res = backend_named(backend).forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
     res = res._replace(Hs=Z.new_empty(0)) if res.Hs is res.outputs else res
-    return _unaliased(res, (Z, R, h0, c0, dmh, peep, P, mask, bias))  # type: ignore
+    # (the seven results: XH comes only with the input product in the loop, never here)
+    return _unaliased(tuple(res)[:7], (Z, R, h0, c0, dmh, peep, P, mask, bias))  # type: ignore
 
 
 @forward_loop.register_fake

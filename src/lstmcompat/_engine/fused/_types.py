@@ -33,6 +33,11 @@ class ForwardResult(NamedTuple):
     Hs: torch.Tensor
     #: ``(T, B, p)``, only when saving with ``proj_clip``: the output before the clip.
     Rpre: torch.Tensor
+    #: ``(T, B, D + p)`` in the products' low-precision type, when saving with the
+    #: input product in the loop: each step's left operand ``[x_s, h_{s-1}]`` (the
+    #: weight gradients' operand ``[x, h_prev]``, as the products rounded it); else
+    #: ``None``.
+    XH: torch.Tensor | None = None
 
 
 class BackwardResult(NamedTuple):
@@ -79,6 +84,8 @@ class Saved(NamedTuple):
     Cpre: torch.Tensor
     Hs: torch.Tensor
     Rpre: torch.Tensor
+    #: :attr:`ForwardResult.XH` (``None`` when the forward made none).
+    XH: torch.Tensor | None = None
 
 
 class Grads(NamedTuple):

@@ -122,7 +122,12 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   const int64_t Dn = input ? x_t->size(2) : 0, Kc = Dn + Pn;
   const T* xp = input ? x_t->data_ptr<T>() : nullptr;
   const Mat<T> Wm = input ? mat_of<T>(*W_t) : Mat<T>{nullptr, 0, 0};
-  Tensor hb_t = share16 ? at::empty({2, B, Kc}, at::TensorOptions().dtype(at::kBFloat16)) : empty;
+  // Saving, the ring keeps every step's row block ([x_s, h_{s-1}]: the weight
+  // gradients' left operand, returned as XH).
+  const bool keep16 = input && save;
+  const int64_t slots = keep16 ? std::max<int64_t>(Tn, 1) : 2;
+  Tensor hb_t = share16 ? at::empty({slots, B, Kc}, at::TensorOptions().dtype(at::kBFloat16))
+                        : empty;
   uint16_t* hb = share16 ? reinterpret_cast<uint16_t*>(hb_t.data_ptr()) : nullptr;
   Tensor Rt_t = pack_r ? at::empty({nt, Kc, 4 * cmax}, opts) : empty;
   Tensor zt_t = at::empty({nt, B, 4 * cmax}, opts);
@@ -188,7 +193,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     auto put_x = [&](int64_t s) {
       for (int64_t b = xr0; b < xr1; ++b)
         bf16_rows(1, Dn, reinterpret_cast<const float*>(xp) + (s * B + b) * Dn, Dn,
-                  hb + (s % 2) * B * Kc + b * Kc, Dn);
+                  hb + (s % slots) * B * Kc + b * Kc, Dn);
     };
     if (share16) {
       for (int64_t b = 0; b < B; ++b)
@@ -213,7 +218,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             hk = hin;
           }
           if (share16)
-            rop->mul_bf16(hb + (s % 2) * B * Kc, Kc, T(0), zt, 4 * nu);
+            rop->mul_bf16(hb + (s % slots) * B * Kc, Kc, T(0), zt, 4 * nu);
           else if (rop)
             rop->mul(hk, Pn, T(0), zt, 4 * nu);
           else
@@ -281,9 +286,9 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
           else
             std::memset(o, 0, sizeof(T) * nq);
         }
-        if (share16)
+        if (share16 && !(keep16 && s + 1 == Tn))  // (kept: no slot after the last)
           bf16_rows(1, nq, reinterpret_cast<const float*>(hr), nq,
-                    hb + ((s + 1) % 2) * B * Kc + b * Kc + Dn + q0, nq);
+                    hb + ((s + 1) % slots) * B * Kc + b * Kc + Dn + q0, nq);
       }
       if (input && s + 1 < Tn) put_x(s + 1);
       barrier(nt);  // the next step's GEMM reads all of h_next
@@ -294,6 +299,8 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   Tensor hT = Tn == 0 ? h0.clone() : (hs_ring ? Hs[last % 2] : Hs[last]).clone();
   Tensor cT = Tn == 0 ? c0.clone() : (c_ring ? C[last % 2] : C[last]).clone();
   if (!save) return {outputs, hT, cT, empty, empty, empty, empty};
+  if (keep16) return {outputs, hT, cT, C, cf.has_clip ? Cpre : empty, mask ? Hs : empty, Rpre,
+                      hb_t};
   return {outputs, hT, cT, C, cf.has_clip ? Cpre : empty, mask ? Hs : empty, Rpre};
 }
 
