@@ -202,6 +202,14 @@ def test_products_of_any_layout(layout):
         assert torch.equal(products(a, b, None), a @ b)
 
 
+def _compiled_bf16():
+    """The compiled backend, when it has a bfloat16 GEMM (else the test is skipped)."""
+    ext = _extension.backend()
+    if ext is None or not ext.bf16_gemm:
+        pytest.skip("no compiled bfloat16 GEMM here")
+    return ext
+
+
 def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
@@ -238,9 +246,7 @@ GEMM_SIZES = [(1, 1, 1), (2, 3, 5), (6, 2, 16), (7, 17, 33), (13, 64, 65), (97, 
 @pytest.mark.parametrize("a_layout", ["rows", "transposed", "bf16"])
 @pytest.mark.parametrize("b_layout", ["rows", "transposed", "bf16"])
 def test_the_compiled_bf16_gemm_at_its_edges(M, K, N, a_layout, b_layout):
-    ext = _extension.backend()
-    if ext is None or not ext.bf16_gemm:
-        pytest.skip("no compiled bfloat16 GEMM here")
+    ext = _compiled_bf16()
     g = torch.Generator().manual_seed(M * 1000 + K + N)
     a = torch.randn(M, K, generator=g)
     b = torch.randn(K, N, generator=g)
@@ -262,9 +268,7 @@ def test_the_compiled_bf16_gemm_at_its_edges(M, K, N, a_layout, b_layout):
 
 
 def test_the_compiled_bf16_gemm_propagates_nan_and_inf():
-    ext = _extension.backend()
-    if ext is None or not ext.bf16_gemm:
-        pytest.skip("no compiled bfloat16 GEMM here")
+    ext = _compiled_bf16()
     a = torch.ones(7, 5)
     b = torch.ones(5, 20)
     a[1, 2] = float("nan")
@@ -359,9 +363,7 @@ def test_cuda_autocast_matches_the_reference(dtype):
 def test_the_compiled_loop_rounds_as_torch_does():
     # The compiled backward returns its bfloat16 copy of dZ (the operand of the weight
     # gradients): the same bits as torch's cast, NaN and infinities included.
-    ext = _extension.backend()
-    if ext is None or not ext.bf16_gemm:
-        pytest.skip("no compiled bfloat16 GEMM here")
+    ext = _compiled_bf16()
     spec = CellSpec(16, matmul_dtype=BF16)
     g = torch.Generator().manual_seed(0)
     T, B, u = 5, 3, 16
@@ -384,9 +386,7 @@ def test_the_compiled_loop_rounds_as_torch_does():
 def test_the_lean_compiled_backward_keeps_only_the_bfloat16_dz(mask):
     # lean (the engine's own calls): no float dZ, db summed by the loop; everything else
     # exactly as without it
-    ext = _extension.backend()
-    if ext is None or not ext.bf16_gemm:
-        pytest.skip("no compiled bfloat16 GEMM here")
+    ext = _compiled_bf16()
     spec = CellSpec(24, matmul_dtype=BF16)
     g = torch.Generator().manual_seed(2)
     T, B, u = 6, 5, 24
@@ -418,9 +418,7 @@ def test_the_lean_compiled_backward_keeps_only_the_bfloat16_dz(mask):
 def test_the_input_product_in_the_compiled_loop(spec, mask, save):
     # input_in_loop: each step multiplies [x_s, h] by [W; R] at once; the same numbers as
     # the separate input product up to the order of the float sums
-    ext = _extension.backend()
-    if ext is None or not ext.bf16_gemm:
-        pytest.skip("no compiled bfloat16 GEMM here")
+    ext = _compiled_bf16()
     assert ext.input_in_loop(spec, torch.float32, None)
     assert not ext.input_in_loop(spec, torch.float64, None)
     assert not ext.input_in_loop(spec, torch.float32, torch.ones(1, 2, 3))
