@@ -460,20 +460,21 @@ def run(args: argparse.Namespace) -> int:
     rows = bench_shapes(shapes, args.rounds, log)
     log("streaming ...")
     stream = bench_streaming(args.rounds, steps=args.stream_steps)
+    precision = []
+    if not args.no_precision:
+        from lstmcompat.bench.precision import bench_precision
+
+        log("mixed precision (bfloat16 autocast) ...")
+        # before the deployment rows (torch.compile's workers and onnxruntime's threads
+        # slow what runs after them); three times the rounds: a step is short, and its
+        # min over rounds is what the 2x target is read from
+        precision = bench_precision(3 * args.rounds, log)
     deploy = []
     if not args.no_deploy:
         from lstmcompat.bench.deploy import bench_deploy
 
         log("deployment (onnxruntime, torch.compile) ...")
         deploy = bench_deploy(DEPLOY_SHAPE, args.rounds, log)
-    precision = []
-    if not args.no_precision:
-        from lstmcompat.bench.precision import bench_precision
-
-        log("mixed precision (bfloat16 autocast) ...")
-        # three times the rounds: a step is short, and its min over rounds is what the
-        # 2x target is read from
-        precision = bench_precision(3 * args.rounds, log)
     long = []
     if not args.no_long:
         from lstmcompat.bench.long import bench_long

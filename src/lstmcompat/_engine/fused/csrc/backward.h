@@ -234,13 +234,22 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
           for (int64_t k = 0; k < 4; ++k)
             bf16_rows(1, nu, reinterpret_cast<const float*>(dzr) + k * U, nu,
                       dzb_all + s * B * 4 * U + o4 + k * U, nu);
-        if (lean)
-          for (int64_t k = 0; k < 4; ++k) {
-            T* dbk = dbp + k * U + sl.u0;
-            const T* dzk = dzr + k * U;
-            for (int64_t j = 0; j < nu; ++j) dbk[j] += dzk[j];
-          }
       }
+      if (lean)  // db += this step's column sums of dz (the thread's units), 64 at a time
+        for (int64_t k = 0; k < 4; ++k)
+          for (int64_t j0 = 0; j0 < nu; j0 += 64) {
+            const int64_t w = std::min<int64_t>(64, nu - j0);
+            T acc[64] = {};
+            for (int64_t b = 0; b < B; ++b) {
+              const T* dzk = dz + b * 4 * U + k * U + sl.u0 + j0;
+              if (w == 64)
+                for (int j = 0; j < 64; ++j) acc[j] += dzk[j];
+              else
+                for (int64_t j = 0; j < w; ++j) acc[j] += dzk[j];
+            }
+            T* dbk = dbp + k * U + sl.u0 + j0;
+            for (int64_t j = 0; j < w; ++j) dbk[j] += acc[j];
+          }
       barrier(nt);  // dh_prev needs all of dz
       // dh_prev = dz R^T (times the recurrent dropout mask), this thread's features.
       if (nq > 0) {
