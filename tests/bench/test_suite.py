@@ -109,3 +109,5 @@ def test_precision_rows_time_both_types():
     assert r["speedup"] == r["float32"] / r["bfloat16"] and r["max_diff"] < 5e-2
     md = markdown(rows)
     assert md[1].startswith("## Mixed precision") and "| (2, 5, 3, 8) |" in md[-1]
+    # the section says which bfloat16 units the CPU has and what computed the products
+    assert md[3].startswith("CPU bfloat16 units: ") and "Products in bfloat16 by " in md[3]
