@@ -46,6 +46,9 @@ def test_scan_loop_equals_the_pure_pytorch_loop(name, save, mask, dropout):
     want = _loops.forward_loop(spec, want_Z, save=save, **kw)
     got = _scan.forward_loop(spec, got_Z, save=save, **kw)
     for field, a, b in zip(want._fields, got, want):
+        if b is None:  # XH: only the compiled loop keeps it (bfloat16 products)
+            assert a is None, field
+            continue
         assert a.shape == b.shape, field
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=field)
     if save:  # the gate pre-activations, as backward reads them
