@@ -135,8 +135,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         ctx.spec, ctx.backend = spec, backend
         ctx.has_b = b is not None
         ctx.save_for_backward(*Saved(x, W, R, h0, c0, peep, P, dmx, dmh, mask, Z, res.C,
-                                     res.Cpre, res.Hs, res.Rpre,
-                                     res.XH if res.XH is not None and res.XH.numel() else None))
+                                     res.Cpre, res.Hs, res.Rpre, res.XH))
         return res.outputs, res.h, res.c
 
     @staticmethod
@@ -183,7 +182,7 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
         # operand prepared once; each element's sum is the same as apart), its left
         # operand in the low-precision type (each value rounded once, as the product
         # would round it): the forward loop's own when it kept it
-        if XH is None or XH.dtype != md:
+        if XH is None:
             XH = x.new_empty(T, B, D + p, dtype=md)
             XH[..., :D] = x if dmx is None else x * dmx[0]
             h = Hs[:-1] if dmh is None else Hs[:-1] * dmh[0]
@@ -195,8 +194,8 @@ def _grads(spec: CellSpec, backend: Backend, need: Grads, has_b: bool, saved: Sa
     # Input side: dW = x^T dZ and dx = dZ W^T, gate block by gate block when
     # each gate has its own input dropout mask.
     if shared_x:
-        xm = x if dmx is None else x * dmx[0]
         if need.dW:
+            xm = x if dmx is None else x * dmx[0]
             dW = products(xm.reshape(T * B, D).t(), dZl, md)
         if need.dx:
             dx = products(dZl, W.t(), md).view(T, B, D)

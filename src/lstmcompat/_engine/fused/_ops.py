@@ -201,11 +201,10 @@ def run_forward(backend, spec: CellSpec, Z: torch.Tensor, R: torch.Tensor, h0: t
     """``backend.forward_loop(...)``, through the custom op while a graph is captured
     (under ``torch.onnx.export``: as a ``scan``, see :mod:`._scan`). ``xw``: the input
     product in the loop (the compiled backend's option, never while capturing)."""
-    if xw is not None:
-        assert not capturing()
-        return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias, xw=xw)
     if not capturing():
-        return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias)
+        kw = {} if xw is None else {"xw": xw}  # (other backends take no xw)
+        return backend.forward_loop(spec, Z, R, h0, c0, dmh, peep, P, mask, save, bias, **kw)
+    assert xw is None
     if torch.onnx.is_in_onnx_export():
         # An ONNX graph runs no backward: nothing is saved (the saved tensors would be
         # more outputs of the ONNX Scan, computed at every step and never read).

@@ -100,10 +100,14 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   const bool has_pclip = cf.has_pclip, carry = cf.carry, has_clip = cf.has_clip;
   const int nt = threads_for(B, U, Pn);
 
-  // lean (with bfloat16 products): dz of each step only in a scratch row block (its
-  // bfloat16 copy is the result) and db summed here, which saves a pass over a
-  // float (T, B, 4U) tensor and the memory of it.
-  const bool lean = cf.lean && bf16_gemm<T>(cf.lowp) && (!dmh || G == 1);
+  // Low-precision products (see forward_impl): with a bfloat16 GEMM (share16), dz is
+  // also kept as bfloat16 (returned: the weight-gradient products read it), each
+  // thread converting its units once; per-gate masks round each gate block of dz
+  // into a thread's scratch. lean (the engine's own calls): dz of each step only in
+  // a scratch row block (its bfloat16 copy is the result) and db summed here, which
+  // saves a pass over a float (T, B, 4U) tensor and the memory of it.
+  const bool share16 = bf16_gemm<T>(cf.lowp) && (!dmh || G == 1);
+  const bool lean = cf.lean && share16;
   Tensor dZ = at::empty({lean ? 1 : Tn, B, 4 * U}, opts);
   Tensor db_t = lean ? at::zeros({4 * U}, opts) : at::empty({0}, opts);
   T* dbp = lean ? db_t.data_ptr<T>() : nullptr;
@@ -138,12 +142,7 @@ std::vector<Tensor> backward_impl(const Config& cf, const Tensor& Z, const Tenso
   T* dhu_all = P ? dhu_buf.data_ptr<T>() : nullptr;
   T* tmp_all = G == 4 ? tmp_t.data_ptr<T>() : nullptr;
   T* dh_final = dh0_ptr;
-  // Low-precision products (see forward_impl): with MKL's bfloat16 GEMM, dz is
-  // also kept as bfloat16 (returned: the weight-gradient products read it), each
-  // thread converting its units once; per-gate masks round each gate block of dz
-  // into a thread's scratch.
   const int lowp = cf.lowp;
-  const bool share16 = bf16_gemm<T>(lowp) && (!dmh || G == 1);
   Tensor dzb_t = share16 ? at::empty({Tn, B, 4 * U}, at::TensorOptions().dtype(at::kBFloat16))
                          : empty;
   uint16_t* dzb_all = share16 ? reinterpret_cast<uint16_t*>(dzb_t.data_ptr()) : nullptr;

@@ -45,10 +45,11 @@ struct PackedB16 {
   int64_t K = 0, N = 0, pw = 1;
   int64_t panel() const { return (K + 1) / 2 * 2 * pw; }  // elements per panel
   const uint16_t* data() const { return reinterpret_cast<const uint16_t*>(buf.data_ptr()); }
-  // Where the pair (k, k + 1) of column n is (k even).
-  const uint16_t* at(int64_t k, int64_t n) const {
-    return data() + (n / pw) * panel() + (k / 2) * 2 * pw + (n % pw) * 2;
+  // Where the pair (k, k + 1) of column n is (k even), from data().
+  int64_t offset(int64_t k, int64_t n) const {
+    return (n / pw) * panel() + (k / 2) * 2 * pw + (n % pw) * 2;
   }
+  const uint16_t* at(int64_t k, int64_t n) const { return data() + offset(k, n); }
 };
 
 constexpr int kDpRows = 6;       // rows of a tile (6 x 4 accumulators + 4 B vectors)
@@ -78,10 +79,9 @@ __attribute__((always_inline)) inline __m512i load32_bf16(const float* p) {
 }
 inline uint16_t bits_of(uint16_t v) { return v; }
 inline uint16_t bits_of(float v) { return bf16_bits(v); }
-inline uint16_t bits_of(double v) { return bf16_bits(static_cast<float>(v)); }
 
-// Pack the K x N matrix p (element (k, n) at p[k * rs + n * cs]; float, double or
-// bfloat16 bits) in panels of pw columns (a multiple of 32), on torch's threads.
+// Pack the K x N matrix p (element (k, n) at p[k * rs + n * cs]; float or bfloat16
+// bits) in panels of pw columns (a multiple of 32), on torch's threads.
 template <typename S>
 PackedB16 pack_b16_strided(int64_t K, int64_t N, const S* p, int64_t rs, int64_t cs,
                            int64_t pw = kDpCols) {
@@ -93,7 +93,6 @@ PackedB16 pack_b16_strided(int64_t K, int64_t N, const S* p, int64_t rs, int64_t
   pb.buf = at::empty({std::max<int64_t>(panels * pb.panel(), 1)},
                      at::TensorOptions().dtype(at::kShort));
   uint16_t* d = reinterpret_cast<uint16_t*>(pb.buf.data_ptr());
-  const int64_t pstride = pb.panel();
   const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40,
                                       8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
   const __m512i hi = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56,
@@ -101,21 +100,18 @@ PackedB16 pack_b16_strided(int64_t K, int64_t N, const S* p, int64_t rs, int64_t
                                       48, 16);
   at::parallel_for(0, KP, 16, [&](int64_t k0, int64_t k1) {
     for (int64_t kp = k0; kp < k1; ++kp) {
-      uint16_t* row = d + kp * 2 * pw;  // + (n / pw) * pstride + (n % pw) * 2
-      auto dst = [&](int64_t n) { return row + (n / pw) * pstride + (n % pw) * 2; };
       const int64_t k = 2 * kp;
+      auto dst = [&](int64_t n) { return d + pb.offset(k, n); };
       const bool pair = k + 1 < K;
       int64_t n = 0;
-      if constexpr (!std::is_same_v<S, double>) {
-        if (cs == 1 && pair && pw % 32 == 0) {
-          const S* r0 = p + k * rs;
-          const S* r1 = r0 + rs;
-          for (; n + 32 <= N; n += 32) {  // 32 columns, within one panel
-            const __m512i a = load32_bf16(r0 + n), b = load32_bf16(r1 + n);
-            uint16_t* o = dst(n);
-            _mm512_storeu_si512(o, _mm512_permutex2var_epi16(a, lo, b));
-            _mm512_storeu_si512(o + 32, _mm512_permutex2var_epi16(a, hi, b));
-          }
+      if (cs == 1 && pair && pw % 32 == 0) {
+        const S* r0 = p + k * rs;
+        const S* r1 = r0 + rs;
+        for (; n + 32 <= N; n += 32) {  // 32 columns, within one panel
+          const __m512i a = load32_bf16(r0 + n), b = load32_bf16(r1 + n);
+          uint16_t* o = dst(n);
+          _mm512_storeu_si512(o, _mm512_permutex2var_epi16(a, lo, b));
+          _mm512_storeu_si512(o + 32, _mm512_permutex2var_epi16(a, hi, b));
         }
       }
       for (; n < N; ++n) {

@@ -112,7 +112,7 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
   const int64_t cmax = chunk_of(U, nt);
   const int lowp = cf.lowp;
   const bool pack_r = Tn >= 4 || lowp != 0;  // lowp: the packed copy is rounded
-  // Low-precision products with MKL's bfloat16 GEMM: the h state is also kept as
+  // Low-precision products with a bfloat16 GEMM: the h state is also kept as
   // bfloat16 (a ring of two), each thread converting its slice once.
   const bool share16 = bf16_gemm<T>(lowp) && !dmh;
   // With x and W (the caller's choice, with share16 only): the input product in the
@@ -159,14 +159,15 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
     // Gate block k of this thread's columns of R: columns k * kstep + c0 of rk.
     Mat<T> rk = Rm;
     int64_t kstep = U, c0 = sl.u0;
+    const T* wr = nullptr;  // the packed [W; R] (with input; else R), when packed
     if (pack_r) {
-      T* rt = Rt_t.data_ptr<T>() + t * Kc * 4 * cmax;
+      T* wrt = Rt_t.data_ptr<T>() + t * Kc * 4 * cmax;
       if (input)  // W's rows first (this thread's columns of each gate block)
         for (int64_t d = 0; d < Dn; ++d)
           for (int64_t k = 0; k < 4; ++k)
             for (int64_t j = 0; j < nu; ++j)
-              rt[d * 4 * nu + k * nu + j] = *Wm.at(d, k * U + sl.u0 + j);
-      rt += Dn * 4 * nu;
+              wrt[d * 4 * nu + k * nu + j] = *Wm.at(d, k * U + sl.u0 + j);
+      T* rt = wrt + Dn * 4 * nu;
       if (Rm.cs == 1) {
         for (int64_t p = 0; p < Pn; ++p)
           for (int64_t k = 0; k < 4; ++k)
@@ -178,16 +179,15 @@ std::vector<Tensor> forward_impl(const Config& cf, Tensor Z, const Tensor& R, co
             for (int64_t p = 0; p < Pn; ++p) rt[p * 4 * nu + k * nu + j] = src[p * Rm.rs];
           }
       }
-      rt -= Dn * 4 * nu;
       if (lowp != 0)  // the operand's values rounded (the packed copy is this thread's)
-        for (int64_t e = 0; e < Kc * 4 * nu; ++e) rt[e] = round_lowp<T>(lowp, rt[e]);
-      rk = Mat<T>{rt + Dn * 4 * nu, 4 * nu, 1};
+        for (int64_t e = 0; e < Kc * 4 * nu; ++e) wrt[e] = round_lowp<T>(lowp, wrt[e]);
+      wr = wrt;
+      rk = Mat<T>{rt, 4 * nu, 1};
       kstep = nu;
       c0 = 0;
     }
     std::optional<RightOperand<T>> rop;  // all four gates' columns in one product
-    if (pack_r && (!dmh || G == 1))
-      rop.emplace(B, 4 * nu, Kc, false, rk.p - Dn * 4 * nu, rk.rs, lowp);
+    if (pack_r && (!dmh || G == 1)) rop.emplace(B, 4 * nu, Kc, false, wr, 4 * nu, lowp);
     // this thread's rows of each x_s in the ring
     const int64_t xr0 = t * B / nt, xr1 = (t + 1) * B / nt;
     auto put_x = [&](int64_t s) {

@@ -186,8 +186,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
 // faster at batch 16-64 than a plain sgemm; otherwise it is read in place.
 //
 // With lowp the left operand of each product is rounded first (op(B) must hold
-// rounded values already): with MKL's bfloat16 GEMM, op(B) is kept as bfloat16
-// (converted once) and A converted on each product (mul), or given converted
+// rounded values already): with a bfloat16 GEMM, op(B) is kept as bfloat16
+// (converted once; packed for dp_gemm, see dpbf16.h) and A converted on each
+// product (mul), or given converted
 // (mul_bf16, when the caller shares one conversion among threads).
 template <typename T>
 class RightOperand {
